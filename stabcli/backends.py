@@ -1,0 +1,136 @@
+"""The two ways stabcli evaluates a formula: numpy op by op, and real torch kernels.
+
+A formula in ``formulas.py`` is written once against the small interface below, so the numpy and torch
+evaluations run the very same sequence of operations. What differs is where each operation rounds:
+
+* ``numpy``: every operation returns an array of the dtype, so every intermediate is rounded to it
+  (numpy computes float16 and ml_dtypes computes bfloat16 transcendental functions in float32 and rounds each).
+* ``torch``: torch tensors of the dtype; the CPU kernels of unary ops compute float16 and bfloat16 in float32
+  and round once, and ``torch.sigmoid`` is one fused kernel rather than ``1/(1+exp(-x))``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stabcli.formats import Format, to_float64
+
+BACKEND_NAMES: tuple[str, ...] = ("numpy", "torch")
+
+
+class NumpyOps:
+    """numpy, one rounding per operation. Callers wrap evaluation in ``np.errstate(all="ignore")``."""
+
+    name = "numpy"
+
+    def __init__(self, fmt: Format):
+        self.fmt = fmt
+        self.dtype = fmt.np_dtype
+
+    def array(self, values_in_dtype: np.ndarray):
+        return np.asarray(values_in_dtype, dtype=self.dtype)
+
+    def const(self, value: float):
+        return self.dtype.type(value)
+
+    def to_numpy(self, a) -> np.ndarray:
+        return np.asarray(a, dtype=self.dtype)
+
+    def sigmoid(self, x):
+        """1/(1+exp(-x)), op by op, as the seed articles write it."""
+        return self.const(1) / (self.const(1) + np.exp(-x))
+
+    exp = staticmethod(np.exp)
+    log = staticmethod(np.log)
+    log1p = staticmethod(np.log1p)
+    abs = staticmethod(np.abs)
+    maximum = staticmethod(np.maximum)
+
+    def where(self, cond, a, b):
+        return np.where(cond, a, b).astype(self.dtype)
+
+    # BCELoss's kernel calls std::log and std::log1p; numpy has only its own log, which is what it uses.
+    bce_log = staticmethod(np.log)
+    bce_log1p = staticmethod(np.log1p)
+
+    def reduce(self, loss, reduction: str):
+        if reduction == "mean":
+            return np.mean(loss, dtype=self.dtype)
+        if reduction == "sum":
+            return np.sum(loss, dtype=self.dtype)
+        return loss
+
+
+class TorchOps:
+    """torch tensors of the dtype on the CPU, each operation a real torch kernel."""
+
+    name = "torch"
+
+    def __init__(self, fmt: Format):
+        import torch
+
+        self.torch = torch
+        self.fmt = fmt
+        self.dtype = fmt.torch_dtype
+
+    def array(self, values_in_dtype: np.ndarray):
+        torch = self.torch
+        arr = np.ascontiguousarray(values_in_dtype)
+        if self.fmt.name == "bfloat16":  # torch.from_numpy does not know ml_dtypes; move the bits
+            return torch.from_numpy(arr.view(np.int16).copy()).view(torch.bfloat16)
+        return torch.from_numpy(arr.astype(self.fmt.np_dtype, copy=True))
+
+    def const(self, value: float):
+        return self.torch.tensor(value, dtype=self.dtype)
+
+    def to_numpy(self, a) -> np.ndarray:
+        a = a.detach()
+        if self.fmt.name == "bfloat16":
+            return a.view(self.torch.int16).numpy().view(self.fmt.np_dtype)
+        return a.numpy()
+
+    def sigmoid(self, x):
+        return self.torch.sigmoid(x)
+
+    def exp(self, x):
+        return self.torch.exp(x)
+
+    def log(self, x):
+        return self.torch.log(x)
+
+    def log1p(self, x):
+        return self.torch.log1p(x)
+
+    def abs(self, x):
+        return self.torch.abs(x)
+
+    def maximum(self, a, b):
+        return self.torch.maximum(a, b)
+
+    def where(self, cond, a, b):
+        return self.torch.where(cond, a, b)
+
+    # torch.log and torch.log1p run vectorised SLEEF kernels (within 1 ulp), while BCELoss's own kernel
+    # (aten/src/ATen/native/Loss.cpp) calls the scalar std::log and std::log1p. torch.xlogy(1, p) and
+    # torch.special.xlog1py(1, t) are evaluated by scalar kernels that call exactly those functions, so the
+    # hand-written `clamped` goes through them to reproduce BCELoss bit for bit in float32 and float64 too.
+    def bce_log(self, p):
+        return self.torch.xlogy(self.torch.ones_like(p), p)
+
+    def bce_log1p(self, t):
+        return self.torch.special.xlog1py(self.torch.ones_like(t), t)
+
+    def reduce(self, loss, reduction: str):
+        if reduction == "mean":
+            return loss.mean()
+        if reduction == "sum":
+            return loss.sum()
+        return loss
+
+
+def make_ops(backend: str, fmt: Format):
+    """The operation set of ``backend`` ("numpy" or "torch") in format ``fmt``."""
+    return NumpyOps(fmt) if backend == "numpy" else TorchOps(fmt)
+
+
+__all__ = ["BACKEND_NAMES", "NumpyOps", "TorchOps", "make_ops", "to_float64"]

@@ -1,0 +1,205 @@
+"""The command line: parses options, calls the numeric core, prints what ``render.py`` returns.
+
+Kept thin on purpose. Heavy modules (numpy, the core, torch, mpmath, matplotlib) are imported inside the
+commands, so ``stabcli --help`` starts as fast as click allows.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from stabcli import __version__
+
+DTYPE_CHOICES = ("float16", "bfloat16", "float32", "float64", "all")
+BACKEND_CHOICES = ("numpy", "torch", "all")
+FORMAT_CHOICES = ("table", "json", "csv")
+
+
+class UserError(click.ClickException):
+    """A bad value from the user: printed as one `Error:` line, exit code 2."""
+
+    exit_code = 2
+
+
+class StabcliGroup(click.Group):
+    """A click group whose usage errors are one `Error:` line (no usage block), exit code 2, no traceback."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            exc.ctx = None  # drop the usage block and hint: one line says what is wrong
+            exc.show()
+            sys.exit(2)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        if standalone_mode:
+            sys.exit(rv if isinstance(rv, int) else 0)
+        return rv
+
+
+def _core_errors(func):
+    """Turn the core's StabcliError into a UserError at the CLI edge."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from stabcli.errors import StabcliError
+
+        try:
+            return func(*args, **kwargs)
+        except StabcliError as exc:
+            raise UserError(str(exc)) from None
+
+    return wrapper
+
+
+# --- shared options ------------------------------------------------------------------------------------------
+
+def dtype_option(func):
+    return click.option(
+        "--dtype", "dtypes", multiple=True, type=click.Choice(DTYPE_CHOICES, case_sensitive=False),
+        help="Format to evaluate in; repeat for several. [default: all]",
+    )(func)
+
+
+def backend_option(func):
+    return click.option(
+        "--backend", "backends", multiple=True, type=click.Choice(BACKEND_CHOICES, case_sensitive=False),
+        help="numpy (op by op, every intermediate rounded) or torch (real kernels); repeatable. [default: all]",
+    )(func)
+
+
+def format_option(func):
+    return click.option(
+        "--format", "output_format", type=click.Choice(FORMAT_CHOICES, case_sensitive=False), default="table",
+        show_default=True, help="table for people; json (strict, one document) or csv for scripts.",
+    )(func)
+
+
+def tolerance_options(func):
+    for name, what in (("--atol", "absolute"), ("--rtol", "relative")):
+        func = click.option(
+            name, type=float, default=None,
+            help=f"{what.capitalize()} tolerance of the allclose rule |loss-ref| <= atol + rtol·|ref|. "
+                 f"[default: per dtype, see README]",
+        )(func)
+    return func
+
+
+def weight_options(func):
+    func = click.option("--pos-weight", default="1", show_default=True,
+                        help="pos_weight (number or list, >= 0): scales the target-1 term.")(func)
+    func = click.option("--weight", default="1", show_default=True,
+                        help="Per-element weight (number or list, >= 0).")(func)
+    return func
+
+
+def _backends(names) -> list[str]:
+    chosen = [n.lower() for n in names] or ["all"]
+    return [b for b in ("numpy", "torch") if "all" in chosen or b in chosen]
+
+
+def _check_tolerance(value, name):
+    import math
+
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise UserError(f"{name} {value!r} is not allowed; tolerances are finite numbers >= 0")
+
+
+def _print(renderable) -> None:
+    from rich.console import Console
+
+    Console().print(renderable)
+
+
+# --- commands ------------------------------------------------------------------------------------------------
+
+@click.group(cls=StabcliGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="stabcli")
+def cli():
+    """Explore where binary cross-entropy breaks in float16, bfloat16, float32 and float64.
+
+    Compares the naive BCELoss(sigmoid(x), y) with the log-sum-exp / softplus form of BCEWithLogitsLoss(x, y),
+    op by op in numpy and with real torch kernels, against exact values from mpmath.
+
+    \b
+    Example:
+        stabcli compare 1e10 1
+    """
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("logits")
+@click.argument("targets")
+@dtype_option
+@backend_option
+@weight_options
+@click.option("--reduction", type=click.Choice(("mean", "sum", "none"), case_sensitive=False), default="mean",
+              show_default=True, help="How per-element losses are combined, as in torch.")
+@tolerance_options
+@format_option
+@click.option("--steps/--no-steps", default=True, show_default=True,
+              help="For a single logit, show every method's trace step by step.")
+@_core_errors
+def compare(logits, targets, dtypes, backends, weight, pos_weight, reduction, atol, rtol, output_format, steps):
+    """Compare every method on LOGITS and TARGETS against the exact loss.
+
+    LOGITS and TARGETS are a number or a comma-separated list (broadcast like torch); nested lists such as
+    [[0.1,0.2],[0.3,0.4]] work too. Logits may be inf, -inf or nan; negative numbers need no `--`.
+    For a single logit every method's steps are shown, with what went wrong and why.
+
+    \b
+    Example:
+        stabcli compare 1e10 1
+        stabcli compare -100 1 --dtype float32 --backend torch
+        stabcli compare 1,2,3 0,1,1 --reduction none --format json
+    """
+    import numpy as np
+
+    from stabcli import inputs as parse
+    from stabcli.compare import Inputs, run_compare
+    from stabcli.formats import parse_dtypes
+
+    _check_tolerance(atol, "--atol")
+    _check_tolerance(rtol, "--rtol")
+    for text, name in ((logits, "LOGITS"), (targets, "TARGETS")):
+        if text.startswith("--"):
+            raise UserError(f"no such option {text!r}; see 'stabcli compare --help'")
+    x = parse.parse_array(logits, "logit")
+    y = parse.parse_array(targets, "target")
+    parse.check_targets(y, targets)
+    w = parse.parse_array(weight, "weight")
+    parse.check_weights(w, weight, "weight")
+    pw = parse.parse_array(pos_weight, "pos_weight")
+    parse.check_weights(pw, pos_weight, "pos_weight")
+    shape = parse.broadcast({"logits": (x, logits), "targets": (y, targets), "weight": (w, weight),
+                             "pos_weight": (pw, pos_weight)})
+    inp = Inputs(*(np.broadcast_to(a, shape) for a in (x, y, w, pw)), reduction=reduction.lower())
+    result = run_compare(inp, parse_dtypes(dtypes), _backends(backends), rtol=rtol, atol=atol)
+    if not steps:
+        for row in result.rows:
+            row.steps = None
+    from stabcli import render
+
+    fmt = output_format.lower()
+    if fmt == "json":
+        click.echo(render.compare_json(result))
+    elif fmt == "csv":
+        click.echo(render.compare_csv(result), nl=False)
+    else:
+        _print(render.compare_renderable(result))
+
+
+def main():
+    cli(prog_name="stabcli")
+
+
+if __name__ == "__main__":
+    main()

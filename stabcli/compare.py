@@ -1,0 +1,210 @@
+"""`compare`: every method on the given logits and targets, per backend and dtype, against the exact loss.
+
+This is the numeric core behind ``stabcli compare``: it never prints. :func:`run_compare` returns a
+:class:`Comparison` whose rows carry the losses, the reference, the errors and statuses, and, for a single
+element, the step-by-step trace with notes (from ``explain.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from stabcli import explain, reference
+from stabcli.analysis import Tolerance, measure
+from stabcli.backends import BACKEND_NAMES, make_ops
+from stabcli.errors import InputError
+from stabcli.formats import Format, to_float64
+from stabcli.formulas import METHODS, methods_for
+
+REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
+
+
+@dataclass
+class Inputs:
+    """What the user asked for, as float64 arrays broadcast to one shape."""
+
+    logits: np.ndarray
+    targets: np.ndarray
+    weight: np.ndarray
+    pos_weight: np.ndarray
+    reduction: str = "mean"
+
+    @property
+    def size(self) -> int:
+        return int(self.logits.size)
+
+
+@dataclass
+class TraceStep:
+    name: str
+    value: float
+    note: str
+
+
+@dataclass
+class Row:
+    """One (backend, dtype, method) result. Scalars for a reduced loss, lists for reduction 'none'."""
+
+    backend: str
+    dtype: str
+    method: str
+    input: list
+    input_overflow: bool
+    loss: object
+    reference: object
+    abs_error: object
+    rel_error: object
+    error_bits: object
+    status: object
+    events: dict[str, int]
+    steps: list[TraceStep] | None = None
+    verdict: str | None = None
+
+
+@dataclass
+class DtypeNote:
+    """How the inputs changed when rounded into a dtype."""
+
+    dtype: str
+    logits: list
+    input_overflow: bool
+    changes: list[str]
+
+
+@dataclass
+class Comparison:
+    inputs: Inputs
+    rows: list[Row]
+    dtype_notes: list[DtypeNote]
+    notes: list[str] = field(default_factory=list)
+    flipped: list[Row] = field(default_factory=list)  # one logit, hard target: BCELoss at the other target
+    summary: list[str] = field(default_factory=list)  # plain sentences, per dtype, on what the rows show
+
+
+def _rounded(fmt: Format, inputs: Inputs):
+    """The inputs rounded to ``fmt`` (arrays of the dtype) and what that rounding did."""
+    arrays = {k: fmt.round(getattr(inputs, k)) for k in ("logits", "targets", "weight", "pos_weight")}
+    changes = []
+    overflow = False
+    for key, arr in arrays.items():
+        orig = getattr(inputs, key)
+        back = to_float64(arr)
+        for o, b in zip(orig.ravel(), back.ravel()):
+            if np.isnan(o) or o == b:
+                continue
+            if np.isinf(b) and np.isfinite(o):
+                overflow = overflow or key == "logits"
+                changes.append(f"{key[:-1] if key.endswith('s') else key} {o:g} overflows {fmt.name} (max {fmt.max:g}) and becomes {b:g}")
+            else:
+                changes.append(f"{key[:-1] if key.endswith('s') else key} {o:.17g} is stored as {b:.17g} in {fmt.name}")
+    return arrays, overflow, changes
+
+
+def _events(ev, ops) -> dict[str, int]:
+    """Counts of elements where an exp overflowed, a log met 0, or a NaN was made from non-NaN operands."""
+    overflow = divide = invalid = None
+    for step in ev.steps:
+        value = to_float64(ops.to_numpy(step.value))
+        args = [to_float64(ops.to_numpy(a)) for a in step.args]
+        if step.kind == "exp" and args:
+            hit = np.isinf(value) & np.isfinite(args[0])
+            overflow = hit if overflow is None else overflow | hit
+        if step.kind == "log" and args:
+            hit = args[0] == 0
+            divide = hit if divide is None else divide | hit
+        if args:
+            hit = np.isnan(value) & ~np.any([np.isnan(a) for a in np.broadcast_arrays(*args)], axis=0)
+            invalid = hit if invalid is None else invalid | hit
+    count = lambda m: 0 if m is None else int(np.count_nonzero(m))  # noqa: E731
+    return {"overflow": count(overflow), "divide_by_zero": count(divide), "invalid": count(invalid)}
+
+
+def _scalar_or_list(arr: np.ndarray, reduced: bool):
+    return float(arr.reshape(())) if reduced else [float(v) for v in arr.ravel()]
+
+
+def evaluate_method(backend: str, fmt: Format, method: str, arrays: dict):
+    """Run one method; returns (Evaluation, ops) with the inputs of the dtype broadcast to one shape."""
+    ops = make_ops(backend, fmt)
+    shape = np.broadcast_shapes(*(a.shape for a in arrays.values()))
+    x, y, w, pw = (ops.array(np.broadcast_to(arrays[k], shape)) for k in ("logits", "targets", "weight", "pos_weight"))
+    with np.errstate(all="ignore"):
+        ev = METHODS[method](ops, x, y, w, pw)
+    return ev, ops
+
+
+def run_compare(
+    inputs: Inputs,
+    formats: list[Format],
+    backends: list[str] = list(BACKEND_NAMES),
+    methods: list[str] | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+) -> Comparison:
+    """Evaluate every requested method in every backend and dtype, and measure it against mpmath."""
+    if inputs.reduction not in REDUCTIONS:
+        raise InputError(f"reduction {inputs.reduction!r} is not allowed; use one of {', '.join(REDUCTIONS)}")
+    reduced = inputs.reduction != "none"
+    single = inputs.size == 1
+    rows: list[Row] = []
+    dtype_notes: list[DtypeNote] = []
+    notes: list[str] = []
+    pw_is_one = bool(np.all(inputs.pos_weight == 1))
+    for fmt in formats:
+        arrays, overflow, changes = _rounded(fmt, inputs)
+        logits_in = [float(v) for v in to_float64(arrays["logits"]).ravel()]
+        dtype_notes.append(DtypeNote(fmt.name, logits_in, overflow, changes))
+        shape = np.broadcast_shapes(*(a.shape for a in arrays.values()))
+        wide = {k: np.broadcast_to(to_float64(a), shape).ravel() for k, a in arrays.items()}
+        exact = [reference.exact_loss(*(float(wide[k][i]) for k in ("logits", "targets", "weight", "pos_weight")))
+                 for i in range(int(np.prod(shape, dtype=np.int64)))]
+        exact_red = reference.reduce_exact(exact, inputs.reduction)
+        exact_out = exact if not reduced else [exact_red]
+        ref_nearest = np.array([reference.to_float64_nearest(v) for v in exact_out])
+        # Rounded into a narrower dtype from a round-to-odd float64, so that it is rounded only once in effect.
+        ref_odd = np.array([reference.to_float64_odd(v) for v in exact_out]) if fmt.bits < 64 else ref_nearest
+        tol = Tolerance.for_format(fmt, rtol, atol)
+        for backend in backends:
+            for method in methods_for(backend) if methods is None else [m for m in methods if m in methods_for(backend)]:
+                if method == "torch_bce" and not pw_is_one:
+                    note = "torch_bce is left out: F.binary_cross_entropy has no pos_weight"
+                    if note not in notes:
+                        notes.append(note)
+                    continue
+                ev, ops = evaluate_method(backend, fmt, method, arrays)
+                with np.errstate(all="ignore"):
+                    loss = ops.to_numpy(ops.reduce(ev.loss, inputs.reduction))
+                loss = np.asarray(loss).reshape(-1) if not reduced else np.asarray(loss).reshape(1)
+                changed = None
+                if ev.clamp_changed is not None:
+                    cc = np.asarray(ev.clamp_changed).reshape(-1)
+                    changed = np.array([cc.any()]) if reduced else cc
+                err = measure(loss, ref_nearest, fmt, tol, changed, ref_odd)
+                row = Row(
+                    backend=backend, dtype=fmt.name, method=method,
+                    input=logits_in, input_overflow=overflow,
+                    loss=_scalar_or_list(to_float64(loss), reduced),
+                    reference=_scalar_or_list(ref_nearest, reduced),
+                    abs_error=_scalar_or_list(err.abs_error, reduced),
+                    rel_error=_scalar_or_list(err.rel_error, reduced),
+                    error_bits=_scalar_or_list(err.error_bits, reduced),
+                    status=str(err.status[0]) if reduced else [str(s) for s in err.status],
+                    events=_events(ev, ops),
+                )
+                if single:
+                    row.steps = [TraceStep(s.name, float(to_float64(ops.to_numpy(s.value)).reshape(-1)[0]),
+                                           explain.note(s, ops, fmt)) for s in ev.steps]
+                    row.verdict = explain.verdict(row, fmt)
+                rows.append(row)
+    comparison = Comparison(inputs, rows, dtype_notes, notes)
+    y = float(inputs.targets.reshape(-1)[0]) if single else None
+    if single and y in (0.0, 1.0) and methods is None:
+        other = Inputs(inputs.logits, 1.0 - inputs.targets, inputs.weight, inputs.pos_weight, inputs.reduction)
+        bce = ["torch_bce"] if "torch" in backends and pw_is_one else ["clamped"]
+        comparison.flipped = run_compare(other, formats, [b for b in backends if b in ("torch",)] or backends,
+                                         bce, rtol, atol).rows
+    if single:
+        comparison.summary = explain.summary(comparison)
+    return comparison

@@ -1,0 +1,171 @@
+"""The one place that knows float16, bfloat16, float32 and float64.
+
+For each format: its numpy dtype (bfloat16 through ``ml_dtypes``), its torch dtype (looked up lazily so that
+importing this module never imports torch), its constants, and correct rounding of float64 values into it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import ml_dtypes
+import numpy as np
+
+from stabcli.errors import InputError
+
+
+@dataclass(frozen=True)
+class Format:
+    """A floating-point format stabcli evaluates in."""
+
+    name: str
+    bits: int  # total width: an inf or NaN against a finite reference counts as this many error bits
+    mantissa_bits: int  # significand precision p, the implicit bit included
+
+    @cached_property
+    def np_dtype(self) -> np.dtype:
+        if self.name == "bfloat16":
+            return np.dtype(ml_dtypes.bfloat16)
+        return np.dtype(self.name)
+
+    @property
+    def torch_dtype(self):
+        import torch  # heavy: only the torch backend needs it
+
+        return getattr(torch, self.name)
+
+    @cached_property
+    def uint_dtype(self) -> np.dtype:
+        return np.dtype(f"uint{self.bits}")
+
+    @cached_property
+    def finfo(self):
+        return ml_dtypes.finfo(self.np_dtype)
+
+    @property
+    def eps(self) -> float:
+        """Machine epsilon: the gap between 1 and the next larger value, 2**(1 - p)."""
+        return float(self.finfo.eps)
+
+    @property
+    def max(self) -> float:
+        return float(self.finfo.max)
+
+    @property
+    def smallest_normal(self) -> float:
+        return float(self.finfo.smallest_normal)
+
+    @property
+    def smallest_subnormal(self) -> float:
+        return float(self.finfo.smallest_subnormal)
+
+    @property
+    def default_rtol(self) -> float:
+        """4·eps: a result may be a couple of ulps off, as each rounding in a short formula adds half an ulp."""
+        return 4 * self.eps
+
+    @property
+    def default_atol(self) -> float:
+        """The smallest subnormal: the resolution of the format at 0, below which no result can be closer."""
+        return self.smallest_subnormal
+
+    def round(self, values) -> np.ndarray:
+        """Round float64 values to this format, correctly (to nearest, ties to even)."""
+        return round_float64(np.asarray(values, dtype=np.float64), self)
+
+    def all_finite(self) -> np.ndarray:
+        """Every finite value of the format in increasing order (16-bit formats only)."""
+        if self.bits != 16:
+            raise InputError(f"every finite {self.name} value is too many to list; only 16-bit formats allow it")
+        raw = np.arange(2**16, dtype=np.uint16).view(self.np_dtype)
+        wide = raw.astype(np.float32)
+        keep = np.isfinite(wide) & ~((wide == 0) & np.signbit(wide))  # -0 and +0 are one value
+        order = np.argsort(wide[keep], kind="stable")
+        return raw[keep][order]
+
+
+FORMATS: dict[str, Format] = {
+    "float16": Format("float16", 16, 11),
+    "bfloat16": Format("bfloat16", 16, 8),
+    "float32": Format("float32", 32, 24),
+    "float64": Format("float64", 64, 53),
+}
+DTYPE_NAMES: tuple[str, ...] = tuple(FORMATS)
+
+
+def get_format(name: str) -> Format:
+    """The format called ``name``; raises InputError naming the allowed names."""
+    try:
+        return FORMATS[name]
+    except KeyError:
+        raise InputError(f"unknown dtype {name!r}; allowed: {', '.join(DTYPE_NAMES)}, all") from None
+
+
+def parse_dtypes(names) -> list[Format]:
+    """Formats for a list of names, where ``all`` means every format; duplicates are dropped, order kept."""
+    chosen: list[str] = []
+    for name in names or ("all",):
+        for part in str(name).split(","):
+            part = part.strip().lower()
+            for one in DTYPE_NAMES if part == "all" else (part,):
+                get_format(one)
+                if one not in chosen:
+                    chosen.append(one)
+    return [FORMATS[n] for n in DTYPE_NAMES if n in chosen]
+
+
+def _round_to_odd_float32(values: np.ndarray) -> np.ndarray:
+    """float64 -> float32 rounded to odd: truncate, then set the last bit if anything was lost.
+
+    Rounding to odd with two spare bits and then to nearest equals rounding to nearest once, so this avoids the
+    double rounding that a plain float64 -> float32 -> bfloat16 cast suffers (ml_dtypes casts float64 that way).
+    """
+    with np.errstate(all="ignore"):
+        f = values.astype(np.float32)
+        back = f.astype(np.float64)
+        inexact = (back != values) & np.isfinite(values)
+        too_big = inexact & (np.abs(back) > np.abs(values))
+        f = np.where(too_big, np.nextafter(f, np.float32(0)), f)
+    bits = f.view(np.uint32) | inexact.astype(np.uint32)
+    return bits.view(np.float32)
+
+
+def round_float64(values: np.ndarray, fmt: Format) -> np.ndarray:
+    """Correctly round float64 values into ``fmt`` (numpy's float16 and float32 casts already are)."""
+    with np.errstate(all="ignore"):
+        if fmt.name == "bfloat16":
+            return _round_to_odd_float32(values).astype(fmt.np_dtype)
+        return values.astype(fmt.np_dtype)
+
+
+def to_float64(values) -> np.ndarray:
+    """Widen any format's values to float64 (exact)."""
+    arr = np.asarray(values)
+    if arr.dtype == np.dtype(ml_dtypes.bfloat16):
+        arr = arr.astype(np.float32)
+    return arr.astype(np.float64)
+
+
+def ordinal(values, fmt: Format) -> np.ndarray:
+    """Map values to integers so that neighbouring floats differ by 1 (-0 and +0 both map to 0)."""
+    arr = np.asarray(values, dtype=fmt.np_dtype)
+    bits = arr.view(fmt.uint_dtype).astype(np.int64) if fmt.bits < 64 else arr.view(np.int64)
+    sign_mask = np.int64(1) << np.int64(fmt.bits - 1) if fmt.bits < 64 else np.int64(-(2**63))
+    if fmt.bits < 64:
+        magnitude = bits & ~sign_mask
+        negative = (bits & sign_mask) != 0
+    else:
+        magnitude = bits & np.int64(2**63 - 1)
+        negative = bits < 0
+    return np.where(negative, -magnitude, magnitude)
+
+
+def ulps_between(a, b, fmt: Format) -> np.ndarray:
+    """How many representable values of ``fmt`` lie between a and b (as float64, exact below 2**53)."""
+    oa, ob = ordinal(a, fmt), ordinal(b, fmt)
+    same_side = (oa >= 0) == (ob >= 0)
+    with np.errstate(over="ignore"):
+        near = np.abs(oa - ob).astype(np.float64)
+    far = np.abs(oa).astype(np.float64) + np.abs(ob).astype(np.float64)
+    return np.where(same_side, near, far)

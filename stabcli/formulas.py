@@ -1,0 +1,191 @@
+"""The six binary cross-entropy methods of DESIGN.md, each written once for both backends.
+
+x is the logit, y the target in [0, 1], w the per-element weight, pw the pos_weight, lw = 1 + (pw - 1)·y.
+Every function takes an operation set from ``backends.py`` and inputs already rounded to the dtype, and returns
+an :class:`Evaluation`: the per-element loss and the named intermediate steps, so that a trace can show what
+each operation did. Nothing here prints; the notes on the steps are written in ``explain.py``.
+
+Where the -100 clamp lives: :func:`clamped` (and, inside torch, ``torch_bce``), with ``LOG_CLAMP`` below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+LOG_CLAMP = -100.0  # torch.nn.BCELoss clamps both logs to >= -100 (documented; aten/src/ATen/native/Loss.cpp)
+
+METHOD_NAMES: tuple[str, ...] = (
+    "naive",
+    "clamped",
+    "logsumexp",
+    "softplus",
+    "torch_bce",
+    "torch_bce_with_logits",
+)
+TORCH_ONLY: frozenset[str] = frozenset({"torch_bce", "torch_bce_with_logits"})
+
+
+@dataclass
+class Step:
+    """One named intermediate of a formula.
+
+    ``kind`` says what produced it ("sigmoid", "exp", "softplus", "log", "clamp", "mul", "sub", "arith", "loss",
+    "torch_bce", "torch_bcewl") so that
+    ``explain.py`` can say what happened; ``args`` are the operand values (for a mul: the two factors).
+    """
+
+    name: str
+    value: Any
+    kind: str
+    args: tuple = ()
+
+
+@dataclass
+class Evaluation:
+    """A method's per-element loss (backend array of the dtype) and its steps in order."""
+
+    loss: Any
+    steps: list[Step] = field(default_factory=list)
+    clamp_changed: Any = None  # boolean array: where the -100 clamp changed the loss (clamped, torch_bce)
+
+    def step(self, name: str, value, kind: str, *args):
+        self.steps.append(Step(name, value, kind, args))
+        return value
+
+
+def naive(ops, x, y, w, pw) -> Evaluation:
+    """p = sigmoid(x); loss = -w·(pw·y·log p + (1-y)·log(1-p)), exactly as the seed articles write it.
+
+    No guard: once sigmoid rounds to exactly 1.0 (or 0.0) a log is -inf, and a zero target weight turns
+    0·(-inf) into NaN.
+    """
+    ev = Evaluation(None)
+    p = ev.step("p = sigmoid(x)", ops.sigmoid(x), "sigmoid", x)
+    log_p = ev.step("log(p)", ops.log(p), "log", p)
+    one_minus_p = ev.step("1 - p", 1 - p, "sub", p)
+    log_1mp = ev.step("log(1 - p)", ops.log(one_minus_p), "log", one_minus_p)
+    pos = ev.step("pw·y·log(p)", (pw * y) * log_p, "mul", pw * y, log_p)
+    neg = ev.step("(1-y)·log(1-p)", (1 - y) * log_1mp, "mul", 1 - y, log_1mp)
+    ev.loss = ev.step("loss = -w·(sum)", -(w * (pos + neg)), "loss", pos, neg)
+    return ev
+
+
+def _bce_clamped_terms(ops, p, y, pw, *, clamp: bool):
+    """torch's BCELoss rule: (y-1)·max(log1p(-p), -100) - pw·y·max(log p, -100), the logs as its kernel has them."""
+    log_p = ops.bce_log(p)
+    log_1mp = ops.bce_log1p(-p)
+    if clamp:
+        floor = ops.const(LOG_CLAMP)
+        log_p, log_1mp = ops.maximum(log_p, floor), ops.maximum(log_1mp, floor)
+    return (y - 1) * log_1mp - (pw * y) * log_p
+
+
+def clamped(ops, x, y, w, pw) -> Evaluation:
+    """The same p, each log clamped to >= -100: torch.nn.BCELoss's documented rule, written out by hand.
+
+    (y-1)·max(log1p(-p), -100) - pw·y·max(log p, -100), then times w, in the order of torch's kernel, so that under
+    the torch backend it equals ``torch_bce`` bit for bit. The clamp turns log(0) = -inf into -100, so 0·log(0)
+    becomes 0·(-100) = 0: no NaN, but a loss of at most 100·pw·w however wrong the prediction.
+    """
+    ev = Evaluation(None)
+    p = ev.step("p = sigmoid(x)", ops.sigmoid(x), "sigmoid", x)
+    log_p = ev.step("log(p)", ops.bce_log(p), "log", p)
+    log_1mp = ev.step("log1p(-p)", ops.bce_log1p(-p), "log", -p)
+    floor = ops.const(LOG_CLAMP)
+    c_log_p = ev.step("max(log p, -100)", ops.maximum(log_p, floor), "clamp", log_p)
+    c_log_1mp = ev.step("max(log1p(-p), -100)", ops.maximum(log_1mp, floor), "clamp", log_1mp)
+    neg = ev.step("(y-1)·max(log1p)", (y - 1) * c_log_1mp, "mul", y - 1, c_log_1mp)
+    pos = ev.step("pw·y·max(log p)", (pw * y) * c_log_p, "mul", pw * y, c_log_p)
+    ev.loss = ev.step("loss = w·(diff)", (neg - pos) * w, "loss", neg, pos)
+    ev.clamp_changed = _differs(ops, ev.loss, _bce_clamped_terms(ops, p, y, pw, clamp=False) * w)
+    return ev
+
+
+def logsumexp(ops, x, y, w, pw) -> Evaluation:
+    """The seed-001 form: m = max(-x, 0); loss = w·((1-y)·x + lw·(m + log(exp(-m) + exp(-x-m)))).
+
+    Both exponents are <= 0, so nothing overflows; but for y = 0 and x << 0 the sum (1-y)·x + (m + log(...))
+    subtracts nearly equal numbers and loses relative accuracy.
+    """
+    ev = Evaluation(None)
+    lw = ev.step("lw = 1 + (pw-1)·y", 1 + (pw - 1) * y, "arith", pw, y)
+    m = ev.step("m = max(-x, 0)", ops.maximum(-x, ops.const(0)), "arith", x)
+    e1 = ev.step("exp(-m)", ops.exp(-m), "exp", -m)
+    e2 = ev.step("exp(-x-m)", ops.exp(-x - m), "exp", -x - m)
+    lse = ev.step("lse = m+log(sum)", m + ops.log(e1 + e2), "log", e1 + e2)
+    lin = ev.step("(1-y)·x", (1 - y) * x, "mul", 1 - y, x)
+    ev.loss = ev.step("loss", w * (lin + lw * lse), "loss", lin, lw * lse)
+    return ev
+
+
+def _softplus(ops, t):
+    """softplus(t) = max(t, 0) + log1p(exp(-|t|)): exp's argument is <= 0, so it never overflows."""
+    return ops.maximum(t, ops.const(0)) + ops.log1p(ops.exp(-ops.abs(t)))
+
+
+def _weighted(ops, coef, value):
+    """coef·value, where a zero coefficient contributes exactly 0 (the limit), even against an infinite value."""
+    return ops.where(coef == 0, ops.const(0) * coef, coef * value)
+
+
+def softplus(ops, x, y, w, pw) -> Evaluation:
+    """loss = w·(pw·y·softplus(-x) + (1-y)·softplus(x)): the recommended form.
+
+    A sum of two non-negative terms, so nothing cancels, and exp's argument is never positive. A zero
+    coefficient contributes exactly 0, which gives the exact limits at x = ±inf (loss(+inf, 1) = 0).
+    """
+    ev = Evaluation(None)
+    sp_neg = ev.step("softplus(-x)", _softplus(ops, -x), "softplus", -x)
+    sp_pos = ev.step("softplus(x)", _softplus(ops, x), "softplus", x)
+    pos = ev.step("pw·y·softplus(-x)", _weighted(ops, pw * y, sp_neg), "mul", pw * y, sp_neg)
+    neg = ev.step("(1-y)·softplus(x)", _weighted(ops, 1 - y, sp_pos), "mul", 1 - y, sp_pos)
+    ev.loss = ev.step("loss = w·(sum)", _weighted(ops, w, pos + neg), "loss", pos, neg)
+    return ev
+
+
+def torch_bce(ops, x, y, w, pw) -> Evaluation:
+    """The real torch.nn.functional.binary_cross_entropy(torch.sigmoid(x), y, weight=w) (no pos_weight)."""
+    import torch.nn.functional as F
+
+    ev = Evaluation(None)
+    p = ev.step("p = torch.sigmoid(x)", ops.sigmoid(x), "sigmoid", x)
+    weight = None if w is None else w.expand(p.shape)
+    loss = F.binary_cross_entropy(p, y.expand(p.shape), weight=weight, reduction="none")
+    ev.loss = ev.step("BCELoss(p, y)", loss, "torch_bce")
+    ev.clamp_changed = _differs(ops, ev.loss, _bce_clamped_terms(ops, p, y, pw, clamp=False) * w)
+    return ev
+
+
+def torch_bce_with_logits(ops, x, y, w, pw) -> Evaluation:
+    """The real torch.nn.functional.binary_cross_entropy_with_logits(x, y, weight=w, pos_weight=pw)."""
+    import torch.nn.functional as F
+
+    ev = Evaluation(None)
+    shape = (x + y + w + pw).shape
+    loss = F.binary_cross_entropy_with_logits(
+        x.expand(shape), y.expand(shape), weight=w.expand(shape), pos_weight=pw.expand(shape), reduction="none"
+    )
+    ev.loss = ev.step("BCEWithLogits(x, y)", loss, "torch_bcewl")
+    return ev
+
+
+def _differs(ops, a, b):
+    """Where a and b differ as values (NaN against NaN counts as equal)."""
+    a_np, b_np = ops.to_numpy(a), ops.to_numpy(b)
+    return ~((a_np == b_np) | ((a_np != a_np) & (b_np != b_np)))
+
+
+METHODS: dict[str, Callable[..., Evaluation]] = {
+    "naive": naive,
+    "clamped": clamped,
+    "logsumexp": logsumexp,
+    "softplus": softplus,
+    "torch_bce": torch_bce,
+    "torch_bce_with_logits": torch_bce_with_logits,
+}
+
+
+def methods_for(backend: str) -> tuple[str, ...]:
+    """The methods a backend can run, in DESIGN.md's order."""
+    return tuple(m for m in METHOD_NAMES if backend == "torch" or m not in TORCH_ONLY)

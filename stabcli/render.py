@@ -1,0 +1,209 @@
+"""Turning results into rich renderables, strict JSON and CSV. Rendering functions return; the caller prints."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import asdict
+
+from rich import box
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from stabcli.explain import num
+
+STATUS_STYLE = {"ok": "green", "inaccurate": "yellow", "clamped": "magenta", "inf": "bold red", "nan": "bold red"}
+
+
+# --- numbers -------------------------------------------------------------------------------------------------
+
+def short(v: float, digits: int = 6) -> str:
+    """A number for a table cell: 'inf', 'NaN', or `digits` significant digits."""
+    if isinstance(v, float) and math.isnan(v):
+        return "NaN"
+    if isinstance(v, float) and math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return f"{v:.{digits}g}"
+
+
+def value_text(v: float, digits: int = 6) -> Text:
+    text = short(v, digits)
+    style = "bold red" if text in ("NaN", "inf", "-inf") else ""
+    return Text(text, style=style)
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLE.get(status, ""))
+
+
+def jsonable(value):
+    """Replace non-finite floats by the strings 'inf', '-inf', 'nan', recursively (strict JSON)."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return value
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def dumps(document: dict) -> str:
+    return json.dumps(jsonable(document), indent=2, allow_nan=False)
+
+
+# --- compare -------------------------------------------------------------------------------------------------
+
+def _row_dict(row) -> dict:
+    d = {
+        "backend": row.backend, "dtype": row.dtype, "method": row.method,
+        "input": row.input, "input_overflow": row.input_overflow,
+        "loss": row.loss, "reference": row.reference, "abs_error": row.abs_error, "rel_error": row.rel_error,
+        "error_bits": row.error_bits, "status": row.status, "fp_events": row.events,
+    }
+    if row.steps is not None:
+        d["steps"] = [asdict(s) for s in row.steps]
+        d["verdict"] = row.verdict
+    return d
+
+
+def compare_json(comparison) -> str:
+    inp = comparison.inputs
+    doc = {
+        "command": "compare",
+        "logits": inp.logits.tolist(),
+        "targets": inp.targets.tolist(),
+        "weight": inp.weight.tolist(),
+        "pos_weight": inp.pos_weight.tolist(),
+        "reduction": inp.reduction,
+        "results": [_row_dict(r) for r in comparison.rows],
+        "notes": comparison.notes + [c for dn in comparison.dtype_notes for c in dn.changes],
+    }
+    if comparison.summary:
+        doc["summary"] = comparison.summary
+    return dumps(doc)
+
+
+CSV_COLUMNS = ("backend", "dtype", "method", "index", "input", "input_overflow", "loss", "reference", "abs_error",
+               "rel_error", "error_bits", "status", "overflow", "divide_by_zero", "invalid")
+
+
+def _csv_cell(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return jsonable(v) if not math.isfinite(v) else repr(v)
+    return str(v)
+
+
+def compare_csv(comparison) -> str:
+    """One line per row, or per row and element with reduction 'none' (then `index` numbers the elements)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for r in comparison.rows:
+        per_element = isinstance(r.loss, list)
+        n = len(r.loss) if per_element else 1
+        for i in range(n):
+            pick = (lambda v: v[i]) if per_element else (lambda v: v)  # noqa: E731
+            inp = r.input[i] if per_element and len(r.input) == n else (r.input[0] if len(r.input) == 1 else ";".join(map(repr, r.input)))
+            writer.writerow([_csv_cell(v) for v in (
+                r.backend, r.dtype, r.method, i if per_element else "", inp, r.input_overflow,
+                pick(r.loss), pick(r.reference), pick(r.abs_error), pick(r.rel_error), pick(r.error_bits),
+                pick(r.status), r.events["overflow"], r.events["divide_by_zero"], r.events["invalid"])])
+    return out.getvalue()
+
+
+def _inputs_line(values: list, limit: int = 6) -> str:
+    shown = ", ".join(short(v, 10) for v in values[:limit])
+    return shown + (f", ... ({len(values)} values)" if len(values) > limit else "")
+
+
+def compare_tables(comparison) -> list:
+    """One results table per dtype (and, for a single element, its trace), then the notes and summary."""
+    out: list = []
+    by_dtype: dict[str, list] = {}
+    for r in comparison.rows:
+        by_dtype.setdefault(r.dtype, []).append(r)
+    notes = {dn.dtype: dn for dn in comparison.dtype_notes}
+    single = comparison.inputs.size == 1
+    for dtype, rows in by_dtype.items():
+        dn = notes[dtype]
+        title = f"[bold]{dtype}[/]  x = {_inputs_line(dn.logits)}"
+        if dn.input_overflow:
+            title += "  [bold red](overflowed)[/]"
+        table = Table(title=title, title_justify="left", pad_edge=False, box=box.SIMPLE_HEAD)
+        for name, justify in (("method", "left"), ("loss", "right"), ("reference", "right"),
+                              ("abs error", "right"), ("bits", "right"), ("status", "left")):
+            table.add_column(name, justify=justify, no_wrap=True)
+        backend = None
+        for r in rows:
+            if r.backend != backend:
+                if backend is not None:
+                    table.add_section()
+                backend = r.backend
+                table.add_row(Text(f"{backend} backend", style="bold"), "", "", "", "", "")
+            if isinstance(r.loss, list):
+                loss, ref = Text(_inputs_line(r.loss, 2)), Text(_inputs_line(r.reference, 2))
+                err, bits = Text(short(max(r.abs_error), 3)), Text(short(max(r.error_bits), 3))
+                worst = [s for s in ("nan", "inf", "clamped", "inaccurate") if s in r.status]
+                status = status_text(worst[0] if worst else "ok")
+                if worst:
+                    status.append(f" ({sum(s == worst[0] for s in r.status)}/{len(r.status)})")
+            else:
+                loss, ref = value_text(r.loss, 7), value_text(r.reference, 7)
+                err, bits = Text(short(r.abs_error, 3)), Text(short(r.error_bits, 3))
+                status = status_text(r.status)
+            table.add_row("  " + r.method, loss, ref, err, bits, status)
+        out.append(table)
+        for change in dn.changes:
+            out.append(Text(f"  note: {change}", style="dim"))
+        if single and any(r.steps for r in rows):
+            out.append(trace_table(rows))
+        out.append(Text(""))
+    for note in comparison.notes:
+        out.append(Text(f"note: {note}", style="dim"))
+    if comparison.summary:
+        out.append(Panel("\n".join(comparison.summary), title="What this shows", title_align="left"))
+    return out
+
+
+def trace_table(rows) -> Table:
+    """The steps of every method side by side for the backends that ran, with the notes."""
+    backends = list(dict.fromkeys(r.backend for r in rows))
+    table = Table(title="step by step", title_justify="left", pad_edge=False, box=box.SIMPLE_HEAD)
+    table.add_column("step", no_wrap=True)
+    for b in backends:
+        table.add_column(b, justify="right", no_wrap=True)
+    table.add_column("note", overflow="fold")
+    methods = list(dict.fromkeys(r.method for r in rows))
+    for method in methods:
+        mrows = {r.backend: r for r in rows if r.method == method}
+        verdicts = list(dict.fromkeys(r.verdict for r in mrows.values() if r.verdict))
+        verdict = verdicts[0] if len(verdicts) == 1 else "; ".join(f"{b}: {r.verdict}" for b, r in mrows.items())
+        table.add_row(Text(method, style="bold"), *(status_text(mrows[b].status) if b in mrows else Text("")
+                                                      for b in backends), Text(verdict, style="bold"))
+        names = list(dict.fromkeys(s.name for r in mrows.values() for s in r.steps))
+        for name in names:
+            cells, notes = [], []
+            for b in backends:
+                step = next((s for s in mrows[b].steps if s.name == name), None) if b in mrows else None
+                cells.append(value_text(step.value, 8) if step else Text(""))
+                if step and step.note:
+                    notes.append((b, step.note))
+            distinct = list(dict.fromkeys(n for _, n in notes))
+            note = distinct[0] if len(distinct) == 1 else "; ".join(f"{b}: {n}" for b, n in notes)
+            table.add_row("  " + name, *cells, Text(note, style="italic"))
+        table.add_section()
+    return table
+
+
+def compare_renderable(comparison):
+    return Group(*compare_tables(comparison))
