@@ -75,12 +75,12 @@ class Format:
         return round_float64(np.asarray(values, dtype=np.float64), self)
 
     def all_finite(self) -> np.ndarray:
-        """Every finite value of the format in increasing order (16-bit formats only)."""
+        """Every finite value of the format (both zeros included) in increasing order; 16-bit formats only."""
         if self.bits != 16:
             raise InputError(f"every finite {self.name} value is too many to list; only 16-bit formats allow it")
         raw = np.arange(2**16, dtype=np.uint16).view(self.np_dtype)
         wide = raw.astype(np.float32)
-        keep = np.isfinite(wide) & ~((wide == 0) & np.signbit(wide))  # -0 and +0 are one value
+        keep = np.isfinite(wide)
         order = np.argsort(wide[keep], kind="stable")
         return raw[keep][order]
 
