@@ -83,6 +83,8 @@ def note(step, ops, fmt: Format) -> str:
         return ""
     if kind in ("loss", "torch_bce", "torch_bcewl"):
         if math.isnan(value):
+            if kind == "torch_bce" and args and math.isnan(args[0]):
+                return "torch refuses a NaN probability (RuntimeError); shown as NaN"
             if kind == "torch_bcewl":
                 return "torch computes (1-y)·x - logsigmoid(x): at an infinite logit that is 0·inf or inf - inf = NaN"
             return "the NaN reaches the loss"

@@ -148,11 +148,16 @@ def torch_bce(ops, x, y, w, pw) -> Evaluation:
     """The real torch.nn.functional.binary_cross_entropy(torch.sigmoid(x), y, weight=w) (no pos_weight)."""
     import torch.nn.functional as F
 
+    torch = ops.torch
     ev = Evaluation(None)
     p = ev.step("p = torch.sigmoid(x)", ops.sigmoid(x), "sigmoid", x)
-    weight = None if w is None else w.expand(p.shape)
-    loss = F.binary_cross_entropy(p, y.expand(p.shape), weight=weight, reduction="none")
-    ev.loss = ev.step("BCELoss(p, y)", loss, "torch_bce")
+    # torch refuses a NaN probability (RuntimeError "all elements of input should be between 0 and 1"); those
+    # elements are evaluated at 0.5 and reported as NaN, what any NaN logit gives elsewhere.
+    nan = torch.isnan(p)
+    loss = F.binary_cross_entropy(torch.where(nan, 0.5, p), y.expand(p.shape), weight=w.expand(p.shape),
+                                  reduction="none")
+    loss = torch.where(nan, torch.nan, loss)
+    ev.loss = ev.step("BCELoss(p, y)", loss, "torch_bce", p)
     ev.clamp_changed = _differs(ops, ev.loss, _bce_clamped_terms(ops, p, y, pw, clamp=False) * w)
     return ev
 
