@@ -58,18 +58,19 @@ def measure(loss, reference: np.ndarray, fmt: Format, tol: Tolerance, clamp_chan
     ref64 = np.asarray(reference, dtype=np.float64)
     ref_in_dtype = round_float64(np.asarray(ref64 if reference_odd is None else reference_odd, dtype=np.float64), fmt)
     with np.errstate(all="ignore"):
-        same = _same(loss64, ref64) | _same(loss64, to_float64(ref_in_dtype))
+        same = _same(loss64, ref64)
+        correctly_rounded = same | _same(loss64, to_float64(ref_in_dtype))
         abs_error = np.where(same, 0.0, np.abs(loss64 - ref64))
         abs_error = np.where(np.isnan(abs_error), np.inf, abs_error)
         rel_error = np.where(abs_error == 0, 0.0, abs_error / np.abs(ref64))
         finite_pair = np.isfinite(loss64) & np.isfinite(to_float64(ref_in_dtype))
         ulps = np.where(finite_pair, ulps_between(np.where(finite_pair, loss, 0), np.where(finite_pair, ref_in_dtype, 0), fmt), 0.0)
         error_bits = np.where(finite_pair, np.log2(1.0 + ulps), np.where(_same(loss64, to_float64(ref_in_dtype)), 0.0, float(fmt.bits)))
-        within = same | (abs_error <= tol.atol + tol.rtol * np.abs(ref64))
+        within = correctly_rounded | (abs_error <= tol.atol + tol.rtol * np.abs(ref64))
     status = np.full(loss64.shape, "ok", dtype=object)
     status[~within] = "inaccurate"
     if clamp_changed is not None:
         status[np.broadcast_to(np.asarray(clamp_changed), loss64.shape)] = "clamped"
-    status[np.isinf(loss64) & ~same] = "inf"
-    status[np.isnan(loss64) & ~same] = "nan"
+    status[np.isinf(loss64) & ~correctly_rounded] = "inf"
+    status[np.isnan(loss64) & ~correctly_rounded] = "nan"
     return Errors(abs_error, rel_error, error_bits, status)
