@@ -91,15 +91,17 @@ def _rounded(fmt: Format, inputs: Inputs):
     for key, arr in arrays.items():
         orig = getattr(inputs, key)
         back = to_float64(arr)
+        name = {"logits": "logit", "targets": "target"}.get(key, key)
         for o, b in zip(orig.ravel(), back.ravel()):
             if np.isnan(o) or o == b:
                 continue
             if np.isinf(b) and np.isfinite(o):
                 overflow = overflow or key == "logits"
-                changes.append(f"{key[:-1] if key.endswith('s') else key} {o:g} overflows {fmt.name} (max {fmt.max:g}) and becomes {b:g}")
+                changes.append(f"{name} {explain.num(o)} overflows {fmt.name} (max {explain.num(fmt.max)}) "
+                               f"and becomes {explain.num(b)}")
             else:
-                changes.append(f"{key[:-1] if key.endswith('s') else key} {o:.17g} is stored as {b:.17g} in {fmt.name}")
-    return arrays, overflow, changes
+                changes.append(f"{name} {float(o)!r} is stored as {float(b)!r} in {fmt.name}")
+    return arrays, overflow, list(dict.fromkeys(changes))
 
 
 def _events(ev, ops) -> dict[str, int]:

@@ -27,7 +27,11 @@ def short(v: float, digits: int = 6) -> str:
         return "NaN"
     if isinstance(v, float) and math.isinf(v):
         return "inf" if v > 0 else "-inf"
-    return f"{v:.{digits}g}"
+    text = f"{v:.{digits}g}"
+    if "e" in text:  # 1e+10 -> 1e10, 2.5e-05 -> 2.5e-5
+        mant, exp = text.split("e")
+        text = f"{mant}e{int(exp)}"
+    return text
 
 
 def value_text(v: float, digits: int = 6) -> Text:
