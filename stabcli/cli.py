@@ -135,7 +135,8 @@ def cli():
     """
 
 
-@cli.command(context_settings={"ignore_unknown_options": True})
+@cli.command(context_settings={"ignore_unknown_options": True},
+             short_help="Every method on given logits and targets against the exact loss.")
 @click.argument("logits")
 @click.argument("targets")
 @dtype_option

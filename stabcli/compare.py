@@ -140,7 +140,7 @@ def evaluate_method(backend: str, fmt: Format, method: str, arrays: dict):
 def run_compare(
     inputs: Inputs,
     formats: list[Format],
-    backends: list[str] = list(BACKEND_NAMES),
+    backends: tuple[str, ...] = BACKEND_NAMES,
     methods: list[str] | None = None,
     rtol: float | None = None,
     atol: float | None = None,
