@@ -198,6 +198,65 @@ def compare(logits, targets, dtypes, backends, weight, pos_weight, reduction, at
         _print(render.compare_renderable(result))
 
 
+def _writable_folder(path: str):
+    """The folder ``path``, created if needed; a UserError if it cannot be created or written."""
+    import os
+    from pathlib import Path
+
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {path!r} cannot be created ({exc.strerror or exc}); give a folder you can write") from None
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"--out {path!r} is not a writable folder; give a folder you can write")
+    return folder
+
+
+def _plot_formats(text: str) -> tuple[str, ...]:
+    chosen = tuple(dict.fromkeys(p.strip().lower() for p in text.split(",") if p.strip()))
+    bad = [p for p in chosen if p not in ("png", "svg")]
+    if bad or not chosen:
+        raise UserError(f"--format {text!r} is not allowed; use png, svg or png,svg")
+    return chosen
+
+
+@cli.command(short_help="Write figures of loss and error against the logit.")
+@dtype_option
+@backend_option
+@click.option("--target", "targets", multiple=True, type=float,
+              help="Target to plot (a panel each); repeatable. [default: 0 and 1]")
+@click.option("--out", default="figures", show_default=True, help="Folder to write the figures into.")
+@click.option("--format", "formats", default="png,svg", show_default=True, help="png, svg or png,svg.")
+@_core_errors
+def plot(dtypes, backends, targets, out, formats):
+    """Write, per dtype and backend, a figure of every method's loss and error against the logit.
+
+    Non-finite losses are markers at the panel's top edge, the naive breakdown logits are dashed lines, and the
+    region where the -100 clamp changes the answer is shaded. Output is deterministic (same bytes every run).
+
+    \b
+    Example:
+        stabcli plot --out figures
+        stabcli plot --dtype float16 --backend numpy --format png
+    """
+    import math
+
+    from stabcli.formats import parse_dtypes
+
+    chosen = _plot_formats(formats)
+    ys = targets or (0.0, 1.0)
+    for y in ys:
+        if not (math.isfinite(y) and 0 <= y <= 1):
+            raise UserError(f"--target {y!r} is outside [0, 1]; targets are probabilities in [0, 1]")
+    folder = _writable_folder(out)
+    from stabcli import plots
+
+    written = plots.write_figures(folder, chosen, parse_dtypes(dtypes), _backends(backends), ys)
+    for path in written:
+        click.echo(str(path))
+
+
 def main():
     cli(prog_name="stabcli")
 

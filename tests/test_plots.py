@@ -1,0 +1,97 @@
+"""Figures: the plotted data (not pixels), valid deterministic files, and the plot command's errors."""
+
+import hashlib
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from stabcli import plots
+from stabcli.cli import cli
+from stabcli.curves import curve_set
+from stabcli.formats import FORMATS
+
+
+@pytest.fixture(scope="module")
+def f16_numpy():
+    return [curve_set(FORMATS["float16"], "numpy", y) for y in (0.0, 1.0)]
+
+
+def test_loss_figure_plots_reference_and_every_method(f16_numpy):
+    fig = plots.loss_figure(f16_numpy)
+    try:
+        ax = fig.axes[0]
+        labels = [line.get_label() for line in ax.get_lines()]
+        for name in ("reference (mpmath)", "naive", "clamped", "logsumexp", "softplus"):
+            assert name in labels
+        ref_line = ax.get_lines()[labels.index("reference (mpmath)")]
+        np.testing.assert_array_equal(ref_line.get_xdata(), f16_numpy[0].x)
+        np.testing.assert_array_equal(ref_line.get_ydata(), f16_numpy[0].reference)
+        # the naive non-finite points are drawn as edge markers, not dropped
+        markers = {c.get_label(): c for c in ax.collections if c.get_label().startswith("naive:")}
+        assert set(markers) == {"naive: inf", "naive: NaN"}
+        naive = next(c for c in f16_numpy[0].curves if c.method == "naive")
+        n_nonfinite = int(np.sum(~np.isfinite(naive.loss)))
+        assert sum(len(c.get_offsets()) for c in markers.values()) == n_nonfinite > 0
+    finally:
+        plots.close(fig)
+
+
+def test_breakdown_lines_sit_at_the_grid_breakdown(f16_numpy):
+    # DESIGN.md: naive float16 saturates op by op at x = 7.625 and exp(-x) overflows at x = -11.09375; the grid
+    # brackets them, so the lines sit at the first grid points past them.
+    pos, neg = plots.naive_breakdown(f16_numpy[0])
+    assert 7.625 <= pos < 8.0 and -11.5 < neg <= -11.09375
+    fig = plots.loss_figure(f16_numpy)
+    try:
+        vlines = [line.get_xdata()[0] for line in fig.axes[0].get_lines() if line.get_linestyle() == "--"
+                  and len(line.get_xdata()) == 2 and line.get_xdata()[0] == line.get_xdata()[1]]
+        assert pos in vlines and neg in vlines
+    finally:
+        plots.close(fig)
+
+
+def test_plot_command_writes_valid_files_deterministically(tmp_path):
+    runner = CliRunner()
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out in (a, b):
+        result = runner.invoke(cli, ["plot", "--dtype", "float16", "--backend", "numpy", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+    for name in ("bce_float16_numpy.png", "bce_float16_numpy.svg"):
+        assert (a / name).read_bytes() == (b / name).read_bytes()
+    assert (a / "bce_float16_numpy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert b"<svg" in (a / "bce_float16_numpy.svg").read_bytes()[:500]
+    assert sorted(p.name for p in a.iterdir()) == ["bce_float16_numpy.png", "bce_float16_numpy.svg"]
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [(["--format", "gif"], "gif"), (["--target", "1.5"], "1.5"), (["--dtype", "float8"], "float8")],
+)
+def test_plot_bad_input(tmp_path, args, needle):
+    result = CliRunner().invoke(cli, ["plot", "--out", str(tmp_path / "f"), *args])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:") and needle in lines[0]
+    assert not (tmp_path / "f").exists() or not any((tmp_path / "f").iterdir())
+
+
+def test_plot_refuses_an_unwritable_folder(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = CliRunner().invoke(cli, ["plot", "--out", str(blocker / "sub")])
+    assert result.exit_code == 2 and result.output.startswith("Error: --out")
+
+
+def test_committed_figures_are_current():
+    """figures/ must be what `stabcli plot` makes now; refresh with `stabcli plot --out figures`."""
+    import pathlib
+    import tempfile
+
+    committed = pathlib.Path(__file__).resolve().parent.parent / "figures" / "bce_float16_numpy.svg"
+    if not committed.exists():
+        pytest.skip("figures/ not generated")
+    with tempfile.TemporaryDirectory() as tmp:
+        CliRunner().invoke(cli, ["plot", "--dtype", "float16", "--backend", "numpy", "--format", "svg", "--out", tmp])
+        fresh = (pathlib.Path(tmp) / "bce_float16_numpy.svg").read_bytes()
+    assert hashlib.sha256(fresh).hexdigest() == hashlib.sha256(committed.read_bytes()).hexdigest()
