@@ -154,8 +154,10 @@ def torch_bce(ops, x, y, w, pw) -> Evaluation:
     # torch refuses a NaN probability (RuntimeError "all elements of input should be between 0 and 1"); those
     # elements are evaluated at 0.5 and reported as NaN, what any NaN logit gives elsewhere.
     nan = torch.isnan(p)
-    loss = F.binary_cross_entropy(torch.where(nan, 0.5, p), y.expand(p.shape), weight=w.expand(p.shape),
-                                  reduction="none")
+    # With every weight 1 no weight is passed: torch then skips its multiply by 1 (exact anyway) and the
+    # torch.broadcast_shapes call that imports sympy, which would add 0.3 s to every single-logit compare.
+    weight = None if bool((w == 1).all()) else w.expand(p.shape)
+    loss = F.binary_cross_entropy(torch.where(nan, 0.5, p), y.expand(p.shape), weight=weight, reduction="none")
     loss = torch.where(nan, torch.nan, loss)
     ev.loss = ev.step("BCELoss(p, y)", loss, "torch_bce", p)
     ev.clamp_changed = _differs(ops, ev.loss, _bce_clamped_terms(ops, p, y, pw, clamp=False) * w)
