@@ -270,6 +270,7 @@ def grad_details(backend: str, fmt: Format, method: str, arrays: dict, reduction
         p = _backend_sigmoid(backend, fmt, x)
         with np.errstate(all="ignore"):
             details["p"] = to_float64(p)
+            details["y"] = to_float64(y)
             if method == "clamped":
                 # the -100 clamp replaced the derivative of a term whose coefficient is not 0 by 0
                 log_p, log_1mp = np.log(to_float64(p)), np.log1p(-to_float64(p))
