@@ -30,6 +30,16 @@ every d loss_i / d x_i at once: :func:`grad_of` is vectorised. Under torch the g
 ``backward()`` through each method as written, the real ``torch_bce`` (whose backward is
 (p-y)/max(p(1-p), 1e-12), chained through ``torch.sigmoid``'s p(1-p)) and ``torch_bce_with_logits`` included.
 With reduction mean the gradient is divided by the number of elements, with sum it is not.
+
+Where numpy's forward mode and torch's reverse mode legitimately differ (pinned in tests/test_grad.py):
+
+* the sigmoid: numpy differentiates 1/(1+exp(-x)) and takes the derivative from exp(-x); torch.sigmoid's backward
+  is p(1-p) from the rounded p. Where 1 - p cancels (naive, clamped at x >> 0) the two differ by the forward's
+  cancellation error, ~eps·exp(|x|) relative.
+* the clamp: forward mode *selects* the branch, so max(log1p(-p), -100) has derivative exactly 0 where the clamp
+  fired. Reverse mode sends 0 back through the clamp and then log1p's (xlog1py's) backward divides it by
+  1 - p = 0: 0/0 = NaN. So the hand-written ``clamped`` has gradient 0 under numpy and NaN under torch at p = 1.
+* summation order: logsumexp's derivative cancels (1 - e2/(e1+e2)); the two modes round that differently.
 """
 
 from __future__ import annotations
