@@ -4,6 +4,10 @@
   non-finite and the reference is not).
 * ``error_bits`` follows Herbie: log2(1 + ulps), the ulps counted between the result and the reference rounded
   to the result's dtype; a NaN or inf against a finite reference counts as the format's full width.
+* For gradients (:func:`measure_grad`) the same measures and statuses, where ``clamped`` means a clamp changed
+  the gradient (the -100 clamp zeroed a term's derivative, or BCELoss's backward denominator max(p(1-p), 1e-12)
+  fired), and a gradient that *vanished*, 0 where the reference rounded to the dtype is not, is
+  ``inaccurate`` whatever the tolerance.
 * ``status``: ``nan`` or ``inf`` for a non-finite loss the reference does not share; else ``clamped`` where the
   -100 clamp changed the result; else ``inaccurate`` outside numpy's allclose rule
   |loss - ref| <= atol + rtol·|ref|; else ``ok``. A loss equal to its reference, even inf or NaN (the exact limit
@@ -74,3 +78,14 @@ def measure(loss, reference: np.ndarray, fmt: Format, tol: Tolerance, clamp_chan
     status[np.isinf(loss64) & ~correctly_rounded] = "inf"
     status[np.isnan(loss64) & ~correctly_rounded] = "nan"
     return Errors(abs_error, rel_error, error_bits, status)
+
+
+def measure_grad(grad, reference: np.ndarray, fmt: Format, tol: Tolerance, clamped=None, reference_odd=None) -> Errors:
+    """:func:`measure` for gradients, plus: a gradient that vanished (0 where the reference in the dtype is not)
+    is ``inaccurate`` even inside a loose tolerance (it is never ``ok``: training stops there)."""
+    err = measure(grad, reference, fmt, tol, clamped, reference_odd)
+    ref_in_dtype = to_float64(round_float64(np.asarray(reference if reference_odd is None else reference_odd,
+                                                       dtype=np.float64), fmt))
+    vanished = (to_float64(grad) == 0) & (ref_in_dtype != 0) & ~np.isnan(ref_in_dtype)
+    err.status[vanished & (err.status == "ok")] = "inaccurate"
+    return err

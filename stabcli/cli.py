@@ -154,7 +154,8 @@ def compare(logits, targets, dtypes, backends, weight, pos_weight, reduction, at
 
     LOGITS and TARGETS are a number or a comma-separated list (broadcast like torch); nested lists such as
     [[0.1,0.2],[0.3,0.4]] work too. Logits may be inf, -inf or nan; negative numbers need no `--`.
-    For a single logit every method's steps are shown, with what went wrong and why.
+    For a single logit every method's steps are shown, with what went wrong and why. Every row also
+    carries the gradient d loss / d x (autograd in torch, op-by-op derivative in numpy) against mpmath.
 
     \b
     Example:

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from stabcli import explain, reference
-from stabcli.analysis import Tolerance, measure
+from stabcli.analysis import Tolerance, measure, measure_grad
+from stabcli.autodiff import grad_details
 from stabcli.backends import BACKEND_NAMES, make_ops
 from stabcli.errors import InputError
 from stabcli.formats import Format, to_float64
@@ -61,6 +62,13 @@ class Row:
     events: dict[str, int]
     steps: list[TraceStep] | None = None
     verdict: str | None = None
+    # d (reduced loss) / d x per element (a scalar for a single element with reduction mean or sum)
+    grad: object = None
+    grad_reference: object = None
+    grad_abs_error: object = None
+    grad_error_bits: object = None
+    grad_status: object = None
+    grad_verdict: str | None = None
 
 
 @dataclass
@@ -168,6 +176,13 @@ def run_compare(
         # Rounded into a narrower dtype from a round-to-odd float64, so that it is rounded only once in effect.
         ref_odd = np.array([reference.to_float64_odd(v) for v in exact_out]) if fmt.bits < 64 else ref_nearest
         tol = Tolerance.for_format(fmt, rtol, atol)
+        n = len(exact)
+        exact_grad = [reference.exact_grad(*(float(wide[k][i]) for k in ("logits", "targets", "weight", "pos_weight")))
+                      for i in range(n)]
+        exact_grad = reference.reduce_exact_grad(exact_grad, inputs.reduction)
+        grad_nearest = np.array([reference.to_float64_nearest(v) for v in exact_grad])
+        grad_odd = np.array([reference.to_float64_odd(v) for v in exact_grad]) if fmt.bits < 64 else grad_nearest
+        grad_scalar = reduced and n == 1
         for backend in backends:
             for method in methods_for(backend) if methods is None else [m for m in methods if m in methods_for(backend)]:
                 if method == "torch_bce" and not pw_is_one:
@@ -195,10 +210,21 @@ def run_compare(
                     status=str(err.status[0]) if reduced else [str(s) for s in err.status],
                     events=_events(ev, ops),
                 )
+                gradient = grad_details(backend, fmt, method, arrays, inputs.reduction)
+                gerr = measure_grad(gradient.grad.reshape(-1), grad_nearest, fmt, tol, gradient.clamped.reshape(-1),
+                                    grad_odd)
+                row.grad = _scalar_or_list(to_float64(gradient.grad), grad_scalar)
+                row.grad_reference = _scalar_or_list(grad_nearest, grad_scalar)
+                row.grad_abs_error = _scalar_or_list(gerr.abs_error, grad_scalar)
+                row.grad_error_bits = _scalar_or_list(gerr.error_bits, grad_scalar)
+                row.grad_status = str(gerr.status[0]) if grad_scalar else [str(s) for s in gerr.status]
                 if single:
                     row.steps = [TraceStep(s.name, float(to_float64(ops.to_numpy(s.value)).reshape(-1)[0]),
                                            explain.note(s, ops, fmt)) for s in ev.steps]
                     row.verdict = explain.verdict(row, fmt)
+                    row.steps += [TraceStep(name, value, note)
+                                  for name, value, note in explain.grad_steps(row, gradient, fmt)]
+                    row.grad_verdict = explain.grad_verdict(row, gradient, fmt)
                 rows.append(row)
     comparison = Comparison(inputs, rows, dtype_notes, notes)
     y = float(inputs.targets.reshape(-1)[0]) if single else None

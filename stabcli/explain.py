@@ -127,6 +127,21 @@ def _first_note(row, needle: str) -> str:
     return ""
 
 
+def _grad_summary(bce, good) -> list[str]:
+    """The gradient sentence of a dtype's summary: what backward gives where the forward may look fine."""
+    if bce is None or bce.grad is None:
+        return []
+    label = "BCELoss's backward" if bce.method == "torch_bce" else "the clamped form's gradient"
+    g, ref, status = _one(bce.grad), _one(bce.grad_reference), _one_status(bce.grad_status)
+    text = f"Gradient: {label} gives {num(g)} where the true gradient is {num(ref)} ({status})"
+    forward_fine = bce.status == "ok" or (bce.status == "clamped" and bce.error_bits == 0)
+    if status != "ok" and forward_fine:
+        text += ", although its loss looks right"
+    if good is not None and good.grad is not None:
+        text += f"; softplus gives {num(_one(good.grad))} ({_one_status(good.grad_status)})"
+    return [text + "."]
+
+
 def summary(comparison) -> list[str]:
     """Per dtype, a few sentences that tell what the single-logit rows show (the 1e10 story when it applies)."""
     lines: list[str] = []
@@ -168,5 +183,106 @@ def summary(comparison) -> list[str]:
         good = _pick(comparison.rows, dn.dtype, "softplus")
         if good is not None:
             parts.append(f"softplus gives {num(good.loss)} (true {num(good.reference)}, {good.status}).")
+        parts.extend(_grad_summary(bce, good))
         lines.append(f"{dn.dtype}: " + " ".join(parts))
     return lines
+
+
+# --- gradients -----------------------------------------------------------------------------------------------
+
+def _one(v) -> float:
+    return float(v[0]) if isinstance(v, list) else float(v)
+
+
+def _detail(gradient, key: str) -> float | None:
+    value = gradient.details.get(key)
+    if value is None:
+        return None
+    return float(np.asarray(value, dtype=np.float64).reshape(-1)[0])
+
+
+def grad_steps(row, gradient, fmt: Format) -> list[tuple[str, float, str]]:
+    """The backward pass of a single element as (name, value, note) steps, appended to the trace.
+
+    For ``torch_bce`` the steps of BCELoss's backward kernel: p(1-p), the denominator max(p(1-p), 1e-12),
+    dL/dp = (p-y)/denominator and dL/dx = dL/dp·p(1-p) (torch.sigmoid's backward); for every method the result.
+    """
+    steps: list[tuple[str, float, str]] = []
+    if row.method == "torch_bce" and "p(1-p)" in gradient.details:
+        p, prod, eps = _detail(gradient, "p"), _detail(gradient, "p(1-p)"), gradient.details["epsilon"]
+        denom = _detail(gradient, "denominator")
+        y = _detail(gradient, "y")
+        note_prod = ""
+        if prod == 0 and p in (0.0, 1.0):
+            note_prod = f"p = {num(p)} exactly (saturated), so p(1-p) = 0"
+        elif prod < 1e-12:
+            note_prod = f"p(1-p) = {num(prod)} is below 1e-12"
+        steps.append(("grad: p(1-p)", prod, note_prod))
+        if eps == 0:
+            note_den = f"1e-12 rounds to 0 in {fmt.name}: the guard is gone" + (", the denominator is 0" if denom == 0 else "")
+        elif prod < eps:
+            note_den = f"denominator clamped at 1e-12 ({num(eps)} in {fmt.name})"
+        else:
+            note_den = ""
+        steps.append(("grad: max(p(1-p), 1e-12)", denom, note_den))
+        dt = fmt.np_dtype.type
+        with np.errstate(all="ignore"):  # as the kernel: (p - y) / denominator, each rounded to the dtype
+            dldp = float(to_float64(np.asarray((dt(p) - dt(y)) / dt(denom), dtype=fmt.np_dtype)))
+        steps.append(("grad: dL/dp = (p-y)/max(...)", dldp,
+                      f"(p-y)/0 = {num(dldp)}" if denom == 0 else ""))
+    g = _one(row.grad)
+    steps.append(("dloss/dx", g, grad_note(row, gradient, fmt)))
+    return steps
+
+
+def grad_note(row, gradient, fmt: Format) -> str:
+    """Why the gradient of a single element is what it is ('' when it is fine)."""
+    g, ref, status = _one(row.grad), _one(row.grad_reference), _one_status(row.grad_status)
+    p = _detail(gradient, "p")
+    prod = _detail(gradient, "p(1-p)")
+    if row.method == "torch_bce" and prod is not None:
+        eps = gradient.details["epsilon"]
+        if math.isnan(g) and eps == 0 and prod == 0:
+            return (f"1e-12 is 0 in {fmt.name}, so (p-y)/max(p(1-p), 0) divides by 0 and torch.sigmoid's backward "
+                    f"multiplies that inf by p(1-p) = 0: 0/0 = NaN")
+        if status == "clamped" and prod == 0:
+            return (f"p saturated at {num(p)}: the backward divides (p-y) by the clamped 1e-12 and sigmoid's backward "
+                    f"multiplies by p(1-p) = 0, so the gradient is {num(g)} where the true one is {num(ref)}")
+        if status == "clamped":
+            return (f"the denominator max(p(1-p), 1e-12) is clamped, so the gradient is (p-y)·p(1-p)/1e-12 = "
+                    f"{num(g)} instead of p-y = {num(ref)}")
+    if row.method == "clamped":
+        if status == "clamped":
+            return ("the -100 clamp fired: d/dx max(log, -100) = 0, so that term's gradient is lost "
+                    f"({num(g)} where the true gradient is {num(ref)})")
+        if math.isnan(g) and row.backend == "torch" and p in (0.0, 1.0):
+            return ("autograd sends 0 back through the clamp, but the log's backward divides it by "
+                    f"{'1 - p' if p == 1.0 else 'p'} = 0: 0/0 = NaN (the forward clamp does not guard the backward)")
+    if math.isnan(g):
+        return "the derivative of an infinite or NaN intermediate is NaN"
+    if math.isinf(g):
+        return "the derivative of log(0) is infinite"
+    if g == 0 and ref != 0 and status != "ok":
+        return f"the gradient vanished: 0 where the true gradient is {num(ref)}"
+    if status == "inaccurate":
+        return f"finite but wrong: the true gradient is {num(ref)}"
+    return ""
+
+
+def _one_status(status) -> str:
+    return status[0] if isinstance(status, list) else status
+
+
+def grad_verdict(row, gradient, fmt: Format) -> str:
+    """One sentence on a single element's gradient."""
+    g, ref, status = _one(row.grad), _one(row.grad_reference), _one_status(row.grad_status)
+    bits = _one(row.grad_error_bits)
+    if status in ("nan", "inf"):
+        return f"gradient {num(g)} where the true gradient is {num(ref)}."
+    if status == "clamped":
+        return f"gradient {num(g)} where the true gradient is {num(ref)}: a clamp changed it."
+    if status == "inaccurate":
+        if g == 0 and ref != 0:
+            return f"gradient 0 where the true gradient is {num(ref)}: it vanished."
+        return f"gradient {num(g)}, finite but wrong: the true gradient is {num(ref)} ({bits:.1f} bits wrong)."
+    return f"gradient {num(g)}, correct ({bits:.1f} bits off)." if bits else f"gradient {num(g)}, correctly rounded."

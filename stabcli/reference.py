@@ -74,6 +74,16 @@ def reduce_exact(values: list, reduction: str):
         return total / len(values) if reduction == "mean" else total
 
 
+def reduce_exact_grad(values: list, reduction: str) -> list:
+    """d (reduced loss) / d x_i for each element: divided by the number of elements for 'mean'."""
+    import mpmath
+
+    if reduction != "mean":
+        return list(values)
+    with mpmath.workprec(PRECISION_BITS):
+        return [v / len(values) for v in values]
+
+
 def to_float64_nearest(value) -> float:
     """An mpmath number rounded to the nearest float64 (overflowing to ±inf)."""
     import mpmath

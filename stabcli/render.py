@@ -71,10 +71,13 @@ def _row_dict(row) -> dict:
         "input": row.input, "input_overflow": row.input_overflow,
         "loss": row.loss, "reference": row.reference, "abs_error": row.abs_error, "rel_error": row.rel_error,
         "error_bits": row.error_bits, "status": row.status, "fp_events": row.events,
+        "grad": row.grad, "grad_reference": row.grad_reference, "grad_abs_error": row.grad_abs_error,
+        "grad_error_bits": row.grad_error_bits, "grad_status": row.grad_status,
     }
     if row.steps is not None:
         d["steps"] = [asdict(s) for s in row.steps]
         d["verdict"] = row.verdict
+        d["grad_verdict"] = row.grad_verdict
     return d
 
 
@@ -96,7 +99,8 @@ def compare_json(comparison) -> str:
 
 
 CSV_COLUMNS = ("backend", "dtype", "method", "index", "input", "input_overflow", "loss", "reference", "abs_error",
-               "rel_error", "error_bits", "status", "overflow", "divide_by_zero", "invalid")
+               "rel_error", "error_bits", "status", "overflow", "divide_by_zero", "invalid", "grad", "grad_reference",
+               "grad_abs_error", "grad_error_bits", "grad_status")
 
 
 def _csv_cell(v) -> str:
@@ -117,11 +121,16 @@ def compare_csv(comparison) -> str:
         n = len(r.loss) if per_element else 1
         for i in range(n):
             pick = (lambda v: v[i]) if per_element else (lambda v: v)  # noqa: E731
+            # the gradient is per element even when the loss is reduced: one line per row, its values joined by ';'
+            gpick = (lambda v: v[i]) if per_element else (  # noqa: E731
+                lambda v: (v[0] if len(v) == 1 else ";".join(_csv_cell(e) for e in v)) if isinstance(v, list) else v)
             inp = r.input[i] if per_element and len(r.input) == n else (r.input[0] if len(r.input) == 1 else ";".join(map(repr, r.input)))
             writer.writerow([_csv_cell(v) for v in (
                 r.backend, r.dtype, r.method, i if per_element else "", inp, r.input_overflow,
                 pick(r.loss), pick(r.reference), pick(r.abs_error), pick(r.rel_error), pick(r.error_bits),
-                pick(r.status), r.events["overflow"], r.events["divide_by_zero"], r.events["invalid"])])
+                pick(r.status), r.events["overflow"], r.events["divide_by_zero"], r.events["invalid"],
+                gpick(r.grad), gpick(r.grad_reference), gpick(r.grad_abs_error), gpick(r.grad_error_bits),
+                gpick(r.grad_status))])
     return out.getvalue()
 
 
@@ -167,6 +176,8 @@ def compare_tables(comparison) -> list:
                 status = status_text(r.status)
             table.add_row("  " + r.method, loss, ref, err, bits, status)
         out.append(table)
+        if any(r.grad is not None for r in rows):
+            out.append(grad_table(rows, dtype))
         for change in dn.changes:
             out.append(Text(f"  note: {change}", style="dim"))
         if single and any(r.steps for r in rows):
@@ -177,6 +188,46 @@ def compare_tables(comparison) -> list:
     if comparison.summary:
         out.append(Panel("\n".join(comparison.summary), title="What this shows", title_align="left"))
     return out
+
+
+def _worst(statuses: list) -> Text:
+    worst = [s for s in ("nan", "inf", "clamped", "inaccurate") if s in statuses]
+    text = status_text(worst[0] if worst else "ok")
+    if worst:
+        text.append(f" ({sum(s == worst[0] for s in statuses)}/{len(statuses)})")
+    return text
+
+
+def _compact(values: list) -> str:
+    """The first value with 4 digits, then how many there are: keeps the gradient table within 80 columns."""
+    return short(values[0], 4) + (f", … ({len(values)})" if len(values) > 1 else "")
+
+
+def grad_table(rows, dtype: str) -> Table:
+    """The gradient d loss / d x of every row, compact (within 80 columns), per backend."""
+    table = Table(title=f"[bold]{dtype}[/]  gradient d loss / d x", title_justify="left", pad_edge=False,
+                  box=box.SIMPLE_HEAD)
+    for name, justify in (("method", "left"), ("grad", "right"), ("reference", "right"), ("bits", "right"),
+                          ("status", "left")):
+        table.add_column(name, justify=justify, no_wrap=True)
+    backend = None
+    for r in rows:
+        if r.grad is None:
+            continue
+        if r.backend != backend:
+            if backend is not None:
+                table.add_section()
+            backend = r.backend
+            table.add_row(Text(f"{backend} backend", style="bold"), "", "", "", "")
+        if isinstance(r.grad, list):
+            grad, ref = Text(_compact(r.grad)), Text(_compact(r.grad_reference))
+            bits = Text(short(max(r.grad_error_bits), 3))
+            status = _worst(r.grad_status)
+        else:
+            grad, ref = value_text(r.grad, 7), value_text(r.grad_reference, 7)
+            bits, status = Text(short(r.grad_error_bits, 3)), status_text(r.grad_status)
+        table.add_row("  " + r.method, grad, ref, bits, status)
+    return table
 
 
 def trace_table(rows) -> Table:
