@@ -3,15 +3,17 @@
 The numeric core behind ``stabcli sweep``; it never prints. :func:`run_sweep` streams the logits in chunks
 (memory is flat in the number of points), evaluates every (backend, method) on each chunk against one shared
 reference, and accumulates counts of statuses, the largest errors, and per side of 0 the failing logit closest
-to 0. The grid only brackets a breakdown; :func:`find_closest_failure` then pins the exact logit by searching the
-dtype's representable values (their ordinals) between the last passing and the first failing grid point.
+to 0. The grid only brackets a breakdown (the failing grid logit closest to 0); :func:`find_closest_failure` then
+pins the logit by searching the dtype's representable values (their ordinals) from 0 out to that grid logit.
 
 Breakdown logits (``Breakdown``), each the logit closest to 0 on its side (x >= 0 / x < 0) within the swept range:
 ``nonfinite_*`` where the loss is inf or NaN, ``inaccurate_*`` where it is outside the tolerance
 |loss - ref| <= atol + rtol·|ref| (non-finite included), ``clamped_*`` where the -100 clamp changed the loss.
-None where no such logit was found. An exhaustive sweep evaluates every value, so its breakdowns are exact by
-construction. On a grid they are exact where failures on a side form one run outward from the bracket; a failing
-island strictly between two passing grid points closer to 0 cannot be seen (use ``--exhaustive`` for 16-bit).
+None where no grid logit fails on that side. Exact, not estimated: an exhaustive sweep evaluates every value; on
+a grid, 16-bit dtypes have at most 2**15 values per side, so the search scans all of them from 0 out. For float32
+and float64 the search samples the ordinals (4096 and 64 at a time) and narrows in on the first failing sample;
+that is exact for breakdowns that are monotone in |x| (inf/NaN, the clamp), while an out-of-tolerance logit
+isolated between two passing samples could be missed (the error of a rounded formula is not monotone in x).
 """
 
 from __future__ import annotations
@@ -301,15 +303,6 @@ class Breakdown:
 
 
 @dataclass
-class _SideTracker:
-    """Streaming bookkeeping of one (kind, side): the closest failing grid logit and its passing neighbour."""
-
-    fail: float | None = None  # closest-to-0 failing logit seen
-    neighbour: float | None = None  # the grid logit just closer to 0 (passing), None if there is none
-    pending: bool = False  # negative side: the neighbour is the next negative logit still to come
-
-
-@dataclass
 class SweepRow:
     """One (backend, dtype, target, method) of a sweep."""
 
@@ -323,7 +316,7 @@ class SweepRow:
     max_abs_error: float = 0.0
     max_error_bits: float = 0.0
     breakdown: Breakdown = field(default_factory=Breakdown)
-    _trackers: dict = field(default_factory=dict, repr=False)
+    _closest: dict = field(default_factory=dict, repr=False)  # (kind, side) -> failing grid logit closest to 0
 
 
 @dataclass
@@ -344,38 +337,18 @@ def _accumulate(row: SweepRow, xs64: np.ndarray, c: Classified) -> None:
     if xs64.size:
         row.max_abs_error = max(row.max_abs_error, float(np.max(c.abs_error)))
         row.max_error_bits = max(row.max_error_bits, float(np.max(c.error_bits)))
+    nonneg = xs64 >= 0
     for kind in BREAKDOWN_KINDS:
         mask = getattr(c, kind)
-        pos = row._trackers.setdefault((kind, "pos"), _SideTracker())
-        neg = row._trackers.setdefault((kind, "neg"), _SideTracker())
-        nonneg = xs64 >= 0
-        # positive side, increasing x: the first failure is final; its neighbour is the grid logit before it
-        if pos.fail is None:
-            xp, mp = xs64[nonneg], mask[nonneg]
-            hit = np.flatnonzero(mp)
-            if hit.size:
-                pos.fail = float(xp[hit[0]])
-                if hit[0] > 0:
-                    pos.neighbour = float(xp[hit[0] - 1])
-                elif pos.neighbour is None or pos.neighbour >= pos.fail:
-                    pos.neighbour = None
-            elif xp.size:
-                pos.neighbour = float(xp[-1])
-        # negative side, increasing x: the last failure is the closest; its neighbour is the next negative logit
-        xn, mn = xs64[~nonneg], mask[~nonneg]
-        if neg.pending and xn.size:
-            neg.neighbour, neg.pending = float(xn[0]), False
-        hit = np.flatnonzero(mn)
-        if hit.size:
-            neg.fail = float(xn[hit[-1]])
-            if hit[-1] + 1 < xn.size:
-                neg.neighbour, neg.pending = float(xn[hit[-1] + 1]), False
-            else:
-                neg.neighbour, neg.pending = None, True
+        pos, neg = xs64[mask & nonneg], xs64[mask & ~nonneg]
+        if pos.size:
+            row._closest[(kind, "pos")] = min(float(pos.min()), row._closest.get((kind, "pos"), math.inf))
+        if neg.size:
+            row._closest[(kind, "neg")] = max(float(neg.max()), row._closest.get((kind, "neg"), -math.inf))
 
 
 def _refine(row: SweepRow, backend: str, fmt: Format, method: str, s: Scalars, tol: Tolerance, grid: Grid) -> None:
-    """Pin each breakdown between its passing neighbour and the failing grid logit, over representable values."""
+    """Pin each breakdown: the failure closest to 0 among the representable values between 0 and the grid's."""
     lo_ord = int(ordinal(fmt.round(np.array(grid.min)), fmt)) if not grid.exhaustive else -max_ordinal(fmt)
     hi_ord = int(ordinal(fmt.round(np.array(grid.max)), fmt)) if not grid.exhaustive else max_ordinal(fmt)
     lo_ord, hi_ord = max(lo_ord, -max_ordinal(fmt)), min(hi_ord, max_ordinal(fmt))
@@ -387,14 +360,13 @@ def _refine(row: SweepRow, backend: str, fmt: Format, method: str, s: Scalars, t
 
     for kind in BREAKDOWN_KINDS:
         for side in ("pos", "neg"):
-            t = row._trackers.get((kind, side))
-            if t is None or t.fail is None:
+            fail = row._closest.get((kind, side))
+            if fail is None:
                 continue
-            far = int(ordinal(np.array(t.fail), fmt))
-            if side == "pos":
-                near = int(ordinal(np.array(t.neighbour), fmt)) + 1 if t.neighbour is not None else max(lo_ord, 0)
-            else:
-                near = int(ordinal(np.array(t.neighbour), fmt)) - 1 if t.neighbour is not None else min(hi_ord, -1)
+            far = int(ordinal(np.array(fail), fmt))
+            # From the side's first value, not from the passing grid point before `far`: the error of a rounding
+            # formula is not monotone in x, so out-of-tolerance logits can hide between passing grid points.
+            near = max(lo_ord, 0) if side == "pos" else min(hi_ord, -1)
             if (side == "pos" and near < far) or (side == "neg" and near > far):
                 found = find_closest_failure(predicate(kind), near, far, fmt.bits)
             else:
