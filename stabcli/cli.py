@@ -288,6 +288,38 @@ def sweep(dtypes, backends, targets, weight, pos_weight, atol, rtol, output_form
         console.print(render.sweep_renderable(result, console.width))
 
 
+@cli.command()
+@dtype_option
+@tolerance_options
+@format_option
+@_core_errors
+def thresholds(dtypes, atol, rtol, output_format):
+    """Breakdown logits predicted from each format's constants, next to those the sweep engine measures.
+
+    16-bit formats are measured exhaustively, float32 and float64 on the default grid (float64 uses mpmath for
+    its reference and takes a few seconds).
+
+    \b
+    Example:
+        stabcli thresholds --dtype float16
+        stabcli thresholds --format json
+    """
+    from stabcli import render
+    from stabcli.formats import parse_dtypes
+    from stabcli.thresholds import run_thresholds
+
+    _check_tolerance(atol, "--atol")
+    _check_tolerance(rtol, "--rtol")
+    result = run_thresholds(parse_dtypes(dtypes), rtol, atol)
+    fmt = output_format.lower()
+    if fmt == "json":
+        click.echo(render.thresholds_json(result))
+    elif fmt == "csv":
+        click.echo(render.thresholds_csv(result), nl=False)
+    else:
+        _print(render.thresholds_renderable(result))
+
+
 def main():
     cli(prog_name="stabcli")
 

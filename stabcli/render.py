@@ -330,3 +330,57 @@ def _grid_line(sweep) -> str:
 
 def sweep_renderable(sweep, width: int = 80):
     return Group(*sweep_tables(sweep, width))
+
+
+# --- thresholds ----------------------------------------------------------------------------------------------
+
+def _threshold_dict(t) -> dict:
+    return {"dtype": t.dtype, "name": t.name, "formula": t.formula, "predicted": t.predicted,
+            "measured": t.measured, "difference": t.difference,
+            "measured_by": {"backend": t.backend, "method": t.method, "target": t.target, "breakdown": t.key},
+            "explanation": t.explanation}
+
+
+def thresholds_json(thresholds) -> str:
+    return dumps({"command": "thresholds", "results": [_threshold_dict(t) for t in thresholds]})
+
+
+def thresholds_csv(thresholds) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    cols = ("dtype", "name", "predicted", "measured", "difference", "backend", "method", "target", "breakdown",
+            "formula", "explanation")
+    writer.writerow(cols)
+    for t in thresholds:
+        writer.writerow(["" if v is None else _csv_cell(v) for v in (
+            t.dtype, t.name, t.predicted, t.measured, t.difference, t.backend, t.method, t.target, t.key,
+            t.formula, t.explanation)])
+    return out.getvalue()
+
+
+def thresholds_renderable(thresholds):
+    """One table per dtype: what breaks, predicted, measured (and by which method), then formulas and reasons."""
+    out: list = []
+    by_dtype: dict = {}
+    for t in thresholds:
+        by_dtype.setdefault(t.dtype, []).append(t)
+    for dtype, rows in by_dtype.items():
+        table = Table(title=f"[bold]{dtype}[/]", title_justify="left", pad_edge=False, box=box.SIMPLE_HEAD,
+                      padding=(0, 1))
+        table.add_column("#", justify="right", no_wrap=True)
+        table.add_column("what happens", overflow="fold", ratio=1)
+        table.add_column("predicted", justify="right", no_wrap=True)
+        table.add_column("measured", justify="right", no_wrap=True)
+        table.add_column("by", no_wrap=True)
+        for i, t in enumerate(rows, 1):
+            same = t.measured == t.predicted
+            table.add_row(str(i), t.name, f"{t.predicted:.10g}",
+                          Text("-" if t.measured is None else f"{t.measured:.10g}", style="green" if same else "yellow"),
+                          f"{t.backend} {t.method} y={t.target:g}")
+        out.append(table)
+        for i, t in enumerate(rows, 1):
+            out.append(Text(f"  {i}. {t.formula}", style="dim"))
+            if t.measured != t.predicted:
+                out.append(Text(f"     measured differs: {t.explanation}"))
+        out.append(Text(""))
+    return Group(*out)
