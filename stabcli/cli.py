@@ -257,6 +257,128 @@ def plot(dtypes, backends, targets, out, formats):
     for path in written:
         click.echo(str(path))
 
+def _scalar(text: str, what: str) -> float:
+    """One number from an option that the sweep needs as a single value (weight, pos_weight)."""
+    from stabcli import inputs as parse
+
+    value = parse.parse_number(str(text), what)
+    if not (value >= 0 and value != float("inf")):
+        raise UserError(f"{what} {text!r} is not allowed; for a sweep give one finite number >= 0")
+    return value
+
+
+@cli.command(context_settings={"ignore_unknown_options": False})
+@dtype_option
+@backend_option
+@click.option("--target", "targets", multiple=True,
+              help="Target y in [0, 1] (soft targets allowed); repeat for several. [default: 0 and 1]")
+@weight_options
+@tolerance_options
+@format_option
+@click.option("--min", "xmin", type=float, default=None, help="Smallest logit of the grid. [default: -1e4]")
+@click.option("--max", "xmax", type=float, default=None, help="Largest logit of the grid. [default: 1e4]")
+@click.option("--points", type=float, default=None,
+              help="Number of grid points, 2 to 1e9 (1e6 works). [default: 4001]")
+@click.option("--spacing", type=click.Choice(("linear", "log"), case_sensitive=False), default=None,
+              help="linear, or log on each side of 0 from ±1e-4 outward (plus 0). [default: log]")
+@click.option("--exhaustive", is_flag=True,
+              help="Every finite value of the dtype instead of a grid (float16, bfloat16; float32 takes hours).")
+@_core_errors
+def sweep(dtypes, backends, targets, weight, pos_weight, atol, rtol, output_format, xmin, xmax, points, spacing,
+          exhaustive):
+    """Count, per method, where the loss is inf, NaN, clamped or inaccurate over many logits, and where it breaks.
+
+    The grid brackets each breakdown; a search over the dtype's representable values then pins the exact logit
+    closest to 0 on each side. Progress is shown on stderr when it is a terminal.
+
+    \b
+    Example:
+        stabcli sweep --dtype float16
+        stabcli sweep --dtype all --backend all
+        stabcli sweep --dtype bfloat16 --exhaustive --target 0.3 --format json
+        stabcli sweep --dtype float32 --min -200 --max 200 --points 1e6 --spacing linear
+    """
+    import math
+
+    from stabcli import inputs as parse
+    from stabcli.formats import parse_dtypes
+    from stabcli.sweep import make_grid, run_sweep, total_points
+
+    _check_tolerance(atol, "--atol")
+    _check_tolerance(rtol, "--rtol")
+    ys = []
+    for text in targets or ("0", "1"):
+        y = parse.parse_number(str(text), "--target")
+        if not (0 <= y <= 1):
+            raise UserError(f"--target {text!r} is outside [0, 1]; targets are probabilities in [0, 1]")
+        if y not in ys:
+            ys.append(y)
+    if points is not None and not (math.isfinite(points) and points == int(points)):
+        raise UserError(f"--points {points:g} is not allowed; give a whole number of points")
+    grid = make_grid(xmin, xmax, None if points is None else int(points), spacing, exhaustive)
+    formats = parse_dtypes(dtypes)
+    w, pw = _scalar(weight, "--weight"), _scalar(pos_weight, "--pos-weight")
+    fmt = output_format.lower()
+    show_progress = fmt == "table" and sys.stderr.isatty()
+    if grid.exhaustive and any(f.bits == 64 for f in formats):
+        raise UserError("--exhaustive with float64 would be 1.8e19 values; use it with float16, bfloat16 or "
+                        "float32, or sweep float64 on a grid")
+    from stabcli import render
+
+    if show_progress:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        total = sum(total_points(grid, f) for f in formats) * len(ys)
+        with Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("sweep", total=total)
+            result = run_sweep(formats, _backends(backends), ys, grid, w, pw, rtol, atol,
+                               progress=lambda n: bar.advance(task, n))
+    else:
+        result = run_sweep(formats, _backends(backends), ys, grid, w, pw, rtol, atol)
+    if fmt == "json":
+        click.echo(render.sweep_json(result))
+    elif fmt == "csv":
+        click.echo(render.sweep_csv(result), nl=False)
+    else:
+        from rich.console import Console
+
+        console = Console()
+        console.print(render.sweep_renderable(result, console.width))
+
+
+@cli.command()
+@dtype_option
+@tolerance_options
+@format_option
+@_core_errors
+def thresholds(dtypes, atol, rtol, output_format):
+    """Breakdown logits predicted from each format's constants, next to those the sweep engine measures.
+
+    16-bit formats are measured exhaustively, float32 and float64 on the default grid (float64 uses mpmath for
+    its reference and takes a few seconds).
+
+    \b
+    Example:
+        stabcli thresholds --dtype float16
+        stabcli thresholds --format json
+    """
+    from stabcli import render
+    from stabcli.formats import parse_dtypes
+    from stabcli.thresholds import run_thresholds
+
+    _check_tolerance(atol, "--atol")
+    _check_tolerance(rtol, "--rtol")
+    result = run_thresholds(parse_dtypes(dtypes), rtol, atol)
+    fmt = output_format.lower()
+    if fmt == "json":
+        click.echo(render.thresholds_json(result))
+    elif fmt == "csv":
+        click.echo(render.thresholds_csv(result), nl=False)
+    else:
+        _print(render.thresholds_renderable(result))
+
 
 def main():
     cli(prog_name="stabcli")

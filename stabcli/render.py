@@ -262,3 +262,180 @@ def trace_table(rows) -> Table:
 
 def compare_renderable(comparison):
     return Group(*compare_tables(comparison))
+
+
+# --- sweep ---------------------------------------------------------------------------------------------------
+
+BREAKDOWN_KEYS = ("nonfinite_pos", "nonfinite_neg", "inaccurate_pos", "inaccurate_neg", "clamped_pos", "clamped_neg")
+
+
+def sweep_row_dict(row) -> dict:
+    return {
+        "backend": row.backend, "dtype": row.dtype, "target": row.target, "method": row.method,
+        "points": row.points,
+        **{f"count_{k}": v for k, v in row.counts.items()},
+        "count_overflow": row.count_overflow,
+        "max_abs_error": row.max_abs_error, "max_error_bits": row.max_error_bits,
+        "breakdown": {k: getattr(row.breakdown, k) for k in BREAKDOWN_KEYS},
+    }
+
+
+def sweep_json(sweep) -> str:
+    doc = {
+        "command": "sweep",
+        "grid": sweep.grid.as_dict(),
+        "weight": sweep.weight,
+        "pos_weight": sweep.pos_weight,
+        "results": [sweep_row_dict(r) for r in sweep.rows],
+        "summary": list(sweep.summary.values()),
+        "notes": sweep.notes,
+    }
+    return dumps(doc)
+
+
+SWEEP_CSV_COLUMNS = ("backend", "dtype", "target", "method", "points", "count_ok", "count_inaccurate", "count_clamped",
+                     "count_inf", "count_nan", "count_overflow", "max_abs_error", "max_error_bits", *BREAKDOWN_KEYS)
+
+
+def sweep_csv(sweep) -> str:
+    """One line per (backend, dtype, target, method); an empty breakdown cell means none was found."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(SWEEP_CSV_COLUMNS)
+    for r in sweep.rows:
+        d = sweep_row_dict(r)
+        cells = [d[k] for k in SWEEP_CSV_COLUMNS[:13]] + [d["breakdown"][k] for k in BREAKDOWN_KEYS]
+        writer.writerow(["" if v is None else _csv_cell(v) for v in cells])
+    return out.getvalue()
+
+
+def _logit(v) -> Text:
+    if v is None:
+        return Text("-", style="dim")
+    return Text(f"{v:.7g}")
+
+
+def _count(n: int, style: str) -> Text:
+    return Text(str(n), style=style if n else "dim")
+
+
+WIDE_LAYOUT = 118  # from this console width on, counts and breakdowns share one table per (backend, dtype, target)
+
+
+def sweep_tables(sweep, width: int = 80) -> list:
+    """One table per (backend, dtype, target), each followed by its plain sentence.
+
+    At least WIDE_LAYOUT columns: one table with counts, errors and breakdown logits. Narrower (80 columns, or a
+    pipe): the same rows as two stacked tables, counts and errors, then breakdown logits, so nothing wraps.
+    """
+    out: list = [Text(_grid_line(sweep), style="dim")]
+    groups: dict = {}
+    for r in sweep.rows:
+        groups.setdefault((r.backend, r.dtype, r.target), []).append(r)
+    wide = width >= WIDE_LAYOUT
+    for (backend, dtype, target), rows in groups.items():
+        title = f"[bold]{dtype}[/] · {backend} · target {target:g} · {rows[0].points:,} logits"
+        counts = Table(title=title, title_justify="left", pad_edge=False, box=box.SIMPLE_HEAD, padding=(0, 1))
+        counts.add_column("method", no_wrap=True)
+        for name in ("ok", "inacc", "clamp", "inf", "nan", "exp ovf"):
+            counts.add_column(name, justify="right", no_wrap=True)
+        counts.add_column("max err", justify="right", no_wrap=True)
+        counts.add_column("bits", justify="right", no_wrap=True)
+        brk = counts if wide else Table(pad_edge=False, box=box.SIMPLE_HEAD, padding=(0, 1))
+        if not wide:
+            brk.add_column("breaks (closest to 0)", no_wrap=True)
+        for name in ("inf/NaN x≥", "inf/NaN x≤", "off tol x≥", "off tol x≤"):
+            brk.add_column(name, justify="right", no_wrap=True)
+        for r in rows:
+            c = r.counts
+            count_cells = [Text(r.method), _count(c["ok"], "green"), _count(c["inaccurate"], "yellow"),
+                           _count(c["clamped"], "magenta"), _count(c["inf"], "bold red"), _count(c["nan"], "bold red"),
+                           _count(r.count_overflow, "red"), value_text(r.max_abs_error, 3),
+                           Text(short(r.max_error_bits, 3))]
+            b = r.breakdown
+            brk_cells = [_logit(b.nonfinite_pos), _logit(b.nonfinite_neg), _logit(b.inaccurate_pos),
+                         _logit(b.inaccurate_neg)]
+            if wide:
+                counts.add_row(*count_cells, *brk_cells)
+            else:
+                counts.add_row(*count_cells)
+                brk.add_row(Text(r.method), *brk_cells)
+        out.append(counts)
+        if not wide:
+            out.append(brk)
+        sentence = sweep.summary.get((backend, dtype, target))
+        if sentence:
+            out.append(Text(sentence))
+        out.append(Text(""))
+    for note in sweep.notes:
+        out.append(Text(f"note: {note}", style="dim"))
+    return out
+
+
+def _grid_line(sweep) -> str:
+    g = sweep.grid
+    if g.exhaustive:
+        where = "every finite value of the dtype"
+    else:
+        where = f"{g.points:,} {g.spacing}-spaced logits from {g.min:g} to {g.max:g}, rounded to the dtype"
+    extra = "" if sweep.weight == 1 and sweep.pos_weight == 1 else f", weight {sweep.weight:g}, pos_weight {sweep.pos_weight:g}"
+    return (f"sweep over {where}{extra}. Breakdowns are the logits closest to 0 where a method first gives inf/NaN "
+            "or leaves the tolerance.")
+
+
+def sweep_renderable(sweep, width: int = 80):
+    return Group(*sweep_tables(sweep, width))
+
+
+# --- thresholds ----------------------------------------------------------------------------------------------
+
+def _threshold_dict(t) -> dict:
+    return {"dtype": t.dtype, "name": t.name, "formula": t.formula, "predicted": t.predicted,
+            "measured": t.measured, "difference": t.difference,
+            "measured_by": {"backend": t.backend, "method": t.method, "target": t.target, "breakdown": t.key},
+            "explanation": t.explanation}
+
+
+def thresholds_json(thresholds) -> str:
+    return dumps({"command": "thresholds", "results": [_threshold_dict(t) for t in thresholds]})
+
+
+def thresholds_csv(thresholds) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    cols = ("dtype", "name", "predicted", "measured", "difference", "backend", "method", "target", "breakdown",
+            "formula", "explanation")
+    writer.writerow(cols)
+    for t in thresholds:
+        writer.writerow(["" if v is None else _csv_cell(v) for v in (
+            t.dtype, t.name, t.predicted, t.measured, t.difference, t.backend, t.method, t.target, t.key,
+            t.formula, t.explanation)])
+    return out.getvalue()
+
+
+def thresholds_renderable(thresholds):
+    """One table per dtype: what breaks, predicted, measured (and by which method), then formulas and reasons."""
+    out: list = []
+    by_dtype: dict = {}
+    for t in thresholds:
+        by_dtype.setdefault(t.dtype, []).append(t)
+    for dtype, rows in by_dtype.items():
+        table = Table(title=f"[bold]{dtype}[/]", title_justify="left", pad_edge=False, box=box.SIMPLE_HEAD,
+                      padding=(0, 1))
+        table.add_column("#", justify="right", no_wrap=True)
+        table.add_column("what happens", overflow="fold", ratio=1)
+        table.add_column("predicted", justify="right", no_wrap=True)
+        table.add_column("measured", justify="right", no_wrap=True)
+        table.add_column("by", no_wrap=True)
+        for i, t in enumerate(rows, 1):
+            same = t.measured == t.predicted
+            table.add_row(str(i), t.name, f"{t.predicted:.10g}",
+                          Text("-" if t.measured is None else f"{t.measured:.10g}", style="green" if same else "yellow"),
+                          f"{t.backend} {t.method} y={t.target:g}")
+        out.append(table)
+        for i, t in enumerate(rows, 1):
+            out.append(Text(f"  {i}. {t.formula}", style="dim"))
+            if t.measured != t.predicted:
+                out.append(Text(f"     measured differs: {t.explanation}"))
+        out.append(Text(""))
+    return Group(*out)

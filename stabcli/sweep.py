@@ -1,0 +1,478 @@
+"""`sweep`: every method over a grid of logits (or every finite value of a dtype), counted, and where it breaks.
+
+The numeric core behind ``stabcli sweep``; it never prints. :func:`run_sweep` streams the logits in chunks
+(memory is flat in the number of points), evaluates every (backend, method) on each chunk against one shared
+reference, and accumulates counts of statuses, the largest errors, and per side of 0 the failing logit closest
+to 0. The grid only brackets a breakdown (the failing grid logit closest to 0); :func:`find_closest_failure` then
+pins the logit by searching the dtype's representable values (their ordinals) from 0 out to that grid logit.
+
+Breakdown logits (``Breakdown``), each the logit closest to 0 on its side (x >= 0 / x < 0) within the swept range:
+``nonfinite_*`` where the loss is inf or NaN, ``inaccurate_*`` where it is outside the tolerance
+|loss - ref| <= atol + rtol·|ref| (non-finite included), ``clamped_*`` where the -100 clamp changed the loss.
+None where no grid logit fails on that side. Exact, not estimated: an exhaustive sweep evaluates every value; on
+a grid, 16-bit dtypes have at most 2**15 values per side, so the search scans all of them from 0 out. For float32
+and float64 the search samples the ordinals (4096 and 64 at a time) and narrows in on the first failing sample;
+that is exact for breakdowns that are monotone in |x| (inf/NaN, the clamp), while an out-of-tolerance logit
+isolated between two passing samples could be missed (the error of a rounded formula is not monotone in x).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import numpy as np
+
+from stabcli import reference
+from stabcli.analysis import Tolerance, measure
+from stabcli.backends import BACKEND_NAMES
+from stabcli.compare import evaluate_method
+from stabcli.errors import InputError
+from stabcli.formats import Format, ordinal, to_float64
+from stabcli.formulas import methods_for
+
+SPACINGS: tuple[str, ...] = ("linear", "log")
+DEFAULT_MIN, DEFAULT_MAX, DEFAULT_POINTS = -1e4, 1e4, 4001
+LOG_INNER = 1e-4  # a log grid that crosses 0 runs from ±LOG_INNER outward (or from the nearer end, if closer)
+MAX_POINTS = 10**9  # a grid sweep larger than this is refused (1e9 float32 points take about an hour)
+CHUNK = 2**16  # logits per chunk: ~2 MB per intermediate array in float32, flat whatever the sweep size
+SCAN_LIMIT = {16: 2**16, 32: 2**16, 64: 64}  # a bracket this small (in representable values) is scanned whole
+SAMPLES = {16: 4096, 32: 4096, 64: 64}  # a larger bracket is sampled at this many evenly spaced ordinals
+BREAKDOWN_KINDS: tuple[str, ...] = ("nonfinite", "inaccurate", "clamped")
+COUNT_KEYS: tuple[str, ...] = ("ok", "inaccurate", "clamped", "inf", "nan")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The logits to sweep: ``points`` values from ``min`` to ``max`` (linear or log spacing), or exhaustive."""
+
+    min: float = DEFAULT_MIN
+    max: float = DEFAULT_MAX
+    points: int = DEFAULT_POINTS
+    spacing: str = "log"
+    exhaustive: bool = False
+
+    def as_dict(self) -> dict:
+        if self.exhaustive:
+            return {"kind": "exhaustive"}
+        return {"kind": "grid", "min": self.min, "max": self.max, "points": self.points, "spacing": self.spacing,
+                "log_inner": LOG_INNER if self.spacing == "log" and self.min < 0 < self.max else None}
+
+
+def make_grid(min: float | None = None, max: float | None = None, points: int | None = None,
+              spacing: str | None = None, exhaustive: bool = False) -> Grid:
+    """A checked :class:`Grid`; the default is symmetric, log-spaced on each side of 0, out to |x| = 1e4."""
+    given = [name for name, v in (("--min", min), ("--max", max), ("--points", points), ("--spacing", spacing))
+             if v is not None]
+    if exhaustive:
+        if given:
+            raise InputError(f"--exhaustive evaluates every finite value, so {', '.join(given)} cannot be given "
+                             "with it; drop them or drop --exhaustive")
+        return Grid(exhaustive=True)
+    lo = DEFAULT_MIN if min is None else float(min)
+    hi = DEFAULT_MAX if max is None else float(max)
+    n = DEFAULT_POINTS if points is None else points
+    sp = "log" if spacing is None else spacing.lower()
+    for name, v in (("--min", lo), ("--max", hi)):
+        if not math.isfinite(v):
+            raise InputError(f"{name} {v} is not allowed; give a finite number")
+    if lo >= hi:
+        raise InputError(f"--min {lo:g} must be less than --max {hi:g}")
+    if not 2 <= n <= MAX_POINTS:
+        raise InputError(f"--points {n} is not allowed; give 2 to {MAX_POINTS:,} points")
+    if sp not in SPACINGS:
+        raise InputError(f"--spacing {sp!r} is not allowed; use linear or log")
+    return Grid(lo, hi, int(n), sp)
+
+
+# --- the logits, in chunks -----------------------------------------------------------------------------------
+
+def from_ordinal(o: np.ndarray, fmt: Format) -> np.ndarray:
+    """The values of ``fmt`` whose :func:`formats.ordinal` is ``o`` (0 gives +0)."""
+    o = np.asarray(o, dtype=np.int64)
+    mag = np.abs(o)
+    if fmt.bits < 64:
+        bits = np.where(o < 0, mag | (1 << (fmt.bits - 1)), mag).astype(fmt.uint_dtype)
+    else:
+        bits = np.where(o < 0, mag | np.int64(-(2**63)), mag).astype(np.int64)
+    return bits.view(fmt.np_dtype)
+
+
+def max_ordinal(fmt: Format) -> int:
+    return int(ordinal(np.array(fmt.max), fmt))
+
+
+def _log_sides(grid: Grid) -> tuple[int, int, int, float, float]:
+    """How a log grid splits: (negative points, zero point (0/1), positive points, inner, ...)."""
+    lo, hi = grid.min, grid.max
+    if lo > 0 or hi < 0:
+        return 0, 0, 0, 0.0, 0.0
+    inner_neg = min(LOG_INNER, -lo) if lo < 0 else 0.0
+    inner_pos = min(LOG_INNER, hi) if hi > 0 else 0.0
+    dec_neg = math.log10(-lo / inner_neg) + 1 if lo < 0 else 0.0
+    dec_pos = math.log10(hi / inner_pos) + 1 if hi > 0 else 0.0
+    rest = grid.points - 1
+    n_neg = int(round(rest * dec_neg / (dec_neg + dec_pos)))
+    if lo < 0 and hi > 0:
+        n_neg = min(max(n_neg, 1), rest - 1)
+    return n_neg, 1, rest - n_neg, inner_neg, inner_pos
+
+
+def grid_float64(grid: Grid, start: int, stop: int) -> np.ndarray:
+    """Grid points ``start`` to ``stop`` (indices) as float64, in increasing order."""
+    i = np.arange(start, stop, dtype=np.float64)
+    n = grid.points
+    lo, hi = grid.min, grid.max
+    with np.errstate(all="ignore"):
+        if grid.spacing == "linear":
+            return np.where(i == n - 1, hi, lo + (hi - lo) * (i / (n - 1)))
+        if lo > 0:
+            return np.where(i == n - 1, hi, lo * (hi / lo) ** (i / (n - 1)))
+        if hi < 0:
+            return np.where(i == n - 1, hi, -((-lo) * ((-hi) / (-lo)) ** (i / (n - 1))))
+        n_neg, _, n_pos, inner_neg, inner_pos = _log_sides(grid)
+        out = np.zeros_like(i)
+        neg = i < n_neg
+        if n_neg:
+            k = i[neg]  # k = 0 is lo, k = n_neg - 1 is -inner
+            out[neg] = -((-lo) * (inner_neg / -lo) ** (k / max(n_neg - 1, 1)))
+        pos = i > n_neg
+        if n_pos:
+            k = i[pos] - n_neg - 1  # k = 0 is inner, k = n_pos - 1 is hi
+            out[pos] = inner_pos * (hi / inner_pos) ** (k / max(n_pos - 1, 1))
+            out[i == n - 1] = hi
+        return out
+
+
+def total_points(grid: Grid, fmt: Format) -> int:
+    """How many logits the sweep evaluates in ``fmt`` (exact when exhaustive, an upper bound on a grid)."""
+    return 2 * max_ordinal(fmt) + 2 if grid.exhaustive else grid.points  # +2: both zeros
+
+
+def logit_chunks(grid: Grid, fmt: Format, chunk: int = CHUNK) -> Iterator[np.ndarray]:
+    """The swept logits as arrays of the dtype: increasing, distinct, finite, at most ``chunk`` per array.
+
+    Exhaustive: every finite value, -0 and +0 both (63,488 float16 and 65,280 bfloat16 values, as the issue and
+    :meth:`Format.all_finite` count them; the two zeros give the same loss).
+    Grid: the grid rounded to the dtype; values that round to the same number are kept once, and values beyond the
+    dtype's range (which would round to ±inf) are dropped.
+    """
+    if grid.exhaustive:
+        if fmt.bits == 64:
+            raise InputError("--exhaustive with float64 would be 1.8e19 values; use it with float16, bfloat16 "
+                             "or float32, or sweep float64 on a grid")
+        m = max_ordinal(fmt)
+        for start in range(-m, m + 1, chunk):
+            ords = np.arange(start, min(start + chunk, m + 1), dtype=np.int64)
+            values = from_ordinal(ords, fmt)
+            if start <= 0 < start + chunk:  # ordinal 0 is +0; -0 goes just before it
+                at = int(-start)
+                values = np.concatenate([values[:at], np.array([-0.0]).astype(fmt.np_dtype), values[at:]])
+            yield values
+        return
+    last = None
+    for start in range(0, grid.points, chunk):
+        values = fmt.round(grid_float64(grid, start, min(start + chunk, grid.points)))
+        wide = to_float64(values)
+        keep = np.isfinite(wide)
+        keep[1:] &= wide[1:] != wide[:-1]
+        if last is not None and wide.size:
+            keep[0] &= wide[0] != last
+        if wide.size:
+            last = wide[-1]
+        values = values[keep]
+        if values.size:
+            yield _plus_zero(values, fmt)
+
+
+def _plus_zero(values: np.ndarray, fmt: Format) -> np.ndarray:
+    """-0 becomes +0 (one value), everything else unchanged."""
+    return np.where(to_float64(values) == 0, fmt.np_dtype.type(0), values).astype(fmt.np_dtype)
+
+
+# --- evaluating one chunk ------------------------------------------------------------------------------------
+
+@dataclass
+class Scalars:
+    """The target, weight and pos_weight of one sweep, rounded to the dtype (and as float64)."""
+
+    fmt: Format
+    target: float
+    weight: float
+    pos_weight: float
+
+    def arrays(self, xs: np.ndarray) -> dict:
+        r = self.fmt.round
+        return {"logits": xs, "targets": r(np.array(self.target)), "weight": r(np.array(self.weight)),
+                "pos_weight": r(np.array(self.pos_weight))}
+
+    def wide(self) -> tuple[float, float, float]:
+        return tuple(float(to_float64(self.fmt.round(np.array(v)))) for v in (self.target, self.weight, self.pos_weight))
+
+
+def chunk_reference(xs: np.ndarray, s: Scalars):
+    """(nearest, for_rounding) reference of the loss at the logits ``xs`` (see ``reference.sweep_reference``)."""
+    return reference.sweep_reference(to_float64(xs), s.fmt.bits, *s.wide())
+
+
+@dataclass
+class Classified:
+    """Per-logit results of one method on one chunk."""
+
+    status: np.ndarray  # str objects
+    abs_error: np.ndarray
+    error_bits: np.ndarray
+    nonfinite: np.ndarray  # bool
+    inaccurate: np.ndarray  # bool: outside tolerance (non-finite included)
+    clamped: np.ndarray  # bool: the -100 clamp changed the loss
+    overflow: np.ndarray  # bool: an intermediate exp overflowed
+
+
+def _exp_overflow(ev, ops, xs: np.ndarray, backend: str, fmt: Format) -> np.ndarray:
+    """Where an exp step overflowed from a finite argument; in numpy, the op-by-op sigmoid's own exp(-x) too.
+
+    torch.sigmoid is one kernel, so an exp inside it is not an intermediate anyone can see, and is not counted.
+    """
+    hit = np.zeros(xs.shape, dtype=bool)
+    for step in ev.steps:
+        if step.kind == "exp" and step.args:
+            value = to_float64(ops.to_numpy(step.value))
+            arg = to_float64(ops.to_numpy(step.args[0]))
+            hit |= np.broadcast_to(np.isinf(value) & np.isfinite(arg), xs.shape)
+        elif step.kind == "sigmoid" and backend == "numpy" and step.args:
+            x = ops.to_numpy(step.args[0])
+            with np.errstate(all="ignore"):
+                hit |= np.broadcast_to(np.isinf(to_float64(np.exp(-x))), xs.shape)
+    return hit
+
+
+def classify(backend: str, fmt: Format, method: str, xs: np.ndarray, s: Scalars, tol: Tolerance,
+             ref=None) -> Classified:
+    """Evaluate ``method`` at the logits ``xs`` (dtype values) and judge every result against the reference."""
+    nearest, for_rounding = chunk_reference(xs, s) if ref is None else ref
+    ev, ops = evaluate_method(backend, fmt, method, s.arrays(xs))
+    loss = ops.to_numpy(ev.loss).reshape(xs.shape)
+    changed = None if ev.clamp_changed is None else np.broadcast_to(np.asarray(ev.clamp_changed), xs.shape)
+    err = measure(loss, nearest, fmt, tol, changed, for_rounding)
+    loss64 = to_float64(loss)
+    with np.errstate(all="ignore"):
+        within = err.abs_error <= tol.atol + tol.rtol * np.abs(nearest)
+    return Classified(
+        status=err.status, abs_error=err.abs_error, error_bits=err.error_bits,
+        nonfinite=~np.isfinite(loss64) & np.isfinite(nearest),
+        inaccurate=~within,
+        clamped=np.zeros(xs.shape, bool) if changed is None else np.array(changed, dtype=bool),
+        overflow=_exp_overflow(ev, ops, xs, backend, fmt),
+    )
+
+
+# --- finding the exact breakdown -----------------------------------------------------------------------------
+
+def find_closest_failure(fails: Callable[[np.ndarray], np.ndarray], near: int, far: int, bits: int) -> int:
+    """The ordinal closest to ``near`` in [near, far] (either order) where ``fails`` is true; ``far`` must fail.
+
+    ``fails`` maps an int64 array of ordinals to a bool array. A bracket of at most SCAN_LIMIT values is scanned
+    whole; a larger one is sampled at SAMPLES evenly spaced ordinals (both ends included), and the search goes on
+    between the first failing sample and the passing sample before it, so that a non-monotone predicate still
+    gives the failure closest to ``near`` unless a failing run hides between two passing samples.
+    """
+    step = 1 if far >= near else -1
+    while True:
+        width = abs(far - near) + 1
+        if width <= SCAN_LIMIT[bits]:
+            ords = np.arange(near, far + step, step, dtype=np.int64)
+            hit = np.flatnonzero(fails(ords))
+            return int(ords[hit[0]]) if hit.size else far
+        k = SAMPLES[bits]
+        offsets = np.unique(np.round(np.linspace(0, width - 1, k)).astype(np.int64))
+        ords = near + step * offsets
+        hit = np.flatnonzero(fails(ords))
+        if not hit.size:  # `far` is sampled and fails, so only a misbehaving predicate gets here
+            return far
+        j = hit[0]
+        if j == 0:
+            return int(ords[0])
+        near, far = int(ords[j - 1]) + step, int(ords[j])
+
+
+@dataclass
+class Breakdown:
+    """Per side of 0, the logit closest to 0 where the loss is non-finite / out of tolerance / clamped."""
+
+    nonfinite_pos: float | None = None
+    nonfinite_neg: float | None = None
+    inaccurate_pos: float | None = None
+    inaccurate_neg: float | None = None
+    clamped_pos: float | None = None
+    clamped_neg: float | None = None
+
+
+@dataclass
+class SweepRow:
+    """One (backend, dtype, target, method) of a sweep."""
+
+    backend: str
+    dtype: str
+    target: float
+    method: str
+    points: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: {k: 0 for k in COUNT_KEYS})
+    count_overflow: int = 0
+    max_abs_error: float = 0.0
+    max_error_bits: float = 0.0
+    breakdown: Breakdown = field(default_factory=Breakdown)
+    _closest: dict = field(default_factory=dict, repr=False)  # (kind, side) -> failing grid logit closest to 0
+
+
+@dataclass
+class Sweep:
+    grid: Grid
+    weight: float
+    pos_weight: float
+    rows: list[SweepRow]
+    notes: list[str] = field(default_factory=list)
+    summary: dict[tuple[str, str, float], str] = field(default_factory=dict)  # (backend, dtype, target) -> sentence
+
+
+def _accumulate(row: SweepRow, xs64: np.ndarray, c: Classified) -> None:
+    row.points += xs64.size
+    for key in COUNT_KEYS:
+        row.counts[key] += int(np.count_nonzero(c.status == key))
+    row.count_overflow += int(np.count_nonzero(c.overflow))
+    if xs64.size:
+        row.max_abs_error = max(row.max_abs_error, float(np.max(c.abs_error)))
+        row.max_error_bits = max(row.max_error_bits, float(np.max(c.error_bits)))
+    nonneg = xs64 >= 0
+    for kind in BREAKDOWN_KINDS:
+        mask = getattr(c, kind)
+        pos, neg = xs64[mask & nonneg], xs64[mask & ~nonneg]
+        if pos.size:
+            row._closest[(kind, "pos")] = min(float(pos.min()), row._closest.get((kind, "pos"), math.inf))
+        if neg.size:
+            row._closest[(kind, "neg")] = max(float(neg.max()), row._closest.get((kind, "neg"), -math.inf))
+
+
+def _refine(row: SweepRow, backend: str, fmt: Format, method: str, s: Scalars, tol: Tolerance, grid: Grid) -> None:
+    """Pin each breakdown: the failure closest to 0 among the representable values between 0 and the grid's."""
+    lo_ord = int(ordinal(fmt.round(np.array(grid.min)), fmt)) if not grid.exhaustive else -max_ordinal(fmt)
+    hi_ord = int(ordinal(fmt.round(np.array(grid.max)), fmt)) if not grid.exhaustive else max_ordinal(fmt)
+    lo_ord, hi_ord = max(lo_ord, -max_ordinal(fmt)), min(hi_ord, max_ordinal(fmt))
+    def predicate(kind: str):
+        def fails(ords: np.ndarray) -> np.ndarray:
+            xs = from_ordinal(ords, fmt)
+            return getattr(classify(backend, fmt, method, xs, s, tol), kind)
+        return fails
+
+    for kind in BREAKDOWN_KINDS:
+        for side in ("pos", "neg"):
+            fail = row._closest.get((kind, side))
+            if fail is None:
+                continue
+            far = int(ordinal(np.array(fail), fmt))
+            # From the side's first value, not from the passing grid point before `far`: the error of a rounding
+            # formula is not monotone in x, so out-of-tolerance logits can hide between passing grid points.
+            near = max(lo_ord, 0) if side == "pos" else min(hi_ord, -1)
+            if (side == "pos" and near < far) or (side == "neg" and near > far):
+                found = find_closest_failure(predicate(kind), near, far, fmt.bits)
+            else:
+                found = far
+            setattr(row.breakdown, f"{kind}_{side}", float(to_float64(from_ordinal(np.array([found]), fmt))[0]))
+
+
+def run_sweep(
+    formats: list[Format],
+    backends: list[str] = list(BACKEND_NAMES),
+    targets: list[float] = (0.0, 1.0),
+    grid: Grid | None = None,
+    weight: float = 1.0,
+    pos_weight: float = 1.0,
+    rtol: float | None = None,
+    atol: float | None = None,
+    methods: list[str] | None = None,
+    progress: Callable[[int], None] | None = None,
+    chunk: int = CHUNK,
+) -> Sweep:
+    """Sweep every requested (backend, dtype, target, method); ``progress(n)`` is called after each n logits."""
+    grid = grid or Grid()
+    for t in targets:
+        if not (0 <= t <= 1):
+            raise InputError(f"target {t} is outside [0, 1]; targets are probabilities in [0, 1]")
+    for name, v in (("weight", weight), ("pos_weight", pos_weight)):
+        if not (math.isfinite(v) and v >= 0):
+            raise InputError(f"{name} {v} is not allowed; {name}s are finite numbers >= 0")
+    if grid.exhaustive:
+        wide = [f.name for f in formats if f.bits == 64]
+        if wide:
+            raise InputError("--exhaustive with float64 would be 1.8e19 values; use it with float16, bfloat16 "
+                             "or float32, or sweep float64 on a grid")
+    notes: list[str] = []
+    rows: list[SweepRow] = []
+    for fmt in formats:
+        tol = Tolerance.for_format(fmt, rtol, atol)
+        for target in targets:
+            s = Scalars(fmt, float(target), float(weight), float(pos_weight))
+            plan = []
+            for backend in backends:
+                for method in methods_for(backend) if methods is None else [m for m in methods if m in methods_for(backend)]:
+                    if method == "torch_bce" and pos_weight != 1:
+                        note = "torch_bce is left out: F.binary_cross_entropy has no pos_weight"
+                        if note not in notes:
+                            notes.append(note)
+                        continue
+                    plan.append(SweepRow(backend, fmt.name, float(target), method))
+            with np.errstate(all="ignore"):
+                for xs in logit_chunks(grid, fmt, chunk):
+                    xs64 = to_float64(xs)
+                    ref = chunk_reference(xs, s)
+                    for row in plan:
+                        _accumulate(row, xs64, classify(row.backend, fmt, row.method, xs, s, tol, ref))
+                    if progress is not None:
+                        progress(xs.size)
+                for row in plan:
+                    _refine(row, row.backend, fmt, row.method, s, tol, grid)
+            rows.extend(plan)
+    result = Sweep(grid, float(weight), float(pos_weight), rows, notes)
+    result.summary = summarize(result)
+    return result
+
+
+# --- plain sentences -----------------------------------------------------------------------------------------
+
+def _num(v: float) -> str:
+    return repr(float(v)) if abs(v) >= 1e-3 or v == 0 else f"{v:.6g}"
+
+
+def _where(pos: float | None, neg: float | None) -> str:
+    parts = []
+    if pos is not None:
+        parts.append(f"x ≥ {_num(pos)}")
+    if neg is not None:
+        parts.append(f"x ≤ {_num(neg)}")
+    return " and ".join(parts)
+
+
+def summarize(sweep: Sweep) -> dict[tuple[str, str, float], str]:
+    """One plain sentence per (backend, dtype, target): where each method gives inf/NaN, is clamped, drifts."""
+    groups: dict[tuple[str, str, float], list[SweepRow]] = {}
+    for r in sweep.rows:
+        groups.setdefault((r.backend, r.dtype, r.target), []).append(r)
+    out = {}
+    for (backend, dtype, target), rows in groups.items():
+        parts = []
+        for r in rows:
+            b = r.breakdown
+            nf = _where(b.nonfinite_pos, b.nonfinite_neg)
+            cl = _where(b.clamped_pos, b.clamped_neg)
+            bad = _where(b.inaccurate_pos, b.inaccurate_neg)
+            if nf:
+                parts.append(f"{r.method} gives inf/NaN from {nf}")
+            elif cl:
+                parts.append(f"{r.method} is finite everywhere, but only because the -100 clamp steps in from {cl}"
+                             + (f" (out of tolerance from {bad})" if bad else ""))
+            elif bad:
+                parts.append(f"{r.method} stays finite but is out of tolerance from {bad}")
+            else:
+                parts.append(f"{r.method} stays within tolerance over the whole range")
+        out[(backend, dtype, target)] = f"{dtype} ({backend}), target {target:g}: " + "; ".join(parts) + "."
+    return out

@@ -1,0 +1,70 @@
+"""`thresholds`: predictions from the format constants against the sweep engine's measurements."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from click.testing import CliRunner
+
+from stabcli.cli import cli
+from stabcli.formats import FORMATS
+from stabcli.thresholds import predict, run_thresholds
+
+
+@pytest.fixture(scope="module")
+def measured16():
+    return {(t.dtype, t.name): t for t in run_thresholds([FORMATS["float16"], FORMATS["bfloat16"]])}
+
+
+def test_predictions_are_the_design_facts():
+    # DESIGN.md "Facts with their sources" for all four dtypes (the formulas are in thresholds.py).
+    facts = {"float16": (7.625, 8.3203125, -11.09375), "bfloat16": (5.5625, 6.25, -89.0),
+             "float32": (16.63553237915039, None, -88.72283935546875),
+             "float64": (36.73680056967711, None, -709.7827128933841)}
+    for name, (one_op, one_cr, overflow) in facts.items():
+        pred = {t.name: t.predicted for t in predict(FORMATS[name])}
+        assert pred["sigmoid rounds to 1.0, op by op"] == one_op
+        assert pred["exp(-x) overflows, so op-by-op sigmoid is 0"] == overflow
+        if one_cr is not None:
+            assert pred["sigmoid rounds to 1.0, correctly rounded"] == one_cr
+
+
+def test_exact_thresholds_agree_in_16_bits(measured16):
+    # Where the theory is exact (rounding of sigmoid, overflow of exp, the clamp), prediction == measurement,
+    # except bfloat16's torch underflow: torch's float32 exp(-x) overflows (x <= -88.72 -> -89.0 in bfloat16)
+    # before sigmoid reaches bfloat16's underflow at -ln(2**134 - 1) = -92.88 -> -93.0.
+    for (dtype, name), t in measured16.items():
+        if name.startswith("logsumexp"):
+            continue
+        if (dtype, name) == ("bfloat16", "sigmoid underflows to 0, correctly rounded"):
+            assert (t.predicted, t.measured) == (-93.0, -89.0)
+            continue
+        assert t.measured == t.predicted, (dtype, name)
+
+
+def test_logsumexp_accuracy_threshold_within_theory(measured16):
+    # Predicted x = ln(e^(eps/rtol) - 1) = ln(e^(1/4) - 1) = -1.2587 (default rtol = 4 eps). The error there is
+    # about one eps, of the same size as the tolerance, so the first failing logit lies at or beyond it; the
+    # roundings (a few half-ulps) put it within 3/4 further out.
+    for dtype in ("float16", "bfloat16"):
+        t = measured16[(dtype, "logsumexp loses relative accuracy (target 0)")]
+        assert t.predicted == pytest.approx(math.log(math.expm1(0.25)))
+        assert t.predicted - 0.75 <= t.measured <= t.predicted
+
+
+def test_cli_json_and_table():
+    runner = CliRunner()
+    result = runner.invoke(cli, ["thresholds", "--dtype", "float16", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["command"] == "thresholds" and len(doc["results"]) == 6
+    assert {"predicted", "measured", "formula", "explanation", "measured_by"} <= set(doc["results"][0])
+    table = runner.invoke(cli, ["thresholds", "--dtype", "bfloat16"])
+    assert table.exit_code == 0 and "measured differs" in table.stdout
+
+
+def test_cli_error():
+    result = CliRunner().invoke(cli, ["thresholds", "--rtol", "nan"])
+    assert result.exit_code == 2 and result.output.startswith("Error: --rtol")
