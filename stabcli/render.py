@@ -312,7 +312,7 @@ def sweep_csv(sweep) -> str:
 def _logit(v) -> Text:
     if v is None:
         return Text("-", style="dim")
-    return Text(f"{v:.7g}")
+    return Text(repr(float(v)).removesuffix(".0") if abs(v) < 1e16 else f"{v:g}")  # exact: a value of the dtype
 
 
 def _count(n: int, style: str) -> Text:
@@ -335,13 +335,13 @@ def sweep_tables(sweep, width: int = 80) -> list:
     wide = width >= WIDE_LAYOUT
     for (backend, dtype, target), rows in groups.items():
         title = f"[bold]{dtype}[/] · {backend} · target {target:g} · {rows[0].points:,} logits"
-        counts = Table(title=title, title_justify="left", pad_edge=False, box=box.SIMPLE_HEAD, padding=(0, 1))
+        counts = Table(title=title, title_justify="left", pad_edge=False, box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1))
         counts.add_column("method", no_wrap=True)
-        for name in ("ok", "inacc", "clamp", "inf", "nan", "exp ovf"):
+        for name in ("ok", "inacc", "clamp", "inf", "nan", "ovf"):
             counts.add_column(name, justify="right", no_wrap=True)
         counts.add_column("max err", justify="right", no_wrap=True)
         counts.add_column("bits", justify="right", no_wrap=True)
-        brk = counts if wide else Table(pad_edge=False, box=box.SIMPLE_HEAD, padding=(0, 1))
+        brk = counts if wide else Table(pad_edge=False, box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1))
         if not wide:
             brk.add_column("breaks (closest to 0)", no_wrap=True)
         for name in ("inf/NaN x≥", "inf/NaN x≤", "off tol x≥", "off tol x≤"):
@@ -380,7 +380,7 @@ def _grid_line(sweep) -> str:
         where = f"{g.points:,} {g.spacing}-spaced logits from {g.min:g} to {g.max:g}, rounded to the dtype"
     extra = "" if sweep.weight == 1 and sweep.pos_weight == 1 else f", weight {sweep.weight:g}, pos_weight {sweep.pos_weight:g}"
     return (f"sweep over {where}{extra}. Breakdowns are the logits closest to 0 where a method first gives inf/NaN "
-            "or leaves the tolerance.")
+            "or leaves the tolerance; ovf counts the logits where an intermediate exp overflowed.")
 
 
 def sweep_renderable(sweep, width: int = 80):
