@@ -283,9 +283,12 @@ def _scalar(text: str, what: str) -> float:
               help="linear, or log on each side of 0 from ±1e-4 outward (plus 0). [default: log]")
 @click.option("--exhaustive", is_flag=True,
               help="Every finite value of the dtype instead of a grid (float16, bfloat16; float32 takes hours).")
+@click.option("--plot", "plot_path", default=None, metavar="PATH",
+              help="Also write the sweep's figure (.png or .svg): loss, error and gradient curves for one dtype and "
+                   "backend, else the breakdown overview.")
 @_core_errors
 def sweep(dtypes, backends, targets, weight, pos_weight, atol, rtol, output_format, xmin, xmax, points, spacing,
-          exhaustive):
+          exhaustive, plot_path):
     """Count, per method, where the loss is inf, NaN, clamped or inaccurate over many logits, and where it breaks.
 
     The grid brackets each breakdown; a search over the dtype's representable values then pins the exact logit
@@ -297,6 +300,7 @@ def sweep(dtypes, backends, targets, weight, pos_weight, atol, rtol, output_form
         stabcli sweep --dtype all --backend all
         stabcli sweep --dtype bfloat16 --exhaustive --target 0.3 --format json
         stabcli sweep --dtype float32 --min -200 --max 200 --points 1e6 --spacing linear
+        stabcli sweep --dtype float16 --backend numpy --plot float16.png
     """
     import math
 
@@ -323,6 +327,8 @@ def sweep(dtypes, backends, targets, weight, pos_weight, atol, rtol, output_form
     if grid.exhaustive and any(f.bits == 64 for f in formats):
         raise UserError("--exhaustive with float64 would be 1.8e19 values; use it with float16, bfloat16 or "
                         "float32, or sweep float64 on a grid")
+    if plot_path is not None:
+        _plot_target(plot_path)
     from stabcli import render
 
     if show_progress:
@@ -346,6 +352,26 @@ def sweep(dtypes, backends, targets, weight, pos_weight, atol, rtol, output_form
 
         console = Console()
         console.print(render.sweep_renderable(result, console.width))
+    if plot_path is not None:
+        from stabcli import plots
+
+        written = plots.write_sweep_figure(result, plot_path)
+        click.echo(f"figure written to {written}", err=True)
+
+
+def _plot_target(path: str):
+    """Check a --plot PATH before any work: a .png or .svg file in a folder that exists and can be written."""
+    import os
+    from pathlib import Path
+
+    target = Path(path)
+    if target.suffix.lower() not in (".png", ".svg"):
+        raise UserError(f"--plot {path!r} must end in .png or .svg")
+    folder = target.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"--plot {path!r}: the folder {str(folder)!r} does not exist or cannot be written")
+    if target.is_dir():
+        raise UserError(f"--plot {path!r} is a folder; give a file name ending in .png or .svg")
 
 
 @cli.command()

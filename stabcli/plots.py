@@ -1,4 +1,5 @@
-"""matplotlib Figures from curve data (``curves.py``). Functions return Figures; ``save`` writes files.
+"""matplotlib Figures from curve data (``curves.py``) and sweeps (``sweep.py``). Functions return Figures;
+``save`` writes files atomically and deterministically.
 
 matplotlib is imported inside the functions with the Agg backend, so only the commands that plot load it.
 """
@@ -13,7 +14,7 @@ import numpy as np
 
 # Okabe–Ito: a colour-blind-safe palette; each method also has its own line style.
 STYLE = {
-    "reference": dict(color="#000000", linestyle="-", linewidth=4.0, alpha=0.25),
+    "reference": dict(color="#000000", linestyle="-", linewidth=5.0, alpha=0.22),
     "naive": dict(color="#D55E00", linestyle="-", linewidth=2.0),
     "clamped": dict(color="#CC79A7", linestyle="--", linewidth=2.0),
     "logsumexp": dict(color="#0072B2", linestyle="-.", linewidth=2.0),
@@ -22,6 +23,7 @@ STYLE = {
     "torch_bce_with_logits": dict(color="#56B4E9", linestyle=(0, (1, 1)), linewidth=2.0),
 }
 FORMATS_WRITTEN = ("png", "svg")
+CLAMP_SHADE = dict(color="#CC79A7", alpha=0.12, lw=0)
 
 
 def _pyplot():
@@ -30,88 +32,155 @@ def _pyplot():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"svg.hashsalt": "stabcli", "font.size": 12, "axes.titlesize": 13})
+    plt.rcParams.update({"svg.hashsalt": "stabcli", "font.size": 12, "axes.titlesize": 13,
+                         "svg.fonttype": "path"})
     return plt
 
 
-def naive_breakdown(cs) -> tuple[float | None, float | None]:
-    """Closest-to-0 grid logits (positive, negative) where naive turns non-finite: (None, None) if never."""
-    naive = next(c for c in cs.curves if c.method == "naive")
-    bad = ~np.isfinite(naive.loss) & np.isfinite(cs.reference)
-    pos = cs.x[bad & (cs.x > 0)]
-    neg = cs.x[bad & (cs.x < 0)]
+def num(v: float) -> str:
+    """A logit of a dtype, exactly (shortest repr)."""
+    return repr(float(v)).removesuffix(".0")
+
+
+def grid_breakdown(cs, method: str = "naive") -> tuple[float | None, float | None]:
+    """Closest-to-0 grid logits (positive, negative) where ``method`` turns non-finite: None if never."""
+    curve = next(c for c in cs.curves if c.method == method)
+    bad = ~np.isfinite(curve.loss) & np.isfinite(cs.reference)
+    pos, neg = cs.x[bad & (cs.x > 0)], cs.x[bad & (cs.x < 0)]
     return (float(pos.min()) if pos.size else None, float(neg.max()) if neg.size else None)
 
 
-def _num(v: float) -> str:
-    text = f"{v:.10g}"
-    return text
+def _edge_markers(ax, cs, values, reference, what: str, curve) -> None:
+    """Non-finite values drawn at the panel's top edge (inf ▲, NaN ✕) so that they are seen, not dropped."""
+    from matplotlib.transforms import blended_transform_factory
+
+    edge = blended_transform_factory(ax.transData, ax.transAxes)
+    for kind, height, marker in (("inf", 0.97, "^"), ("NaN", 0.92, "x")):
+        mask = (np.isinf(values) if kind == "inf" else np.isnan(values)) & np.isfinite(reference)
+        if mask.any():
+            ax.scatter(cs.x[mask], np.full(int(mask.sum()), height), transform=edge, marker=marker, s=30,
+                       color=STYLE[curve.method]["color"], clip_on=False, label=f"{curve.method}: {kind}{what}")
 
 
 def loss_figure(curve_sets: list, breakdowns: dict | None = None):
-    """One figure for one dtype and backend: a column per target, rows loss and error bits.
+    """One figure for one dtype and backend: a column per target; rows: loss, error bits, gradient.
 
-    ``breakdowns`` maps a target to (pos, neg) exact breakdown logits of naive; by default they come from the
-    grid. Non-finite losses are drawn as markers at the top edge ("inf" ▲, "NaN" ✕); where the -100 clamp
-    changes the answer the region is shaded.
+    ``breakdowns`` maps a target to the exact (pos, neg) logits where naive turns non-finite (from the sweep
+    engine); without it the grid's own first non-finite points are used. Where the -100 clamp changes the answer
+    the region is shaded.
     """
     plt = _pyplot()
     from matplotlib.transforms import blended_transform_factory
 
-    fig, axes = plt.subplots(2, len(curve_sets), figsize=(7 * len(curve_sets), 9), squeeze=False,
-                             sharex="col", gridspec_kw={"height_ratios": [3, 2]})
+    ncol = len(curve_sets)
+    fig, axes = plt.subplots(3, ncol, figsize=(7 * ncol, 12), squeeze=False, sharex="col",
+                             gridspec_kw={"height_ratios": [3, 2, 2]})
     titles = []
     for col, cs in enumerate(curve_sets):
-        ax_loss, ax_bits = axes[0, col], axes[1, col]
-        pos, neg = (breakdowns or {}).get(cs.target) or naive_breakdown(cs)
+        ax_loss, ax_bits, ax_grad = axes[:, col]
+        pos, neg = (breakdowns or {}).get(cs.target) or grid_breakdown(cs)
         ax_loss.plot(cs.x, cs.reference, label="reference (mpmath)", **STYLE["reference"])
-        edge = blended_transform_factory(ax_loss.transData, ax_loss.transAxes)
+        ax_grad.plot(cs.x, cs.grad_reference, label="reference (mpmath)", **STYLE["reference"])
         for curve in cs.curves:
-            finite = np.isfinite(curve.loss)
-            y = np.where(finite, curve.loss, np.nan)
-            ax_loss.plot(cs.x, y, label=curve.method, **STYLE[curve.method])
-            ax_bits.plot(cs.x, curve.error_bits, label=curve.method, **STYLE[curve.method])
-            for kind, height, marker in (("inf", 0.97, "^"), ("nan", 0.92, "x")):
-                mask = (np.isinf(curve.loss) if kind == "inf" else np.isnan(curve.loss)) & np.isfinite(cs.reference)
-                if mask.any():
-                    ax_loss.scatter(cs.x[mask], np.full(mask.sum(), height), transform=edge, marker=marker, s=30,
-                                    color=STYLE[curve.method]["color"], clip_on=False,
-                                    label=f"{curve.method}: {'inf' if kind == 'inf' else 'NaN'}")
+            style = STYLE[curve.method]
+            ax_loss.plot(cs.x, np.where(np.isfinite(curve.loss), curve.loss, np.nan), label=curve.method, **style)
+            ax_bits.plot(cs.x, curve.error_bits, label=curve.method, **style)
+            ax_grad.plot(cs.x, np.where(np.isfinite(curve.grad), curve.grad, np.nan), label=curve.method, **style)
+            _edge_markers(ax_loss, cs, curve.loss, cs.reference, "", curve)
+            _edge_markers(ax_grad, cs, curve.grad, cs.grad_reference, " (grad)", curve)
             if curve.method == "clamped":
                 changed = (curve.status == "clamped") & (curve.error_bits > 0)
                 for side in (cs.x > 0, cs.x < 0):
                     xs = cs.x[changed & side]
                     if xs.size:
-                        ax_loss.axvspan(xs.min(), xs.max(), color=STYLE["clamped"]["color"], alpha=0.12, lw=0)
-                        ax_bits.axvspan(xs.min(), xs.max(), color=STYLE["clamped"]["color"], alpha=0.12, lw=0)
+                        for ax in (ax_loss, ax_bits, ax_grad):
+                            ax.axvspan(xs.min(), xs.max(), **CLAMP_SHADE)
+        edge = blended_transform_factory(ax_loss.transData, ax_loss.transAxes)
         for value in (pos, neg):
-            if value is not None:
-                for ax in (ax_loss, ax_bits):
-                    ax.axvline(value, color=STYLE["naive"]["color"], linewidth=1, linestyle="--")
-                ax_loss.annotate(f"naive breaks\nx = {_num(value)}", (value, 0.75), xycoords=edge,
-                                 ha="left" if value > 0 else "right", fontsize=10, color=STYLE["naive"]["color"],
-                                 xytext=(4 if value > 0 else -4, 0), textcoords="offset points")
-        for ax in (ax_loss, ax_bits):
+            if value is None:
+                continue
+            for ax in (ax_loss, ax_bits, ax_grad):
+                ax.axvline(value, color=STYLE["naive"]["color"], linewidth=1, linestyle="--", label="_breakdown")
+            ax_loss.annotate(f"naive breaks\nx = {num(value)}", (value, 0.72), xycoords=edge,
+                             ha="right" if value > 0 else "left", fontsize=10, color=STYLE["naive"]["color"],
+                             xytext=(-4 if value > 0 else 4, 0), textcoords="offset points")
+        for ax in (ax_loss, ax_bits, ax_grad):
             ax.set_xscale("symlog", linthresh=1.0)
             ax.grid(True, alpha=0.3)
         ax_loss.set_yscale("symlog", linthresh=1e-6)
         ax_loss.set_ylim(bottom=0)
+        ax_grad.set_ylim(-1.3, 1.3)
         ax_loss.set_ylabel("loss")
         ax_bits.set_ylabel("error (bits, Herbie)")
-        ax_bits.set_xlabel("logit x")
+        ax_grad.set_ylabel("d loss / d x")
+        ax_grad.set_xlabel("logit x")
         ax_loss.set_title(f"target y = {cs.target:g}")
-        where = " and ".join(f"x {'≥' if v > 0 else '≤'} {_num(v)}" for v in (pos, neg) if v is not None)
+        where = " and ".join(f"x {'≥' if v > 0 else '≤'} {num(v)}" for v in (pos, neg) if v is not None)
         titles.append(f"y = {cs.target:g}: {where}" if where else f"y = {cs.target:g}: never")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    seen = dict(zip(labels, handles))
-    for ax in axes[0, 1:]:
+    seen: dict = {}
+    for ax in axes.ravel():
         for h, lab in zip(*ax.get_legend_handles_labels()):
-            seen.setdefault(lab, h)
+            if not lab.startswith("_"):
+                seen.setdefault(lab, h)
     fig.legend(list(seen.values()), list(seen.keys()), loc="lower center", ncol=4, fontsize=10, frameon=False)
     cs0 = curve_sets[0]
-    fig.suptitle(f"{cs0.dtype} ({cs0.backend}): naive BCE turns inf/NaN at " + "; ".join(titles)
+    fig.suptitle(f"{cs0.dtype} ({cs0.backend}): naive BCE gives inf/NaN at " + "; ".join(titles)
                  + "\nsoftplus follows the truth; shaded: the -100 clamp changes the answer", fontsize=14)
-    fig.tight_layout(rect=(0, 0.08, 1, 0.93))
+    fig.tight_layout(rect=(0, 0.09, 1, 0.94))
+    return fig
+
+
+def overview_figure(sweep):
+    """The breakdown logits of every method for every dtype side by side, a panel per backend.
+
+    Each (dtype, method) is a bar over the logit axis: green where the loss is within tolerance, yellow where it
+    is finite but out of tolerance, red where it is inf or NaN (worst over the sweep's targets).
+    """
+    plt = _pyplot()
+    backends = list(dict.fromkeys(r.backend for r in sweep.rows))
+    dtypes = list(dict.fromkeys(r.dtype for r in sweep.rows))
+    methods = list(dict.fromkeys(r.method for r in sweep.rows))
+    reach = max(abs(v) for v in (sweep.grid.min, sweep.grid.max) if v is not None) if not sweep.grid.exhaustive \
+        else 1e4
+    fig, axes = plt.subplots(1, len(backends), figsize=(8 * len(backends), 1.2 + 0.32 * len(dtypes) * len(methods)),
+                             squeeze=False, sharey=True)
+    labels = [f"{d} · {m}" for d in dtypes for m in methods]
+    for ax, backend in zip(axes[0], backends):
+        for i, (dtype, method) in enumerate((d, m) for d in dtypes for m in methods):
+            rows = [r for r in sweep.rows if r.backend == backend and r.dtype == dtype and r.method == method]
+            if not rows:
+                continue
+            y = len(labels) - 1 - i
+
+            def closest(attr, sign):
+                vals = [getattr(r.breakdown, attr) for r in rows if getattr(r.breakdown, attr) is not None]
+                return (min(vals) if sign > 0 else max(vals)) if vals else None
+
+            nf_pos, nf_neg = closest("nonfinite_pos", 1), closest("nonfinite_neg", -1)
+            in_pos, in_neg = closest("inaccurate_pos", 1), closest("inaccurate_neg", -1)
+            lo_f, hi_f = nf_neg if nf_neg is not None else -reach, nf_pos if nf_pos is not None else reach
+            lo_a, hi_a = in_neg if in_neg is not None else lo_f, in_pos if in_pos is not None else hi_f
+            ax.barh(y, reach - hi_f, left=hi_f, color="#D55E00", height=0.7)
+            ax.barh(y, lo_f + reach, left=-reach, color="#D55E00", height=0.7)
+            ax.barh(y, hi_f - lo_f, left=lo_f, color="#F0E442", height=0.7)
+            ax.barh(y, max(hi_a, lo_a) - lo_a, left=lo_a, color="#009E73", height=0.7)
+            for v in (nf_pos, nf_neg):
+                if v is not None:
+                    ax.text(v, y, f" {num(v)} ", va="center", ha="left" if v > 0 else "right", fontsize=8)
+        ax.set_xscale("symlog", linthresh=1.0)
+        ax.set_xlim(-reach, reach)
+        ax.set_title(f"{backend} backend")
+        ax.set_xlabel("logit x")
+        ax.grid(True, axis="x", alpha=0.3)
+    axes[0, 0].set_yticks(range(len(labels)), labels[::-1], fontsize=9)
+    from matplotlib.patches import Patch
+
+    fig.legend([Patch(color="#009E73"), Patch(color="#F0E442"), Patch(color="#D55E00")],
+               ["within tolerance", "finite, out of tolerance", "inf or NaN"], loc="lower center", ncol=3,
+               frameon=False)
+    fig.suptitle("Where each method breaks, per dtype (labels: first logit giving inf/NaN; worst over targets "
+                 + ", ".join(f"{t:g}" for t in dict.fromkeys(r.target for r in sweep.rows)) + ")", fontsize=13)
+    fig.tight_layout(rect=(0, 0.05, 1, 0.95))
     return fig
 
 
@@ -126,6 +195,7 @@ def save(fig, folder: Path, stem: str, formats=FORMATS_WRITTEN) -> list[Path]:
         try:
             metadata = {"Date": None} if ext == "svg" else {"Software": None}
             fig.savefig(tmp, format=ext, metadata=metadata, dpi=100)
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -134,22 +204,67 @@ def save(fig, folder: Path, stem: str, formats=FORMATS_WRITTEN) -> list[Path]:
     return written
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def close(fig) -> None:
     _pyplot().close(fig)
 
 
+def exact_breakdowns(fmt, backend: str, targets) -> dict:
+    """target -> (pos, neg) exact naive breakdown logits from the sweep engine (exhaustive for 16-bit formats)."""
+    from stabcli.sweep import make_grid, run_sweep
+
+    grid = make_grid(exhaustive=True) if fmt.bits == 16 else make_grid()
+    sweep = run_sweep([fmt], [backend], list(targets), grid, methods=["naive"])
+    return {r.target: (r.breakdown.nonfinite_pos, r.breakdown.nonfinite_neg) for r in sweep.rows}
+
 
 def write_figures(out: Path, formats, dtypes, backends, targets) -> list[Path]:
-    """Compute and write one figure per (dtype, backend) into ``out``; returns the files written."""
+    """One figure per (dtype, backend) and the overview, written into ``out``; returns the files written."""
     from stabcli.curves import curve_set
+    from stabcli.sweep import make_grid, run_sweep
 
     out = Path(out)
     written: list[Path] = []
     for fmt in dtypes:
         for backend in backends:
-            fig = loss_figure([curve_set(fmt, backend, float(y)) for y in targets])
+            fig = loss_figure([curve_set(fmt, backend, float(y)) for y in targets],
+                              exact_breakdowns(fmt, backend, targets))
             try:
                 written += save(fig, out, f"bce_{fmt.name}_{backend}", formats)
             finally:
                 close(fig)
+    sweep = run_sweep(list(dtypes), list(backends), list(targets), make_grid())
+    fig = overview_figure(sweep)
+    try:
+        written += save(fig, out, "breakdown_overview", formats)
+    finally:
+        close(fig)
     return written
+
+
+def write_sweep_figure(sweep, path) -> Path:
+    """The figure of a sweep at ``path`` (.png or .svg): for one dtype and backend its loss/error/gradient curves
+    with the sweep's own breakdown logits; for several, the breakdown overview."""
+    from stabcli.curves import curve_set
+    from stabcli.formats import get_format
+
+    path = Path(path)
+    dtypes = list(dict.fromkeys(r.dtype for r in sweep.rows))
+    backends = list(dict.fromkeys(r.backend for r in sweep.rows))
+    targets = list(dict.fromkeys(r.target for r in sweep.rows))
+    if len(dtypes) == 1 and len(backends) == 1:
+        fmt = get_format(dtypes[0])
+        naive = {r.target: (r.breakdown.nonfinite_pos, r.breakdown.nonfinite_neg)
+                 for r in sweep.rows if r.method == "naive"}
+        fig = loss_figure([curve_set(fmt, backends[0], t) for t in targets], naive)
+    else:
+        fig = overview_figure(sweep)
+    try:
+        return save(fig, path.parent, path.stem, (path.suffix.lower().lstrip("."),))[0]
+    finally:
+        close(fig)

@@ -221,6 +221,7 @@ class Classified:
     """Per-logit results of one method on one chunk."""
 
     status: np.ndarray  # str objects
+    loss: np.ndarray  # float64: the method's loss at each logit
     abs_error: np.ndarray
     error_bits: np.ndarray
     nonfinite: np.ndarray  # bool
@@ -259,7 +260,7 @@ def classify(backend: str, fmt: Format, method: str, xs: np.ndarray, s: Scalars,
     with np.errstate(all="ignore"):
         within = err.abs_error <= tol.atol + tol.rtol * np.abs(nearest)
     return Classified(
-        status=err.status, abs_error=err.abs_error, error_bits=err.error_bits,
+        status=err.status, loss=loss64, abs_error=err.abs_error, error_bits=err.error_bits,
         nonfinite=~np.isfinite(loss64) & np.isfinite(nearest),
         inaccurate=~within,
         clamped=np.zeros(xs.shape, bool) if changed is None else np.array(changed, dtype=bool),

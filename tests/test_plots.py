@@ -37,16 +37,51 @@ def test_loss_figure_plots_reference_and_every_method(f16_numpy):
         plots.close(fig)
 
 
-def test_breakdown_lines_sit_at_the_grid_breakdown(f16_numpy):
-    # DESIGN.md: naive float16 saturates op by op at x = 7.625 and exp(-x) overflows at x = -11.09375; the grid
-    # brackets them, so the lines sit at the first grid points past them.
-    pos, neg = plots.naive_breakdown(f16_numpy[0])
+def _vlines(ax):
+    return [line.get_xdata()[0] for line in ax.get_lines()
+            if len(line.get_xdata()) == 2 and line.get_xdata()[0] == line.get_xdata()[1]]
+
+
+def test_breakdown_lines_sit_at_the_exact_breakdown(f16_numpy):
+    # DESIGN.md: naive float16 saturates op by op at x = 7.625 and exp(-x) overflows from x = -11.09375
+    exact = plots.exact_breakdowns(FORMATS["float16"], "numpy", (0.0, 1.0))
+    assert exact == {0.0: (7.625, -11.09375), 1.0: (7.625, -11.09375)}
+    # the grid only brackets them: its first non-finite points lie just beyond
+    pos, neg = plots.grid_breakdown(f16_numpy[0])
     assert 7.625 <= pos < 8.0 and -11.5 < neg <= -11.09375
+    fig = plots.loss_figure(f16_numpy, exact)
+    try:
+        for ax in fig.axes[:6]:
+            assert 7.625 in _vlines(ax) and -11.09375 in _vlines(ax)
+        assert "x ≥ 7.625 and x ≤ -11.09375" in fig._suptitle.get_text()
+    finally:
+        plots.close(fig)
+
+
+def test_gradient_panel_plots_the_gradients(f16_numpy):
     fig = plots.loss_figure(f16_numpy)
     try:
-        vlines = [line.get_xdata()[0] for line in fig.axes[0].get_lines() if line.get_linestyle() == "--"
-                  and len(line.get_xdata()) == 2 and line.get_xdata()[0] == line.get_xdata()[1]]
-        assert pos in vlines and neg in vlines
+        grad_ax = fig.axes[2 * len(f16_numpy)]  # rows: loss, error bits, gradient
+        assert grad_ax.get_ylabel() == "d loss / d x"
+        lines = {line.get_label(): line for line in grad_ax.get_lines()}
+        softplus = next(c for c in f16_numpy[0].curves if c.method == "softplus")
+        np.testing.assert_array_equal(lines["softplus"].get_ydata(), softplus.grad)
+        np.testing.assert_array_equal(lines["reference (mpmath)"].get_ydata(), f16_numpy[0].grad_reference)
+    finally:
+        plots.close(fig)
+
+
+def test_overview_figure_has_a_bar_row_per_dtype_and_method():
+    from stabcli.sweep import make_grid, run_sweep
+
+    sweep = run_sweep([FORMATS["float16"]], ["numpy"], [0.0, 1.0], make_grid(exhaustive=True))
+    fig = plots.overview_figure(sweep)
+    try:
+        ax = fig.axes[0]
+        labels = [t.get_text() for t in ax.get_yticklabels()]
+        assert labels == [f"float16 · {m}" for m in ("naive", "clamped", "logsumexp", "softplus")][::-1]
+        texts = [t.get_text().strip() for t in ax.texts]
+        assert "7.625" in texts and "-11.09375" in texts  # naive's breakdown labels (DESIGN.md)
     finally:
         plots.close(fig)
 
@@ -57,11 +92,12 @@ def test_plot_command_writes_valid_files_deterministically(tmp_path):
     for out in (a, b):
         result = runner.invoke(cli, ["plot", "--dtype", "float16", "--backend", "numpy", "--out", str(out)])
         assert result.exit_code == 0, result.output
-    for name in ("bce_float16_numpy.png", "bce_float16_numpy.svg"):
+    names = ["bce_float16_numpy.png", "bce_float16_numpy.svg", "breakdown_overview.png", "breakdown_overview.svg"]
+    for name in names:
         assert (a / name).read_bytes() == (b / name).read_bytes()
     assert (a / "bce_float16_numpy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert b"<svg" in (a / "bce_float16_numpy.svg").read_bytes()[:500]
-    assert sorted(p.name for p in a.iterdir()) == ["bce_float16_numpy.png", "bce_float16_numpy.svg"]
+    assert sorted(p.name for p in a.iterdir()) == sorted(names)
 
 
 @pytest.mark.parametrize(
@@ -83,15 +119,38 @@ def test_plot_refuses_an_unwritable_folder(tmp_path):
     assert result.exit_code == 2 and result.output.startswith("Error: --out")
 
 
+FIGURES_MATPLOTLIB = "3.11.2"  # the matplotlib that drew the committed figures/ (its SVG output is version-specific)
+
+
 def test_committed_figures_are_current():
     """figures/ must be what `stabcli plot` makes now; refresh with `stabcli plot --out figures`."""
     import pathlib
     import tempfile
 
+    import matplotlib
+
     committed = pathlib.Path(__file__).resolve().parent.parent / "figures" / "bce_float16_numpy.svg"
-    if not committed.exists():
-        pytest.skip("figures/ not generated")
+    assert committed.exists(), "figures/ is missing: run `stabcli plot --out figures`"
+    if matplotlib.__version__ != FIGURES_MATPLOTLIB:
+        pytest.skip(f"figures/ were drawn by matplotlib {FIGURES_MATPLOTLIB}, this is {matplotlib.__version__}")
     with tempfile.TemporaryDirectory() as tmp:
         CliRunner().invoke(cli, ["plot", "--dtype", "float16", "--backend", "numpy", "--format", "svg", "--out", tmp])
         fresh = (pathlib.Path(tmp) / "bce_float16_numpy.svg").read_bytes()
     assert hashlib.sha256(fresh).hexdigest() == hashlib.sha256(committed.read_bytes()).hexdigest()
+
+
+def test_sweep_plot_writes_the_sweeps_figure(tmp_path):
+    path = tmp_path / "f16.svg"
+    result = CliRunner().invoke(cli, ["sweep", "--dtype", "float16", "--backend", "numpy", "--exhaustive",
+                                      "--format", "json", "--plot", str(path)])
+    assert result.exit_code == 0, result.output
+    assert b"<svg" in path.read_bytes()[:500]
+    assert [p.name for p in tmp_path.iterdir()] == ["f16.svg"]  # no temporary file left behind
+
+
+@pytest.mark.parametrize("name, needle", [("x.gif", ".png or .svg"), ("missing/x.png", "does not exist")])
+def test_sweep_plot_bad_path(tmp_path, name, needle):
+    result = CliRunner().invoke(cli, ["sweep", "--dtype", "float16", "--plot", str(tmp_path / name)])
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: --plot") and needle in result.output
+    assert len(result.output.strip().splitlines()) == 1
