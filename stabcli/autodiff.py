@@ -264,7 +264,9 @@ def _torch_grad(fmt: Format, method: str, x, y, w, pw, reduction: str):
         ev = METHODS[method](ops, xt, yt, wt, pwt)
         loss = ops.reduce(ev.loss, reduction)
         if loss.requires_grad:
-            loss.backward(torch.ones_like(loss))
+            # d(sum)/d(loss_i) is exactly 1, so this is backward(ones) per element; passing grad_outputs instead
+            # makes torch check shapes symbolically, which imports sympy (0.4 s on every compare).
+            (loss if loss.dim() == 0 else loss.sum()).backward()
     grad = xt.grad if xt.grad is not None else torch.zeros_like(xt)
     return np.array(ops.to_numpy(grad), dtype=fmt.np_dtype), ev
 
