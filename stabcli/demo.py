@@ -232,12 +232,14 @@ class _Builder:
         return q
 
     def compare(self, logits, targets, backend: str, method: str, what: str = "loss", dtype: str | None = None,
-                digits: int | None = 7) -> Quote:
+                digits: int | str | None = 7, shown: bool = True) -> Quote:
+        """A field of run_compare's row; ``shown=False`` for a value that only decides what a sentence says."""
         dtype = dtype or self.dtype
         c = self.lab.comparison(logits, targets, dtype)
         value = compare_value(c, backend, method, what)
-        return self._add(Quote(value, "compare", {"logits": logits, "targets": targets, "dtype": dtype,
-                                                  "backend": backend, "method": method, "field": what}, digits))
+        q = Quote(value, "compare", {"logits": logits, "targets": targets, "dtype": dtype, "backend": backend,
+                                     "method": method, "field": what}, digits)
+        return self._add(q) if shown else q
 
     def note(self, logits, targets, backend: str, method: str, name: str, dtype: str | None = None) -> str:
         return step_note(self.lab.comparison(logits, targets, dtype or self.dtype), backend, method, name)
@@ -264,11 +266,15 @@ class _Builder:
                                {"dtype": dtype, "what": what, "at": at}, digits))
 
     def clip(self, x: float, y: float, low: float, high: float, what: str = "loss", dtype: str | None = None,
-             digits: int | None = 7) -> Quote:
+             digits: int | None = 7, shown: bool = True) -> Quote:
         dtype = dtype or self.dtype
         value = getattr(clipped_bce(x, y, FORMATS[dtype], low, high), what)
-        return self._add(Quote(value, "clip", {"dtype": dtype, "x": x, "y": y, "low": low, "high": high,
-                                               "field": what}, digits))
+        q = Quote(value, "clip", {"dtype": dtype, "x": x, "y": y, "low": low, "high": high, "field": what}, digits)
+        return self._add(q) if shown else q
+
+    def show(self, *quotes: Quote) -> None:
+        """Record quotes made with ``shown=False`` once a sentence does show them."""
+        self.quotes.extend(quotes)
 
     def step(self, title: str, paragraphs: list[str], tables=(), after=()) -> DemoStep:
         return DemoStep(self.number, title, list(paragraphs), list(tables), list(after), self.quotes)
@@ -339,7 +345,9 @@ def _loss_row(b: _Builder, label: str, backend: str, method: str, x: float = BIG
 def _stored(b: _Builder, x: float, dtype: str | None = None) -> str:
     """'x = 1e10' plus what the dtype makes of it."""
     dtype = dtype or b.dtype
-    stored = b.compare(x, 1.0, "numpy", "naive", "input", dtype=dtype, digits=None)
+    stored = b.compare(x, 1.0, "numpy", "naive", "input", dtype=dtype, digits=None, shown=False)
+    if stored.value != x:
+        b.quotes.append(stored)
     if math.isinf(stored.value):
         return (f"x = {fmt_number(x)} is not even a {dtype} number (the largest is "
                 f"{b.constant(dtype, 'max', digits=None)}): it overflows to {stored} before any formula runs")
@@ -349,7 +357,7 @@ def _stored(b: _Builder, x: float, dtype: str | None = None) -> str:
 
 
 def _overflows(b: _Builder, x: float) -> bool:
-    return math.isinf(b.compare(x, 1.0, "numpy", "naive", "input").value)
+    return math.isinf(b.compare(x, 1.0, "numpy", "naive", "input", shown=False).value)
 
 
 def _step2(b: _Builder) -> DemoStep:
@@ -555,19 +563,22 @@ def _step8(b: _Builder) -> DemoStep:
     ref0 = b.compare(BIG, 0.0, "numpy", "naive", "reference")
     rows.append(["exact (mpmath)", "", ref0, b.compare(-BIG, 1.0, "numpy", "naive", "reference")])
     table = DemoTable(["clip p to", "smallest 1 - p", "x=1e10, y=0", "x=-1e10, y=1"], rows)
-    hi_k = b.clip(BIG, 0.0, *keras, what="high", digits=9)
-    gap_k = b.clip(BIG, 0.0, *keras, what="one_minus_high")
-    k_loss = b.clip(BIG, 0.0, *keras)
-    sk_loss = b.clip(BIG, 0.0, *sklearn)
-    paper = b.clip(BIG, 0.0, *keras, dtype="float64")
+    hi_k = b.clip(BIG, 0.0, *keras, what="high", digits=9, shown=False)
+    gap_k = b.clip(BIG, 0.0, *keras, what="one_minus_high", shown=False)
+    k_loss = b.clip(BIG, 0.0, *keras, shown=False)
+    sk_loss = b.clip(BIG, 0.0, *sklearn, shown=False)
+    paper = b.clip(BIG, 0.0, *keras, dtype="float64", shown=False)
     if hi_k.value == 1.0:
+        b.show(hi_k, k_loss, sk_loss)
         top = (f"In {d}, 1 - 1e-7 rounds to {hi_k}: the Keras clip does nothing at the top, 1 - p is still 0 and "
                f"the loss is {k_loss}. scikit-learn takes eps from the dtype, so its clip still caps the loss, at "
                f"{sk_loss}.")
     elif k_loss.text() == paper.text():
+        b.show(hi_k, gap_k, k_loss)
         top = (f"In {d}, 1 - 1e-7 is stored as {hi_k}, so the smallest 1 - p the Keras clip lets through is "
                f"{gap_k} and its largest loss is {k_loss}.")
     else:
+        b.show(hi_k, gap_k, k_loss, paper)
         top = (f"In {d}, 1 - 1e-7 is not a {d} number: the clip stores it as {hi_k}, so the smallest 1 - p it "
                f"lets through is {gap_k} and its largest loss is {k_loss}, not the {paper} that 1e-7 gives on "
                f"paper (in float64).")
