@@ -464,6 +464,7 @@ def _step5(b: _Builder) -> DemoStep:
     l_np = b.compare(x0, 0.0, "numpy", "naive", dtype=f16)
     l_t = b.compare(x0, 0.0, "torch", "naive", dtype=f16)
     gap = b.constant(f16, "spacing", 1.0, digits=None)
+    below = b.constant(f16, "below_one", digits=None)
     pred_op = b.threshold(f16, "sigmoid rounds to 1.0, op by op")
     pred_cr = b.threshold(f16, "sigmoid rounds to 1.0, correctly rounded")
     pred_ovf = b.threshold(f16, "exp(-x) overflows, so op-by-op sigmoid is 0")
@@ -479,8 +480,8 @@ def _step5(b: _Builder) -> DemoStep:
     ], [table], [
         f"Op by op, exp(-x) is rounded to float16, then 1 + exp(-x) is: once exp(-x) is at most half the gap "
         f"above 1 (the gap is {gap}), the sum rounds to 1 and p = 1 (predicted from the format: x ≥ {pred_op}). "
-        f"torch computes sigmoid in float32 and rounds once, so p stays below 1 until the exact sigmoid is "
-        f"within half a float16 gap of 1 (predicted: x ≥ {pred_cr}). Same formula, same dtype, two "
+        f"torch computes sigmoid in float32 and rounds once, so p stays below 1 until sigmoid(x) is nearer to 1 "
+        f"than to {below}, the float16 just below 1 (predicted: x ≥ {pred_cr}). Same formula, same dtype, two "
         "different breakdowns: where the rounding happens matters. On the negative side, op by op exp(-x) "
         f"overflows and p = 1/(1 + inf) = 0 (predicted: x ≤ {pred_ovf}); torch's sigmoid only underflows to 0 "
         f"where the exact value is below half the smallest float16 (predicted: x ≤ {pred_under}).",
