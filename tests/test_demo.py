@@ -357,3 +357,15 @@ def test_an_example_that_does_not_parse_is_caught():
     command = cli.commands["demo"]
     with pytest.raises(click.UsageError):
         command.make_context("demo", ["--stepp", "3"])
+
+
+def test_ctrl_c_at_a_prompt_stops_the_demo(monkeypatch):
+    def interrupted(next_number, total):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_module, "_stdin_is_terminal", lambda: True)
+    monkeypatch.setattr(cli_module, "_wait_for_enter", interrupted)
+    result = run("demo", "--pause")
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1] == "Aborted!"
+    assert re.findall(r"Step (\d) of 8 ·", result.stdout) == ["1"]
