@@ -44,7 +44,11 @@ def _nested(text: str, what: str):
             return [convert(i) for i in item]
         if isinstance(item, bool) or not isinstance(item, (int, float, str)):
             raise InputError(f"{what} {text!r} holds {item!r}, which is not a number")
-        return parse_number(str(item), what) if isinstance(item, str) else _checked(float(item), text, what)
+        if isinstance(item, str):
+            if item.lower().lstrip("+-") not in ("inf", "infinity", "nan"):
+                raise InputError(f"{what} {text!r} holds {item!r}, which is not a number")
+            return _SPECIAL[item.lower()]
+        return _checked(float(item), text, what)
 
     return convert(data)
 

@@ -139,6 +139,37 @@ def _inputs_line(values: list, limit: int = 6) -> str:
     return shown + (f", ... ({len(values)} values)" if len(values) > limit else "")
 
 
+MAX_ELEMENT_ROWS = 12  # per method, in a table of per-element results; the rest are in --format json or csv
+
+
+def element_table(title: str, rows, xs: list, value: str, ref: str, bits: str, status: str) -> Table:
+    """Per-element results (reduction 'none', or per-element gradients): a row per method and element."""
+    table = Table(title=title, title_justify="left", pad_edge=False, box=box.SIMPLE_HEAD)
+    for name, justify in (("method", "left"), ("x", "right"), (value, "right"), ("reference", "right"),
+                          ("bits", "right"), ("status", "left")):
+        table.add_column(name, justify=justify, no_wrap=True)
+    backend = None
+    for r in rows:
+        values = getattr(r, value)
+        if values is None:
+            continue
+        if r.backend != backend:
+            if backend is not None:
+                table.add_section()
+            backend = r.backend
+            table.add_row(Text(f"{backend} backend", style="bold"), "", "", "", "", "")
+        refs, errs, stats = getattr(r, ref), getattr(r, bits), getattr(r, status)
+        for i, (v, rv, e, st) in enumerate(zip(values, refs, errs, stats)):
+            if i == MAX_ELEMENT_ROWS:
+                table.add_row("", Text(f"... {len(values) - i} more: see --format json or csv", style="dim"),
+                              "", "", "", "")
+                break
+            x = xs[i] if len(xs) == len(values) else xs[0]
+            table.add_row("  " + r.method if i == 0 else "", short(x, 7), value_text(v, 7), value_text(rv, 7),
+                          Text(short(e, 3)), status_text(st))
+    return table
+
+
 def compare_tables(comparison) -> list:
     """One results table per dtype (and, for a single element, its trace), then the notes and summary."""
     out: list = []
@@ -152,6 +183,7 @@ def compare_tables(comparison) -> list:
         title = f"[bold]{dtype}[/]  x = {_inputs_line(dn.logits)}"
         if dn.input_overflow:
             title += "  [bold red](overflowed)[/]"
+        per_element = isinstance(rows[0].loss, list)
         table = Table(title=title, title_justify="left", pad_edge=False, box=box.SIMPLE_HEAD)
         for name, justify in (("method", "left"), ("loss", "right"), ("reference", "right"),
                               ("abs error", "right"), ("bits", "right"), ("status", "left")):
@@ -175,8 +207,13 @@ def compare_tables(comparison) -> list:
                 err, bits = Text(short(r.abs_error, 3)), Text(short(r.error_bits, 3))
                 status = status_text(r.status)
             table.add_row("  " + r.method, loss, ref, err, bits, status)
+        if per_element:
+            table = element_table(title, rows, dn.logits, "loss", "reference", "error_bits", "status")
         out.append(table)
-        if any(r.grad is not None for r in rows):
+        if any(isinstance(r.grad, list) for r in rows):
+            out.append(element_table(f"[bold]{dtype}[/]  gradient d loss / d x", rows, dn.logits, "grad",
+                                     "grad_reference", "grad_error_bits", "grad_status"))
+        elif any(r.grad is not None for r in rows):
             out.append(grad_table(rows, dtype))
         for change in dn.changes:
             out.append(Text(f"  note: {change}", style="dim"))
