@@ -264,7 +264,9 @@ def _torch_grad(fmt: Format, method: str, x, y, w, pw, reduction: str):
         ev = METHODS[method](ops, xt, yt, wt, pwt)
         loss = ops.reduce(ev.loss, reduction)
         if loss.requires_grad:
-            loss.backward(torch.ones_like(loss))
+            # d sum / d loss_i is exactly 1, so this is backward(ones_like(loss)) without passing a gradient
+            # tensor, which makes torch import sympy for a shape check (0.3 s on every first call)
+            (loss.sum() if loss.dim() else loss).backward()
     grad = xt.grad if xt.grad is not None else torch.zeros_like(xt)
     return np.array(ops.to_numpy(grad), dtype=fmt.np_dtype), ev
 
