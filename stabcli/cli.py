@@ -283,13 +283,18 @@ def _scalar(text: str, what: str) -> float:
               help="linear, or log on each side of 0 from ±1e-4 outward (plus 0). [default: log]")
 @click.option("--exhaustive", is_flag=True,
               help="Every finite value of the dtype instead of a grid (float16, bfloat16; float32 takes hours).")
+@click.option("--grad/--no-grad", default=True, show_default=True,
+              help="Also sweep each method's gradient d loss/d x: counts of inf/NaN, vanished and off-tolerance "
+                   "gradients and where they start. Makes a sweep about 2x slower; --no-grad skips it.")
 @_core_errors
 def sweep(dtypes, backends, targets, weight, pos_weight, atol, rtol, output_format, xmin, xmax, points, spacing,
-          exhaustive):
+          exhaustive, grad):
     """Count, per method, where the loss is inf, NaN, clamped or inaccurate over many logits, and where it breaks.
 
     The grid brackets each breakdown; a search over the dtype's representable values then pins the exact logit
-    closest to 0 on each side. Progress is shown on stderr when it is a terminal.
+    closest to 0 on each side. The same is done for the gradient d loss/d x (unless --no-grad): where it is
+    inf/NaN, vanishes (0 where the true gradient is not) or leaves the tolerance. Progress is shown on stderr when
+    it is a terminal.
 
     \b
     Example:
@@ -297,6 +302,7 @@ def sweep(dtypes, backends, targets, weight, pos_weight, atol, rtol, output_form
         stabcli sweep --dtype all --backend all
         stabcli sweep --dtype bfloat16 --exhaustive --target 0.3 --format json
         stabcli sweep --dtype float32 --min -200 --max 200 --points 1e6 --spacing linear
+        stabcli sweep --dtype float16 --exhaustive --no-grad
     """
     import math
 
@@ -334,9 +340,9 @@ def sweep(dtypes, backends, targets, weight, pos_weight, atol, rtol, output_form
                       console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("sweep", total=total)
             result = run_sweep(formats, _backends(backends), ys, grid, w, pw, rtol, atol,
-                               progress=lambda n: bar.advance(task, n))
+                               progress=lambda n: bar.advance(task, n), grad=grad)
     else:
-        result = run_sweep(formats, _backends(backends), ys, grid, w, pw, rtol, atol)
+        result = run_sweep(formats, _backends(backends), ys, grid, w, pw, rtol, atol, grad=grad)
     if fmt == "json":
         click.echo(render.sweep_json(result))
     elif fmt == "csv":
