@@ -27,7 +27,8 @@ from stabcli.formats import Format
 
 
 def grad_epsilon(fmt: Format) -> float:
-    """BCELoss's backward guard 1e-12 as stored in ``fmt`` (0 in float16, whose smallest subnormal is 6e-8)."""
+    """BCELoss's backward guard as stored in ``fmt``: torch's float constant 1e-12 (9.999999960041972e-13, also in
+    float64), rounded to the dtype (0 in float16, whose smallest subnormal is 6e-8)."""
     return float(fmt.round(BCE_GRAD_EPSILON))
 
 
