@@ -437,7 +437,8 @@ def sweep_renderable(sweep, width: int = 80):
 def _threshold_dict(t) -> dict:
     return {"dtype": t.dtype, "name": t.name, "formula": t.formula, "predicted": t.predicted,
             "measured": t.measured, "difference": t.difference,
-            "measured_by": {"backend": t.backend, "method": t.method, "target": t.target, "breakdown": t.key},
+            "measured_by": {"backend": t.backend, "method": t.method, "target": t.target, "quantity": t.quantity,
+                            "breakdown": t.key},
             "explanation": t.explanation}
 
 
@@ -448,12 +449,12 @@ def thresholds_json(thresholds) -> str:
 def thresholds_csv(thresholds) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    cols = ("dtype", "name", "predicted", "measured", "difference", "backend", "method", "target", "breakdown",
-            "formula", "explanation")
+    cols = ("dtype", "name", "predicted", "measured", "difference", "backend", "method", "target", "quantity",
+            "breakdown", "formula", "explanation")
     writer.writerow(cols)
     for t in thresholds:
         writer.writerow(["" if v is None else _csv_cell(v) for v in (
-            t.dtype, t.name, t.predicted, t.measured, t.difference, t.backend, t.method, t.target, t.key,
+            t.dtype, t.name, t.predicted, t.measured, t.difference, t.backend, t.method, t.target, t.quantity, t.key,
             t.formula, t.explanation)])
     return out.getvalue()
 
