@@ -228,13 +228,17 @@ def run_thresholds(formats: list[Format], rtol: float | None = None, atol: float
     out: list[Threshold] = []
     for fmt in formats:
         grid: Grid = make_grid(exhaustive=True) if fmt.bits == 16 else make_grid()
-        preds = predict(fmt, rtol) + predict_grad(fmt, rtol)
         sw = run_sweep([fmt], ["numpy", "torch"], [0.0, 1.0], grid, rtol=rtol, atol=atol,
                        methods=["naive", "clamped", "logsumexp", "torch_bce"], progress=progress, grad=True)
-        rows = {(r.backend, r.method, r.target): r for r in sw.rows}
-        for t in preds:
-            row = rows[(t.backend, t.method, t.target)]
-            t.measured = getattr(row.grad.breakdown if t.quantity == "gradient" else row.breakdown, t.key)
-            t.explanation = _explain(t, fmt)
-            out.append(t)
+        out += measure_thresholds(predict(fmt, rtol) + predict_grad(fmt, rtol), sw, fmt)
     return out
+
+
+def measure_thresholds(preds: list[Threshold], sweep, fmt: Format) -> list[Threshold]:
+    """Fill in each prediction's measured logit (and explanation) from a gradient sweep of ``fmt``."""
+    rows = {(r.backend, r.method, r.target): r for r in sweep.rows if r.dtype == fmt.name}
+    for t in preds:
+        row = rows[(t.backend, t.method, t.target)]
+        t.measured = getattr(row.grad.breakdown if t.quantity == "gradient" else row.breakdown, t.key)
+        t.explanation = _explain(t, fmt)
+    return preds

@@ -33,9 +33,8 @@ assert FINITE == {"float16": 63488, "bfloat16": 65280}
 
 
 @pytest.fixture(scope="module")
-def exhaustive():
-    sweep = run_sweep([F16, BF16], ["numpy", "torch"], [0.0, 1.0], make_grid(exhaustive=True))
-    return {(r.dtype, r.backend, r.target, r.method): r for r in sweep.rows}
+def exhaustive(exhaustive16):
+    return exhaustive16  # conftest.py: shared with tests/test_sweep_grad.py
 
 
 @pytest.mark.parametrize("key", list(EXPECTED_NAIVE))

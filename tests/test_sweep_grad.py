@@ -110,3 +110,86 @@ def test_sweep_grad_reference_float32_sample_and_float64():
     xs64 = np.array([-800.0, -40.0, -1e-300, 0.0, 2.5, 36.75, 1e308])
     nearest, _ = reference.sweep_grad_reference(xs64, F64, 1.0)
     assert nearest.tolist() == [reference.to_float64_nearest(reference.exact_grad(x, 1.0)) for x in xs64]
+
+
+# --- known gradient breakdowns (issue 4, DESIGN.md) ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def float32_torch():
+    """float32 on the default grid (log-spaced to ±1e4; the search pins each breakdown to the exact float32)."""
+    from stabcli.sweep import run_sweep
+
+    sweep = run_sweep([F32], ["torch"], [0.0, 1.0], methods=["clamped", "torch_bce", "softplus"], grad=True)
+    return {(r.target, r.method): r for r in sweep.rows}
+
+
+def test_float32_bce_gradient_vanishes_where_sigmoid_saturates(float32_torch):
+    # DESIGN.md: float32 sigmoid first rounds to 1.0 at 16.63553237915039; then p(1-p) = 0 < ε and BCELoss's
+    # backward gives (p-0)/ε · 0 = 0 where the truth is sigmoid(x) ≈ 1. Before it the gradient is p, correct.
+    g = float32_torch[(0.0, "torch_bce")].grad
+    assert g.breakdown.vanished_pos == g.breakdown.inaccurate_pos == 16.63553237915039
+    assert g.breakdown.nonfinite_pos is None and g.counts["nonfinite"] == 0
+    grad, truth = g.at["vanished_pos"]
+    assert grad == 0.0 and truth == pytest.approx(1.0, abs=F32.eps)
+
+
+def test_float32_bce_gradient_collapses_below_ln_epsilon(float32_torch):
+    # mpmath (mp.dps = 40): ε = float32(1e-12) = 9.999999960041972e-13 (torch's `constexpr float EPSILON`);
+    # p(1-p) = sigmoid(x)·sigmoid(-x) < ε for x < t = ln(((1-2ε) - sqrt(1-4ε))/(2ε)) = -27.631021119922351 (≈ ln ε).
+    # float32 spacing in [16, 32) is 2^-19, so the clamp first fires at -27.63102149963379, where
+    # sigmoid(x)·sigmoid(-x)/ε - 1 = -3.797e-7: the gradient -(1-p)·p(1-p)/ε is still within rtol = 4·2^-23
+    # = 4.77e-7 of -1. At the next float32, -27.631023406982422, it is -2.287e-6: outside. So the gradient leaves
+    # the tolerance there (the issue's "about -27.63"):
+    g = float32_torch[(1.0, "torch_bce")].grad
+    assert g.breakdown.inaccurate_neg == -27.631023406982422
+    grad, truth = g.at["inaccurate_neg"]
+    assert truth == pytest.approx(-(1 - 1e-12), abs=1e-15)  # -sigmoid(-x) = -(1 - p), p ≈ ε
+    assert grad == pytest.approx(-(1 - 2.287057e-6), abs=4 * F32.eps)  # ≈ -p(1-p)/ε, up to the kernel's roundings
+    # It shrinks like -p/ε from there, and vanishes (|grad| < eps·1 = 2^-23) once p < ε·2^-23:
+    # ln(ε·2^-23) = -43.573406272803093 (mpmath), and the first float32 below it is -43.57341003417969.
+    assert g.breakdown.vanished_neg == -43.57341003417969
+    # For target 0 the same clamp makes the gradient p·p(1-p)/ε instead of p: 3.797e-7 relative is already
+    # outside once the kernel's roundings are added, so it leaves the tolerance at the clamp itself.
+    assert float32_torch[(0.0, "torch_bce")].grad.breakdown.inaccurate_neg == -27.63102149963379
+
+
+def test_float16_bce_gradient_is_nan_and_inf(exhaustive16):
+    # DESIGN.md: torch float16 sigmoid (computed in float32, rounded once) is 1.0 from 8.3203125 and 0 from
+    # -17.34375 (sigmoid(x) <= 2^-25, half float16's smallest subnormal: -log(2**25 - 1) = -17.3286795 (mpmath),
+    # float16 spacing in [16, 32) is 1/64). 1e-12 rounds to 0 in float16, so p(1-p) = 0 there is not guarded:
+    # (p-y)/0 · 0 = NaN.
+    y0 = exhaustive16[("float16", "torch", 0.0, "torch_bce")].grad.breakdown
+    y1 = exhaustive16[("float16", "torch", 1.0, "torch_bce")].grad.breakdown
+    assert (y0.nan_pos, y0.nan_neg) == (8.3203125, -17.34375)
+    assert (y1.nan_pos, y1.nan_neg) == (8.3203125, -17.34375)
+    assert (y0.nonfinite_pos, y0.nonfinite_neg) == (8.3203125, -17.34375)  # NaN is the first non-finite value
+    # Target 1 is non-finite sooner: unguarded, (p-1)/(p(1-p)) ≈ -1/p, and 1/p rounds to inf in float16 once it
+    # reaches 65504 + 16 = 65520 (max + half its ulp), i.e. for p <= 2^-16 (the largest float16 <= 1/65520).
+    # float16 p is 2^-16 or less where sigmoid(x) < 2^-16 + 2^-25: x < -11.0884 (mpmath), and the first float16
+    # below is -11.09375 (spacing 1/128 in [8, 16)). So the gradient is -inf from -11.09375 and NaN from -17.34375.
+    assert y1.nonfinite_neg == -11.09375
+    assert exhaustive16[("float16", "torch", 1.0, "torch_bce")].grad.at["nonfinite_neg"][0] == -math.inf
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_softplus_gradient_never_nonfinite(exhaustive16, dtype, backend):
+    # Over every finite value: never inf/NaN, never vanished, always within tolerance, and at most 2 ulps off
+    # (error_bits = log2(1 + ulps) <= log2(3)): a bound established by this exhaustive sweep.
+    for target in (0.0, 1.0):
+        g = exhaustive16[(dtype, backend, target, "softplus")].grad
+        assert g.counts == {"nonfinite": 0, "vanished": 0, "inaccurate": 0}
+        assert all(v is None for v in vars(g.breakdown).values())
+        assert g.max_error_bits <= math.log2(3)
+
+
+def test_gradient_counts_add_up(exhaustive16):
+    # Exclusive counts: non-finite, vanished and off-tolerance points never overlap, and never exceed the points.
+    for row in exhaustive16.values():
+        assert sum(row.grad.counts.values()) <= row.points
+    # float16 torch torch_bce, target 0: NaN from 8.3203125 up and from -17.34375 down, counted from the format:
+    from stabcli.formats import ordinal
+
+    top = int(ordinal(np.float16(65504), F16))
+    nan = 2 * top - int(ordinal(np.float16(8.3203125), F16)) - int(ordinal(np.float16(17.34375), F16)) + 2
+    assert exhaustive16[("float16", "torch", 0.0, "torch_bce")].grad.counts["nonfinite"] == nan
