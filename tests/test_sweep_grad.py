@@ -193,3 +193,185 @@ def test_gradient_counts_add_up(exhaustive16):
     top = int(ordinal(np.float16(65504), F16))
     nan = 2 * top - int(ordinal(np.float16(8.3203125), F16)) - int(ordinal(np.float16(17.34375), F16)) + 2
     assert exhaustive16[("float16", "torch", 0.0, "torch_bce")].grad.counts["nonfinite"] == nan
+
+
+# --- predicted against measured (thresholds) -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def wide_sweeps():
+    """float32 and float64 on the default grid, the rows the gradient thresholds are measured by."""
+    from stabcli.sweep import run_sweep
+
+    return run_sweep([F32, F64], ["numpy", "torch"], [0.0, 1.0], methods=["clamped", "torch_bce"], grad=True)
+
+
+def _measured(exhaustive16, wide_sweeps, fmt):
+    from stabcli.sweep import Sweep
+    from stabcli.thresholds import measure_thresholds, predict_grad
+
+    if fmt.bits == 16:
+        rows = [r for (dtype, *_), r in exhaustive16.items() if dtype == fmt.name]
+        sweep = Sweep(None, 1.0, 1.0, rows)
+    else:
+        sweep = wide_sweeps
+    return measure_thresholds(predict_grad(fmt), sweep, fmt)
+
+
+def _ulp(v: float, fmt) -> float:
+    """The gap from |v| to the next larger value of ``fmt``."""
+    from stabcli.formats import ordinal
+    from stabcli.sweep import from_ordinal
+
+    o = ordinal(fmt.round(np.array(abs(v))), fmt)
+    return float(to_float64(from_ordinal(o + 1, fmt))) - abs(v)
+
+
+@pytest.mark.parametrize("fmt", [F16, BF16, F32, F64], ids=lambda f: f.name)
+def test_gradient_thresholds_within_theory(exhaustive16, wide_sweeps, fmt):
+    for t in _measured(exhaustive16, wide_sweeps, fmt):
+        assert t.measured is not None, t.name
+        step = _ulp(t.predicted, fmt)
+        if t.name.startswith("BCELoss gradient collapses: p(1-p)"):
+            # The clamp fires at the prediction; the gradient leaves the tolerance once p(1-p)/ε < 1 - rtol, i.e.
+            # ln(1/(1 - rtol)) ≈ rtol further out, plus an ulp for the kernel's roundings (thresholds._explain).
+            rtol = fmt.default_rtol
+            assert t.predicted - rtol - 2 * step <= t.measured <= t.predicted, (t.predicted, t.measured)
+        elif t.name.startswith("BCELoss gradient collapses: 1-p"):
+            # float64 only: 1 - p moves in steps of 2^-52 near p = 1, so p(1-p) < ε is reached up to one step of
+            # 1 - p later: exp(-x) smaller by a factor (1 - 2^-52/ε), i.e. x larger by up to 2^-52/ε = 2.2e-4.
+            assert fmt.name == "float64"
+            assert t.predicted <= t.measured <= t.predicted + 2.0**-52 / 9.999999960041972e-13
+        else:  # saturation, underflow, overflow of -1/p: exact consequences of rounding, so exactly equal
+            assert t.measured == t.predicted, (t.name, t.predicted, t.measured)
+            assert t.explanation == "agrees exactly"
+
+
+def test_gradient_threshold_values():
+    # The predictions themselves: DESIGN.md's saturation facts (torch fused in 16 bits, op by op in 32/64), and
+    # float16's NaN/-inf logits derived in test_float16_bce_gradient_is_nan_and_inf.
+    from stabcli.thresholds import predict_grad
+
+    def keyed(fmt):
+        return {(t.method, t.target, t.key): t.predicted for t in predict_grad(fmt)}
+
+    assert keyed(F16) == {("torch_bce", 0.0, "nan_pos"): 8.3203125, ("clamped", 0.0, "vanished_pos"): 7.625,
+                          ("torch_bce", 1.0, "nan_neg"): -17.34375, ("torch_bce", 1.0, "nonfinite_neg"): -11.09375}
+    assert keyed(BF16) == {("torch_bce", 0.0, "vanished_pos"): 6.25, ("clamped", 0.0, "vanished_pos"): 5.5625,
+                           # bfloat16(1e-12) = 1.0018652574217413e-12, ln of it -27.6292; spacing 1/8 in [16, 32)
+                           ("torch_bce", 1.0, "inaccurate_neg"): -27.75}
+    assert keyed(F32) == {("torch_bce", 0.0, "vanished_pos"): 16.63553237915039,
+                          ("clamped", 0.0, "vanished_pos"): 16.63553237915039,
+                          ("torch_bce", 1.0, "inaccurate_neg"): -27.63102149963379}  # see the collapse test above
+    f64 = keyed(F64)
+    assert f64[("torch_bce", 0.0, "vanished_pos")] == 36.73680056967711  # DESIGN.md
+    # t = -27.6310211199223510168 (mpmath, above); float(t) = -27.63102111992235 lies below t (mpmath compares
+    # mpf(-27.63102111992235) < t), so it is the largest float64 below t. The positive side is its mirror image.
+    assert f64[("torch_bce", 1.0, "inaccurate_neg")] == -27.63102111992235
+    assert f64[("torch_bce", 0.0, "inaccurate_pos")] == 27.63102111992235
+
+
+def test_thresholds_command_shows_gradient_rows():
+    from click.testing import CliRunner
+
+    from stabcli.cli import cli
+
+    result = CliRunner().invoke(cli, ["thresholds", "--dtype", "float16", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    grads = [t for t in json.loads(result.stdout)["results"] if t["measured_by"]["quantity"] == "gradient"]
+    assert [(t["predicted"], t["measured"]) for t in grads] == [
+        (8.3203125, 8.3203125), (7.625, 7.625), (-17.34375, -17.34375), (-11.09375, -11.09375)]
+
+
+# --- the command line: JSON, CSV, table, --no-grad --------------------------------------------------------------
+
+# float16, torch, 101 logits from -20 to 20 (step 0.4): brackets every float16 gradient breakdown above.
+SMALL = ["sweep", "--dtype", "float16", "--backend", "torch", "--points", "101", "--min", "-20", "--max", "20",
+         "--spacing", "linear"]
+GRAD_KEYS = ("grad_count_nonfinite", "grad_count_vanished", "grad_count_inaccurate", "grad_max_error_bits",
+             "grad_breakdown")
+GRAD_BREAKDOWN = {"nonfinite_pos", "nonfinite_neg", "inaccurate_pos", "inaccurate_neg", "vanished_pos",
+                  "vanished_neg", "nan_pos", "nan_neg"}
+
+
+def _invoke(*args):
+    from click.testing import CliRunner
+
+    from stabcli.cli import cli
+
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_json_has_gradient_fields():
+    import json
+
+    result = _invoke(*SMALL, "--format", "json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["grad"] is True
+    for row in doc["results"]:
+        assert all(key in row for key in GRAD_KEYS) and set(row["grad_breakdown"]) == GRAD_BREAKDOWN
+        assert sum(row[k] for k in GRAD_KEYS[:3]) <= row["points"]
+    bce = {r["target"]: r for r in doc["results"] if r["method"] == "torch_bce"}
+    # test_float16_bce_gradient_is_nan_and_inf: the grid brackets them, the search pins them
+    assert bce[0]["grad_breakdown"]["nan_pos"] == 8.3203125 and bce[0]["grad_breakdown"]["nan_neg"] == -17.34375
+    assert bce[1]["grad_breakdown"]["nonfinite_neg"] == -11.09375 and bce[1]["grad_breakdown"]["nan_neg"] == -17.34375
+    assert bce[0]["grad_max_error_bits"] == 16  # a NaN against a finite truth counts the format's full width
+    softplus = next(r for r in doc["results"] if r["method"] == "softplus")
+    assert set(softplus["grad_breakdown"].values()) == {None} and softplus["grad_count_nonfinite"] == 0
+
+
+def test_csv_has_gradient_columns():
+    import csv
+    import io
+
+    result = _invoke(*SMALL, "--format", "csv", "--target", "0")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert set(GRAD_KEYS[:4]) | {f"grad_{k}" for k in GRAD_BREAKDOWN} <= set(rows[0])
+    bce = next(r for r in rows if r["method"] == "torch_bce")
+    assert bce["grad_nan_pos"] == "8.3203125" and bce["grad_vanished_pos"] == ""  # empty: none found
+    assert int(bce["grad_count_nonfinite"]) > 0
+
+
+def test_no_grad_nulls_the_gradient_fields():
+    import json
+
+    doc = json.loads(_invoke(*SMALL, "--format", "json", "--no-grad").stdout)
+    assert doc["grad"] is False
+    assert all(row[key] is None for row in doc["results"] for key in GRAD_KEYS)
+    csv_text = _invoke(*SMALL, "--format", "csv", "--no-grad").stdout
+    header, first = csv_text.splitlines()[:2]
+    cells = dict(zip(header.split(","), first.split(",")))
+    assert all(cells[k] == "" for k in cells if k.startswith("grad_"))
+    table = _invoke(*SMALL, "--no-grad").stdout
+    assert "gradient d/dx" not in table and "Gradient:" not in table
+
+
+def test_table_has_gradient_section_within_80_columns():
+    # float32 torch target 0 over [-30, 30]: BCELoss's gradient is 0 from 16.63553237915039 (the test above)
+    result = _invoke("sweep", "--dtype", "float32", "--backend", "torch", "--target", "0", "--min", "-30",
+                     "--max", "30", "--points", "61", "--spacing", "linear")
+    assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    assert "gradient d/dx" in result.stdout and "wrong x≥" in result.stdout
+    sentence = " ".join(result.stdout.split())  # the sentence wraps at 80 columns
+    assert "torch_bce's gradient is 0 from x ≥ 16.63553237915039 where the truth is 1" in sentence
+    assert "naive's gradient is NaN from x ≥ 16.63553237915039" in sentence
+    # float64 logits are the longest: still 80 columns (an ellipsis shortens them)
+    wide = _invoke("sweep", "--dtype", "float64", "--backend", "torch", "--target", "1", "--points", "101")
+    assert wide.exit_code == 0 and max(len(line) for line in wide.stdout.splitlines()) <= 80
+
+
+def test_grad_switch_errors_and_no_warnings():
+    result = _invoke("sweep", "--grad=1")
+    assert result.exit_code == 2 and result.output.strip() == "Error: Option '--grad' does not take a value."
+    import warnings
+
+    from stabcli.sweep import make_grid, run_sweep
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a numpy RuntimeWarning (overflow, 0/0) would fail here
+        run_sweep([F16, BF16], ["numpy", "torch"], [0.0, 0.3, 1.0], make_grid(points=201, min=-1e4, max=1e4),
+                  grad=True)
