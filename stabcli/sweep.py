@@ -232,7 +232,7 @@ def chunk_reference(xs: np.ndarray, s: Scalars):
 class Classified:
     """Per-logit results of one method on one chunk."""
 
-    status: np.ndarray  # str objects
+    status: np.ndarray  # str (analysis.STATUSES)
     abs_error: np.ndarray
     error_bits: np.ndarray
     nonfinite: np.ndarray  # bool
