@@ -46,6 +46,7 @@ class Errors:
     rel_error: np.ndarray
     error_bits: np.ndarray
     status: np.ndarray
+    vanished: np.ndarray | None = None  # gradients only (measure_grad): where the gradient vanished
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -98,5 +99,6 @@ def measure_grad(grad, reference: np.ndarray, fmt: Format, tol: Tolerance, clamp
     err = measure(grad, reference, fmt, tol, clamped, reference_odd)
     ref_in_dtype = to_float64(round_float64(np.asarray(reference if reference_odd is None else reference_odd,
                                                        dtype=np.float64), fmt))
-    err.status[vanished(grad, ref_in_dtype, fmt) & (err.status == "ok")] = "inaccurate"
+    err.vanished = vanished(grad, ref_in_dtype, fmt)
+    err.status[err.vanished & (err.status == "ok")] = "inaccurate"
     return err

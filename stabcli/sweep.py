@@ -33,7 +33,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from stabcli import reference
-from stabcli.analysis import Tolerance, measure, measure_grad, vanished
+from stabcli.analysis import Tolerance, measure, measure_grad
 from stabcli.autodiff import grad_of
 from stabcli.backends import BACKEND_NAMES
 from stabcli.compare import evaluate_method
@@ -303,9 +303,9 @@ def classify_grad(backend: str, fmt: Format, method: str, xs: np.ndarray, s: Sca
     nearest, for_rounding = chunk_grad_reference(xs, s) if ref is None else ref
     grad = grad_of(backend, fmt, method, s.arrays(xs)).reshape(xs.shape)
     err = measure_grad(grad, nearest, fmt, tol, None, for_rounding)
-    nonfinite = (err.status == "inf") | (err.status == "nan")
-    gone = vanished(grad, to_float64(fmt.round(for_rounding)), fmt) & ~nonfinite
-    return GradClassified(nonfinite=nonfinite, nan=err.status == "nan", vanished=gone, inaccurate=err.status != "ok",
+    nan = err.status == "nan"
+    nonfinite = nan | (err.status == "inf")
+    return GradClassified(nonfinite=nonfinite, nan=nan, vanished=err.vanished & ~nonfinite, inaccurate=err.status != "ok",
                           error_bits=err.error_bits, grad=to_float64(grad), reference=nearest)
 
 
