@@ -285,7 +285,8 @@ def _scalar(text: str, what: str) -> float:
               help="Every finite value of the dtype instead of a grid (float16, bfloat16; float32 takes hours).")
 @click.option("--grad/--no-grad", default=True, show_default=True,
               help="Also sweep each method's gradient d loss/d x: counts of inf/NaN, vanished and off-tolerance "
-                   "gradients and where they start. Makes a sweep about 2x slower; --no-grad skips it.")
+                   "gradients and where they start. On by default: it costs about 1.5x the time of a loss-only "
+                   "sweep (the default sweep: 4.7 s -> 6.9 s); --no-grad skips it.")
 @_core_errors
 def sweep(dtypes, backends, targets, weight, pos_weight, atol, rtol, output_format, xmin, xmax, points, spacing,
           exhaustive, grad):

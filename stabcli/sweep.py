@@ -52,7 +52,7 @@ BREAKDOWN_KINDS: tuple[str, ...] = ("nonfinite", "inaccurate", "clamped")
 COUNT_KEYS: tuple[str, ...] = ("ok", "inaccurate", "clamped", "inf", "nan")
 GRAD_COUNT_KINDS: tuple[str, ...] = ("nonfinite", "vanished", "inaccurate")  # exclusive gradient counts
 GRAD_KINDS: tuple[str, ...] = ("nonfinite", "nan", "vanished", "inaccurate")  # gradient breakdowns
-GRAD_DEFAULT = True  # gradients are swept unless asked not to (they cost ~1.5x; see README)
+GRAD_DEFAULT = True  # gradients are swept unless asked not to (about 1.5x the time end to end; see README)
 
 
 @dataclass(frozen=True)
