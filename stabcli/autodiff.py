@@ -51,7 +51,10 @@ import numpy as np
 from stabcli.formats import Format, to_float64
 from stabcli.formulas import LOG_CLAMP, METHODS
 
-BCE_GRAD_EPSILON = 1e-12  # torch BCELoss backward: (p-y)/max(p(1-p), EPSILON) (aten/src/ATen/native/Loss.cpp)
+# torch BCELoss backward: (p-y)/max(p(1-p), EPSILON) (aten/src/ATen/native/Loss.cpp), where EPSILON is declared
+# `constexpr float EPSILON = 1e-12`: a float even for double tensors, so the guard is float32(1e-12) =
+# 9.999999960041972e-13 in float64 too (measured: at p(1-p) = 9.99999998e-13 torch's float64 gradient is exact).
+BCE_GRAD_EPSILON = float(np.float32(1e-12))
 
 
 class Dual:

@@ -175,3 +175,115 @@ def sweep_reference(x: np.ndarray, bits: int, y: float, w: float = 1.0, pw: floa
         return ref, ref
     ref = np.array([to_float64_nearest(exact_loss(float(v), y, w, pw)) for v in x], dtype=np.float64)
     return ref, ref
+
+
+# --- the fast, vectorised reference gradient used by sweeps ----------------------------------------------------
+#
+# grad(x) = w·((1-y)·sigmoid(x) - pw·y·sigmoid(-x)), evaluated in float64. Why its rounding into float16, bfloat16
+# or float32 is right except near rounding boundaries, and how the sweep makes it right everywhere:
+#
+# * sigmoid(t) is computed from e = exp(-|t|) <= 1 (no overflow) as 1/(1+e) for t >= 0 and e/(1+e) for t < 0:
+#   no subtraction anywhere. Granting numpy's exp 4 float64 ulps (it is documented within 1; the slack is free),
+#   e is within 2^-50 relative, 1 + e and the quotient each add a rounding of 2^-53, so sigmoid is within
+#   3·2^-50 relative (below float64's normal range, x < -708, within a few 2^-1074 absolute instead).
+# * The coefficients 1-y, pw·y and w are one rounding each (2^-53), so each term w·(1-y)·sigmoid(x) and
+#   w·pw·y·sigmoid(-x) is within 2^-48 relative, and the difference within 2^-48·(|term1| + |term2|) absolute.
+# * For a hard target (y = 0 or 1) one term is 0: the gradient is a product, within 2^-48 relative, so rounding
+#   it into a format of at most 24 bits is correct unless the exact value lies within 2^-48 (relative) of a
+#   rounding boundary of that format, where the float64 value may fall on the other side. (sigmoid(x) is
+#   transcendental for x != 0, so it never sits on a boundary; the exceptions are rare coincidences.)
+# * A soft target cancels: near x = logit(y/(pw·y + 1 - y)) the two terms are nearly equal and the relative
+#   error of the difference grows as (|term1| + |term2|)/|grad|. The absolute bound still holds there.
+# * One soft case cancels everywhere near 0: (1-y) = pw·y (y = 0.5 with pw = 1) puts the root at x = 0, where every
+#   tiny logit of the format (half of all bfloat16 values) would need mpmath. There the gradient is
+#   w·(1-y)·tanh(x/2) exactly, which numpy computes without cancellation (tanh within a few ulps, x/2 exact):
+#   within 2^-48 relative again, and the sweep uses that form for |x| < 1.
+#
+# So :func:`fast_grad_bound` gives, per point, e = 2^-47·(|term1| + |term2|) plus a tiny absolute term for
+# float64's subnormal range (twice the bound above, which also covers the rounding of v ± e): the exact gradient
+# lies in [v - e, v + e]. Where both ends round to the same value of the format, so does the exact gradient
+# (rounding is monotone): the fast value is certified. Elsewhere, near a rounding boundary or where a soft target
+# cancels, :func:`sweep_grad_reference` asks mpmath (``exact_grad``) for that point alone. The result is the
+# correctly rounded gradient at every point, at numpy speed except for a handful of points.
+# tests/test_sweep_grad.py checks this against mpmath on every finite float16 and bfloat16 value for targets 0 and
+# 1. For float64 there is no wider format to borrow, so sweeps use mpmath point by point (as for the loss).
+
+FAST_GRAD_REL = 2.0**-47  # relative bound on the float64 terms (see above), with a factor 2 of slack
+FAST_GRAD_ABS = 2.0**-1060  # float64's subnormal range: exp(-745) and below is not relative-accurate
+
+
+def fast_sigmoid(t) -> np.ndarray:
+    """sigmoid(t) in float64 without overflow or subtraction: 1/(1+e) or e/(1+e), e = exp(-|t|); exact at ±inf."""
+    t = np.asarray(t, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        e = np.exp(-np.abs(t))
+        return np.where(t >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _grad_terms(x, y, w, pw):
+    x = np.asarray(x, dtype=np.float64)
+    y, w, pw = (np.asarray(v, dtype=np.float64) for v in (y, w, pw))
+    with np.errstate(all="ignore"):
+        return w * ((1 - y) * fast_sigmoid(x)), w * ((pw * y) * fast_sigmoid(-x))
+
+
+def fast_grad(x, y, w=1.0, pw=1.0) -> np.ndarray:
+    """d loss / d x = w·((1-y)·sigmoid(x) - pw·y·sigmoid(-x)) in float64; exact limits at ±inf, NaN for NaN."""
+    t1, t2 = _grad_terms(x, y, w, pw)
+    with np.errstate(all="ignore"):
+        return t1 - t2
+
+
+def fast_grad_bound(x, y, w=1.0, pw=1.0) -> np.ndarray:
+    """An upper bound on |fast_grad(x, ...) - exact gradient| (see the argument above)."""
+    t1, t2 = _grad_terms(x, y, w, pw)
+    y, w, pw = (np.asarray(v, dtype=np.float64) for v in (y, w, pw))
+    with np.errstate(all="ignore"):
+        return FAST_GRAD_REL * (np.abs(t1) + np.abs(t2)) + FAST_GRAD_ABS * (1 + np.abs(w) * (1 + np.abs(pw * y)))
+
+
+def sweep_grad_reference(x: np.ndarray, fmt, y: float, w: float = 1.0, pw: float = 1.0, cache: dict | None = None):
+    """The reference gradient for a sweep of logits ``x`` (float64 values of ``fmt``): (nearest, for_rounding).
+
+    As :func:`sweep_reference`: ``for_rounding`` is the float64 to round into ``fmt`` (``analysis.measure``),
+    ``nearest`` stands for the exact value in float64. Below 64 bits both are :func:`fast_grad` where its error
+    bound certifies the rounding into ``fmt``, and mpmath's exact value (nearest, and rounded to odd) at the few
+    points where it does not; float64 is mpmath's value at every point (~0.07 ms each). ``cache`` (a dict kept by
+    the caller for one dtype, y, w and pw) remembers mpmath's answers, since a breakdown search asks again.
+
+    Where mpmath is needed: float64 always; below it, points near a rounding boundary, near the root of a soft
+    target, and, when 1-y or pw·y is itself a midpoint of the format (y = 0.3 in float16 is 0.300048828125, and
+    1 - y = 0.699951171875 is halfway between two float16 values), the saturated tails, whose exact gradient lies
+    a hair inside that midpoint where float64 cannot see it.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    cache = {} if cache is None else cache
+
+    def exact_pair(v: float) -> tuple[float, float]:
+        if v not in cache:
+            exact = exact_grad(v, y, w, pw)
+            nearest = to_float64_nearest(exact)
+            cache[v] = (nearest, nearest if fmt.bits == 64 else to_float64_odd(exact))
+        return cache[v]
+
+    if fmt.bits == 64:
+        ref = np.array([exact_pair(float(v))[0] for v in x], dtype=np.float64)
+        return ref, ref
+    from fractions import Fraction
+
+    from stabcli.formats import to_float64
+
+    fast = fast_grad(x, y, w, pw)
+    bound = fast_grad_bound(x, y, w, pw)
+    with np.errstate(all="ignore"):
+        if 1 - Fraction(y) == Fraction(pw) * Fraction(y):  # exactly: the root is at 0 (see the argument above)
+            near0 = np.abs(x) < 1
+            half = w * ((1 - y) * np.tanh(x[near0] / 2))
+            fast[near0] = half
+            bound[near0] = FAST_GRAD_REL * np.abs(half) + FAST_GRAD_ABS * (1 + abs(w))
+        lo, hi = to_float64(fmt.round(fast - bound)), to_float64(fmt.round(fast + bound))
+    unsure = np.flatnonzero(~(lo == hi))  # NaN compares unequal, so a NaN logit goes to mpmath too
+    nearest, for_rounding = fast.copy(), fast.copy()
+    for i in unsure:
+        nearest[i], for_rounding[i] = exact_pair(float(x[i]))
+    return nearest, for_rounding

@@ -304,9 +304,14 @@ def compare_renderable(comparison):
 # --- sweep ---------------------------------------------------------------------------------------------------
 
 BREAKDOWN_KEYS = ("nonfinite_pos", "nonfinite_neg", "inaccurate_pos", "inaccurate_neg", "clamped_pos", "clamped_neg")
+GRAD_BREAKDOWN_KEYS = ("nonfinite_pos", "nonfinite_neg", "inaccurate_pos", "inaccurate_neg", "vanished_pos",
+                       "vanished_neg", "nan_pos", "nan_neg")
+GRAD_COUNT_KEYS = ("grad_count_nonfinite", "grad_count_vanished", "grad_count_inaccurate", "grad_max_error_bits")
 
 
 def sweep_row_dict(row) -> dict:
+    """A sweep row for JSON; the gradient fields are null when the sweep ran with --no-grad."""
+    g = row.grad
     return {
         "backend": row.backend, "dtype": row.dtype, "target": row.target, "method": row.method,
         "points": row.points,
@@ -314,6 +319,11 @@ def sweep_row_dict(row) -> dict:
         "count_overflow": row.count_overflow,
         "max_abs_error": row.max_abs_error, "max_error_bits": row.max_error_bits,
         "breakdown": {k: getattr(row.breakdown, k) for k in BREAKDOWN_KEYS},
+        "grad_count_nonfinite": g.counts["nonfinite"] if g else None,
+        "grad_count_vanished": g.counts["vanished"] if g else None,
+        "grad_count_inaccurate": g.counts["inaccurate"] if g else None,
+        "grad_max_error_bits": g.max_error_bits if g else None,
+        "grad_breakdown": {k: getattr(g.breakdown, k) for k in GRAD_BREAKDOWN_KEYS} if g else None,
     }
 
 
@@ -323,6 +333,7 @@ def sweep_json(sweep) -> str:
         "grid": sweep.grid.as_dict(),
         "weight": sweep.weight,
         "pos_weight": sweep.pos_weight,
+        "grad": sweep.grad,
         "results": [sweep_row_dict(r) for r in sweep.rows],
         "summary": list(sweep.summary.values()),
         "notes": sweep.notes,
@@ -330,18 +341,23 @@ def sweep_json(sweep) -> str:
     return dumps(doc)
 
 
-SWEEP_CSV_COLUMNS = ("backend", "dtype", "target", "method", "points", "count_ok", "count_inaccurate", "count_clamped",
-                     "count_inf", "count_nan", "count_overflow", "max_abs_error", "max_error_bits", *BREAKDOWN_KEYS)
+SWEEP_SCALAR_COLUMNS = ("backend", "dtype", "target", "method", "points", "count_ok", "count_inaccurate",
+                        "count_clamped", "count_inf", "count_nan", "count_overflow", "max_abs_error", "max_error_bits")
+SWEEP_CSV_COLUMNS = (*SWEEP_SCALAR_COLUMNS, *BREAKDOWN_KEYS, *GRAD_COUNT_KEYS,
+                     *(f"grad_{k}" for k in GRAD_BREAKDOWN_KEYS))
 
 
 def sweep_csv(sweep) -> str:
-    """One line per (backend, dtype, target, method); an empty breakdown cell means none was found."""
+    """One line per (backend, dtype, target, method); an empty breakdown cell means none was found, and the
+    gradient cells are all empty when the sweep ran with --no-grad."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(SWEEP_CSV_COLUMNS)
     for r in sweep.rows:
         d = sweep_row_dict(r)
-        cells = [d[k] for k in SWEEP_CSV_COLUMNS[:13]] + [d["breakdown"][k] for k in BREAKDOWN_KEYS]
+        grad_breakdown = d["grad_breakdown"] or {}
+        cells = ([d[k] for k in SWEEP_SCALAR_COLUMNS] + [d["breakdown"][k] for k in BREAKDOWN_KEYS]
+                 + [d[k] for k in GRAD_COUNT_KEYS] + [grad_breakdown.get(k) for k in GRAD_BREAKDOWN_KEYS])
         writer.writerow(["" if v is None else _csv_cell(v) for v in cells])
     return out.getvalue()
 
@@ -400,6 +416,8 @@ def sweep_tables(sweep, width: int = 80) -> list:
         out.append(counts)
         if not wide:
             out.append(brk)
+        if any(r.grad is not None for r in rows):
+            out.append(grad_sweep_table(rows, wide))
         sentence = sweep.summary.get((backend, dtype, target))
         if sentence:
             out.append(Text(sentence))
@@ -409,6 +427,31 @@ def sweep_tables(sweep, width: int = 80) -> list:
     return out
 
 
+def grad_sweep_table(rows, wide: bool = False) -> Table:
+    """The gradient section of one (backend, dtype, target): counts, worst error and where it first goes wrong.
+
+    "wrong" is the logit closest to 0 on each side where the gradient is inf/NaN, vanished or off tolerance; the
+    sentence below the tables says which (and where it vanishes or turns NaN further out). Fits 80 columns;
+    ``wide`` (a console of WIDE_LAYOUT columns or more) shows float64 logits whole.
+    """
+    # No padding: the box's one-space column separators suffice. 21 + 6 + 6 + 5 + 4 + 2·15 = 72 characters of cells,
+    # 6 separators and 2 edges make 80; a float64 logit longer than 15 characters ends in an ellipsis.
+    table = Table(pad_edge=False, box=box.SIMPLE_HEAD, padding=0)
+    table.add_column("gradient d/dx", no_wrap=True, min_width=len("torch_bce_with_logits"))
+    for name in ("nonfin", "vanish", "inacc", "bits"):
+        table.add_column(name, justify="right", no_wrap=True, min_width=len(name))
+    for name in ("wrong x≥", "wrong x≤"):
+        table.add_column(name, justify="right", no_wrap=True, max_width=None if wide else 15)
+    for r in rows:
+        if r.grad is None:
+            continue
+        c, b = r.grad.counts, r.grad.breakdown
+        table.add_row(Text(r.method), _count(c["nonfinite"], "bold red"), _count(c["vanished"], "red"),
+                      _count(c["inaccurate"], "yellow"), Text(short(r.grad.max_error_bits, 3)),
+                      _logit(b.inaccurate_pos), _logit(b.inaccurate_neg))
+    return table
+
+
 def _grid_line(sweep) -> str:
     g = sweep.grid
     if g.exhaustive:
@@ -416,8 +459,10 @@ def _grid_line(sweep) -> str:
     else:
         where = f"{g.points:,} {g.spacing}-spaced logits from {g.min:g} to {g.max:g}, rounded to the dtype"
     extra = "" if sweep.weight == 1 and sweep.pos_weight == 1 else f", weight {sweep.weight:g}, pos_weight {sweep.pos_weight:g}"
+    grad = (" Gradients (d loss/d x) count inf/NaN, vanished (0 or below eps·|truth| where the truth is not) and "
+            "off-tolerance points; wrong x≥/x≤ is where the gradient first goes wrong." if sweep.grad else "")
     return (f"sweep over {where}{extra}. Breakdowns are the logits closest to 0 where a method first gives inf/NaN "
-            "or leaves the tolerance; ovf counts the logits where an intermediate exp overflowed.")
+            f"or leaves the tolerance; ovf counts the logits where an intermediate exp overflowed.{grad}")
 
 
 def sweep_renderable(sweep, width: int = 80):
@@ -429,7 +474,8 @@ def sweep_renderable(sweep, width: int = 80):
 def _threshold_dict(t) -> dict:
     return {"dtype": t.dtype, "name": t.name, "formula": t.formula, "predicted": t.predicted,
             "measured": t.measured, "difference": t.difference,
-            "measured_by": {"backend": t.backend, "method": t.method, "target": t.target, "breakdown": t.key},
+            "measured_by": {"backend": t.backend, "method": t.method, "target": t.target, "quantity": t.quantity,
+                            "breakdown": t.key},
             "explanation": t.explanation}
 
 
@@ -440,12 +486,12 @@ def thresholds_json(thresholds) -> str:
 def thresholds_csv(thresholds) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    cols = ("dtype", "name", "predicted", "measured", "difference", "backend", "method", "target", "breakdown",
-            "formula", "explanation")
+    cols = ("dtype", "name", "predicted", "measured", "difference", "backend", "method", "target", "quantity",
+            "breakdown", "formula", "explanation")
     writer.writerow(cols)
     for t in thresholds:
         writer.writerow(["" if v is None else _csv_cell(v) for v in (
-            t.dtype, t.name, t.predicted, t.measured, t.difference, t.backend, t.method, t.target, t.key,
+            t.dtype, t.name, t.predicted, t.measured, t.difference, t.backend, t.method, t.target, t.quantity, t.key,
             t.formula, t.explanation)])
     return out.getvalue()
 

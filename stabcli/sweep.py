@@ -14,6 +14,14 @@ a grid, 16-bit dtypes have at most 2**15 values per side, so the search scans al
 and float64 the search samples the ordinals (4096 and 64 at a time) and narrows in on the first failing sample;
 that is exact for breakdowns that are monotone in |x| (inf/NaN, the clamp), while an out-of-tolerance logit
 isolated between two passing samples could be missed (the error of a rounded formula is not monotone in x).
+
+Gradients (``grad=True``): each method's d loss / d x (``autodiff.grad_of``: op-by-op duals in numpy, autograd in
+torch) against the reference gradient w·((1-y)·sigmoid(x) - pw·y·sigmoid(-x)) (``reference.sweep_grad_reference``),
+counted as ``nonfinite`` (inf/NaN where the reference is finite), ``vanished`` (0, or below eps·|reference|, where
+the reference in the dtype is not 0: ``analysis.vanished``) or ``inaccurate`` (finite, not vanished, outside the
+tolerance); a point counts under one of them at most. Their breakdowns (``GradBreakdown``) are found by the same
+search as the loss's; ``inaccurate_*`` there includes the non-finite and vanished points (any wrong gradient), and
+``nan_*`` singles out NaN among the non-finite (float16's BCELoss gradient is -inf before it is NaN).
 """
 
 from __future__ import annotations
@@ -25,7 +33,8 @@ from typing import Callable, Iterator
 import numpy as np
 
 from stabcli import reference
-from stabcli.analysis import Tolerance, measure
+from stabcli.analysis import Tolerance, measure, measure_grad
+from stabcli.autodiff import grad_of
 from stabcli.backends import BACKEND_NAMES
 from stabcli.compare import evaluate_method
 from stabcli.errors import InputError
@@ -41,6 +50,9 @@ SCAN_LIMIT = {16: 2**16, 32: 2**16, 64: 64}  # a bracket this small (in represen
 SAMPLES = {16: 4096, 32: 4096, 64: 64}  # a larger bracket is sampled at this many evenly spaced ordinals
 BREAKDOWN_KINDS: tuple[str, ...] = ("nonfinite", "inaccurate", "clamped")
 COUNT_KEYS: tuple[str, ...] = ("ok", "inaccurate", "clamped", "inf", "nan")
+GRAD_COUNT_KINDS: tuple[str, ...] = ("nonfinite", "vanished", "inaccurate")  # exclusive gradient counts
+GRAD_KINDS: tuple[str, ...] = ("nonfinite", "nan", "vanished", "inaccurate")  # gradient breakdowns
+GRAD_DEFAULT = True  # gradients are swept unless asked not to (about 1.5x the time end to end; see README)
 
 
 @dataclass(frozen=True)
@@ -220,7 +232,7 @@ def chunk_reference(xs: np.ndarray, s: Scalars):
 class Classified:
     """Per-logit results of one method on one chunk."""
 
-    status: np.ndarray  # str objects
+    status: np.ndarray  # str (analysis.STATUSES)
     loss: np.ndarray  # float64: the method's loss at each logit
     abs_error: np.ndarray
     error_bits: np.ndarray
@@ -268,6 +280,36 @@ def classify(backend: str, fmt: Format, method: str, xs: np.ndarray, s: Scalars,
     )
 
 
+def chunk_grad_reference(xs: np.ndarray, s: Scalars, cache: dict | None = None):
+    """(nearest, for_rounding) reference gradient at ``xs`` (see ``reference.sweep_grad_reference``)."""
+    return reference.sweep_grad_reference(to_float64(xs), s.fmt, *s.wide(), cache=cache)
+
+
+@dataclass
+class GradClassified:
+    """Per-logit gradient results of one method on one chunk (boolean masks, and the error in bits)."""
+
+    nonfinite: np.ndarray  # inf or NaN where the reference is finite
+    nan: np.ndarray  # NaN (the reference never is, for a finite logit)
+    vanished: np.ndarray  # finite, and 0 or below eps·|reference| where the reference is not 0
+    inaccurate: np.ndarray  # any wrong gradient: outside tolerance, vanished or non-finite
+    error_bits: np.ndarray
+    grad: np.ndarray  # float64
+    reference: np.ndarray  # float64, nearest
+
+
+def classify_grad(backend: str, fmt: Format, method: str, xs: np.ndarray, s: Scalars, tol: Tolerance,
+                  ref=None) -> GradClassified:
+    """Differentiate ``method`` at the logits ``xs`` and judge every gradient against the reference gradient."""
+    nearest, for_rounding = chunk_grad_reference(xs, s) if ref is None else ref
+    grad = grad_of(backend, fmt, method, s.arrays(xs)).reshape(xs.shape)
+    err = measure_grad(grad, nearest, fmt, tol, None, for_rounding)
+    nan = err.status == "nan"
+    nonfinite = nan | (err.status == "inf")
+    return GradClassified(nonfinite=nonfinite, nan=nan, vanished=err.vanished & ~nonfinite, inaccurate=err.status != "ok",
+                          error_bits=err.error_bits, grad=to_float64(grad), reference=nearest)
+
+
 # --- finding the exact breakdown -----------------------------------------------------------------------------
 
 def find_closest_failure(fails: Callable[[np.ndarray], np.ndarray], near: int, far: int, bits: int) -> int:
@@ -310,8 +352,33 @@ class Breakdown:
 
 
 @dataclass
+class GradBreakdown:
+    """Per side of 0, the logit closest to 0 where the gradient is non-finite / NaN / vanished / wrong at all."""
+
+    nonfinite_pos: float | None = None
+    nonfinite_neg: float | None = None
+    nan_pos: float | None = None
+    nan_neg: float | None = None
+    vanished_pos: float | None = None
+    vanished_neg: float | None = None
+    inaccurate_pos: float | None = None
+    inaccurate_neg: float | None = None
+
+
+@dataclass
+class GradStats:
+    """The gradient side of a sweep row: counts (exclusive), largest error, breakdowns and the values there."""
+
+    counts: dict[str, int] = field(default_factory=lambda: {k: 0 for k in GRAD_COUNT_KINDS})
+    max_error_bits: float = 0.0
+    breakdown: GradBreakdown = field(default_factory=GradBreakdown)
+    at: dict[str, tuple[float, float]] = field(default_factory=dict)  # breakdown key -> (gradient, reference)
+    _closest: dict = field(default_factory=dict, repr=False)
+
+
+@dataclass
 class SweepRow:
-    """One (backend, dtype, target, method) of a sweep."""
+    """One (backend, dtype, target, method) of a sweep; ``grad`` is None when gradients were not swept."""
 
     backend: str
     dtype: str
@@ -323,6 +390,7 @@ class SweepRow:
     max_abs_error: float = 0.0
     max_error_bits: float = 0.0
     breakdown: Breakdown = field(default_factory=Breakdown)
+    grad: GradStats | None = None
     _closest: dict = field(default_factory=dict, repr=False)  # (kind, side) -> failing grid logit closest to 0
 
 
@@ -334,6 +402,19 @@ class Sweep:
     rows: list[SweepRow]
     notes: list[str] = field(default_factory=list)
     summary: dict[tuple[str, str, float], str] = field(default_factory=dict)  # (backend, dtype, target) -> sentence
+    grad: bool = GRAD_DEFAULT  # whether the rows carry gradients
+
+
+def _note_closest(closest: dict, kinds: tuple[str, ...], xs64: np.ndarray, c) -> None:
+    """Per kind and side of 0, remember the failing logit closest to 0 (``c`` has a mask per kind)."""
+    nonneg = xs64 >= 0
+    for kind in kinds:
+        mask = getattr(c, kind)
+        pos, neg = xs64[mask & nonneg], xs64[mask & ~nonneg]
+        if pos.size:
+            closest[(kind, "pos")] = min(float(pos.min()), closest.get((kind, "pos"), math.inf))
+        if neg.size:
+            closest[(kind, "neg")] = max(float(neg.max()), closest.get((kind, "neg"), -math.inf))
 
 
 def _accumulate(row: SweepRow, xs64: np.ndarray, c: Classified) -> None:
@@ -344,30 +425,38 @@ def _accumulate(row: SweepRow, xs64: np.ndarray, c: Classified) -> None:
     if xs64.size:
         row.max_abs_error = max(row.max_abs_error, float(np.max(c.abs_error)))
         row.max_error_bits = max(row.max_error_bits, float(np.max(c.error_bits)))
-    nonneg = xs64 >= 0
-    for kind in BREAKDOWN_KINDS:
-        mask = getattr(c, kind)
-        pos, neg = xs64[mask & nonneg], xs64[mask & ~nonneg]
-        if pos.size:
-            row._closest[(kind, "pos")] = min(float(pos.min()), row._closest.get((kind, "pos"), math.inf))
-        if neg.size:
-            row._closest[(kind, "neg")] = max(float(neg.max()), row._closest.get((kind, "neg"), -math.inf))
+    _note_closest(row._closest, BREAKDOWN_KINDS, xs64, c)
 
 
-def _refine(row: SweepRow, backend: str, fmt: Format, method: str, s: Scalars, tol: Tolerance, grid: Grid) -> None:
-    """Pin each breakdown: the failure closest to 0 among the representable values between 0 and the grid's."""
+def _accumulate_grad(stats: GradStats, xs64: np.ndarray, c: GradClassified) -> None:
+    stats.counts["nonfinite"] += int(np.count_nonzero(c.nonfinite))
+    stats.counts["vanished"] += int(np.count_nonzero(c.vanished))
+    stats.counts["inaccurate"] += int(np.count_nonzero(c.inaccurate & ~c.nonfinite & ~c.vanished))
+    if xs64.size:
+        stats.max_error_bits = max(stats.max_error_bits, float(np.max(c.error_bits)))
+    _note_closest(stats._closest, GRAD_KINDS, xs64, c)
+
+
+def _pin(closest: dict, kinds: tuple[str, ...], judge: Callable[[np.ndarray], object], fmt: Format,
+         grid: Grid) -> dict[str, float]:
+    """Pin each breakdown: the failure closest to 0 among the representable values between 0 and the grid's.
+
+    ``closest`` maps (kind, side) to the failing grid logit closest to 0; ``judge(xs)`` evaluates logits of the
+    dtype and returns an object with a boolean mask per kind. Returns {"<kind>_<side>": logit}.
+    """
     lo_ord = int(ordinal(fmt.round(np.array(grid.min)), fmt)) if not grid.exhaustive else -max_ordinal(fmt)
     hi_ord = int(ordinal(fmt.round(np.array(grid.max)), fmt)) if not grid.exhaustive else max_ordinal(fmt)
     lo_ord, hi_ord = max(lo_ord, -max_ordinal(fmt)), min(hi_ord, max_ordinal(fmt))
+
     def predicate(kind: str):
         def fails(ords: np.ndarray) -> np.ndarray:
-            xs = from_ordinal(ords, fmt)
-            return getattr(classify(backend, fmt, method, xs, s, tol), kind)
+            return getattr(judge(from_ordinal(ords, fmt)), kind)
         return fails
 
-    for kind in BREAKDOWN_KINDS:
+    found_at: dict[str, float] = {}
+    for kind in kinds:
         for side in ("pos", "neg"):
-            fail = row._closest.get((kind, side))
+            fail = closest.get((kind, side))
             if fail is None:
                 continue
             far = int(ordinal(np.array(fail), fmt))
@@ -378,7 +467,29 @@ def _refine(row: SweepRow, backend: str, fmt: Format, method: str, s: Scalars, t
                 found = find_closest_failure(predicate(kind), near, far, fmt.bits)
             else:
                 found = far
-            setattr(row.breakdown, f"{kind}_{side}", float(to_float64(from_ordinal(np.array([found]), fmt))[0]))
+            found_at[f"{kind}_{side}"] = float(to_float64(from_ordinal(np.array([found]), fmt))[0])
+    return found_at
+
+
+def _refine(row: SweepRow, backend: str, fmt: Format, method: str, s: Scalars, tol: Tolerance, grid: Grid) -> None:
+    """Pin the loss breakdowns of ``row`` (see :func:`_pin`)."""
+    found = _pin(row._closest, BREAKDOWN_KINDS, lambda xs: classify(backend, fmt, method, xs, s, tol), fmt, grid)
+    for key, logit in found.items():
+        setattr(row.breakdown, key, logit)
+
+
+def _refine_grad(row: SweepRow, fmt: Format, s: Scalars, tol: Tolerance, grid: Grid, cache: dict) -> None:
+    """Pin the gradient breakdowns of ``row`` with the same search, and keep the gradient and truth there."""
+    def judge(xs: np.ndarray) -> GradClassified:
+        return classify_grad(row.backend, fmt, row.method, xs, s, tol, chunk_grad_reference(xs, s, cache))
+
+    found = _pin(row.grad._closest, GRAD_KINDS, judge, fmt, grid)
+    for key, logit in found.items():
+        setattr(row.grad.breakdown, key, logit)
+    if found:
+        keys = list(found)
+        c = judge(fmt.round(np.array([found[k] for k in keys])))
+        row.grad.at = {k: (float(g), float(r)) for k, g, r in zip(keys, c.grad, c.reference)}
 
 
 def run_sweep(
@@ -393,8 +504,12 @@ def run_sweep(
     methods: list[str] | None = None,
     progress: Callable[[int], None] | None = None,
     chunk: int = CHUNK,
+    grad: bool = GRAD_DEFAULT,
 ) -> Sweep:
-    """Sweep every requested (backend, dtype, target, method); ``progress(n)`` is called after each n logits."""
+    """Sweep every requested (backend, dtype, target, method); ``progress(n)`` is called after each n logits.
+
+    With ``grad`` (the default) every row also carries its gradient's counts and breakdowns (``SweepRow.grad``).
+    """
     grid = grid or Grid()
     for t in targets:
         if not (0 <= t <= 1):
@@ -421,19 +536,27 @@ def run_sweep(
                         if note not in notes:
                             notes.append(note)
                         continue
-                    plan.append(SweepRow(backend, fmt.name, float(target), method))
+                    plan.append(SweepRow(backend, fmt.name, float(target), method,
+                                         grad=GradStats() if grad else None))
+            cache: dict = {}  # mpmath's reference gradients, asked again by the breakdown search
             with np.errstate(all="ignore"):
                 for xs in logit_chunks(grid, fmt, chunk):
                     xs64 = to_float64(xs)
                     ref = chunk_reference(xs, s)
+                    gref = chunk_grad_reference(xs, s, cache) if grad else None
                     for row in plan:
                         _accumulate(row, xs64, classify(row.backend, fmt, row.method, xs, s, tol, ref))
+                        if grad:
+                            _accumulate_grad(row.grad, xs64,
+                                             classify_grad(row.backend, fmt, row.method, xs, s, tol, gref))
                     if progress is not None:
                         progress(xs.size)
                 for row in plan:
                     _refine(row, row.backend, fmt, row.method, s, tol, grid)
+                    if grad:
+                        _refine_grad(row, fmt, s, tol, grid, cache)
             rows.extend(plan)
-    result = Sweep(grid, float(weight), float(pos_weight), rows, notes)
+    result = Sweep(grid, float(weight), float(pos_weight), rows, notes, grad=grad)
     result.summary = summarize(result)
     return result
 
@@ -453,8 +576,82 @@ def _where(pos: float | None, neg: float | None) -> str:
     return " and ".join(parts)
 
 
+def _value(v: float, digits: int = 4) -> str:
+    """A gradient for a sentence: ``digits`` significant digits, 'NaN', 'inf', '0' (a -0 too)."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    if v == 0:
+        return "0"
+    text = f"{v:.{digits}g}"
+    if "e" in text:  # 1.2e-07 -> 1.2e-7
+        mant, exp = text.split("e")
+        text = f"{mant}e{int(exp)}"
+    return text
+
+
+def _versus(grad: float, truth: float) -> str:
+    """'G where the truth is T', with as many digits (4 to 17) as it takes to tell them apart."""
+    digits = next((d for d in range(4, 18) if _value(grad, d) != _value(truth, d)), 17)
+    return f"{_value(grad, digits)} where the truth is {_value(truth, digits)}"
+
+
+def _grad_side(g: GradStats, side: str) -> str:
+    """What goes wrong with the gradient on one side of 0, from the logit closest to 0 outward ('' if nothing)."""
+    b, at = g.breakdown, g.at
+    first = getattr(b, f"inaccurate_{side}")
+    if first is None:
+        return ""
+    rel = "≥" if side == "pos" else "≤"
+    nonfinite, gone = getattr(b, f"nonfinite_{side}"), getattr(b, f"vanished_{side}")
+    grad, truth = at.get(f"inaccurate_{side}", (math.nan, math.nan))
+    if nonfinite == first:
+        text = f"is {_value(grad)} from x {rel} {_num(first)}"
+    elif gone == first and grad == 0:
+        text = f"is 0 from x {rel} {_num(first)} where the truth is {_value(truth)}"
+    elif gone == first:
+        text = f"vanishes from x {rel} {_num(first)} ({_versus(grad, truth)})"
+    else:
+        text = f"leaves the tolerance from x {rel} {_num(first)} ({_versus(grad, truth)})"
+    later = []
+    if gone is not None and gone != first:
+        grad, truth = at.get(f"vanished_{side}", (math.nan, math.nan))
+        later.append(f"is 0 from x {rel} {_num(gone)}" if grad == 0
+                     else f"vanishes from x {rel} {_num(gone)} (|grad| < eps·|truth|)")
+    if nonfinite is not None and nonfinite != first:
+        later.append(f"is {_value(at.get(f'nonfinite_{side}', (math.nan,))[0])} from x {rel} {_num(nonfinite)}")
+    nan = getattr(b, f"nan_{side}")
+    if nan is not None and (nonfinite != nan or not math.isnan(at.get(f"nonfinite_{side}", (math.nan,))[0])):
+        later.append(f"is NaN from x {rel} {_num(nan)}")
+    return ", then ".join([text, *later])
+
+
+def grad_sentence(rows: list[SweepRow]) -> str:
+    """Where each method's gradient goes wrong (NaN, 0 where the truth is not, off tolerance), or '' without grads."""
+    parts, fine = [], []
+    for r in rows:
+        if r.grad is None:
+            continue
+        sides = [t for t in (_grad_side(r.grad, "pos"), _grad_side(r.grad, "neg")) if t]
+        if len(sides) == 2 and sides[0].split(" from x ")[0] == sides[1].split(" from x ")[0] and \
+                all(t.count(" from x ") == 1 and " where " not in t for t in sides):
+            sides = [f"{sides[0]} and x {sides[1].split(' from x ')[1]}"]  # "is NaN from x ≥ a and x ≤ b"
+        if len(sides) == 2 and _grad_side(r.grad, "pos"):
+            sides = [sides[0], f"on the negative side {sides[1]}"]
+        if sides:
+            parts.append(f"{r.method}'s gradient " + ", and ".join(sides))
+        else:
+            fine.append(r.method)
+    if fine:
+        parts.append(f"{', '.join(fine)} {'keeps its' if len(fine) == 1 else 'keep their'} gradient within tolerance "
+                     "over the whole range")
+    return "; ".join(parts)
+
+
 def summarize(sweep: Sweep) -> dict[tuple[str, str, float], str]:
-    """One plain sentence per (backend, dtype, target): where each method gives inf/NaN, is clamped, drifts."""
+    """One plain sentence per (backend, dtype, target): where each method gives inf/NaN, is clamped, drifts, and,
+    when gradients were swept, a second one on where each gradient goes wrong."""
     groups: dict[tuple[str, str, float], list[SweepRow]] = {}
     for r in sweep.rows:
         groups.setdefault((r.backend, r.dtype, r.target), []).append(r)
@@ -475,5 +672,7 @@ def summarize(sweep: Sweep) -> dict[tuple[str, str, float], str]:
                 parts.append(f"{r.method} stays finite but is out of tolerance from {bad}")
             else:
                 parts.append(f"{r.method} stays within tolerance over the whole range")
-        out[(backend, dtype, target)] = f"{dtype} ({backend}), target {target:g}: " + "; ".join(parts) + "."
+        sentence = f"{dtype} ({backend}), target {target:g}: " + "; ".join(parts) + "."
+        grads = grad_sentence(rows)
+        out[(backend, dtype, target)] = sentence + (f" Gradient: {grads}." if grads else "")
     return out

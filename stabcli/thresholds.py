@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stabcli.formats import Format, to_float64
-from stabcli.sweep import Grid, make_grid, run_sweep
+from stabcli.formats import Format, ordinal, to_float64
+from stabcli.sweep import Grid, from_ordinal, make_grid, run_sweep
 
 
 @dataclass
@@ -31,6 +31,7 @@ class Threshold:
     key: str
     measured: float | None = None
     explanation: str = ""
+    quantity: str = "loss"  # "loss": the row's loss breakdown ``key``; "gradient": its gradient breakdown
 
     @property
     def difference(self) -> float | None:
@@ -108,11 +109,100 @@ def _table(name, p, fmt, ln_overflow, t_one_op, t_one_cr, t_under, t_clamp, lse)
     ]
 
 
+def predict_grad(fmt: Format, rtol: float | None = None) -> list[Threshold]:
+    """Where BCELoss's gradient collapses in ``fmt``: the events of ``thresholds_grad``, as logits of the dtype.
+
+    ``thresholds_grad`` says which events occur (ε = 0 in float16 turns a collapse into NaN) and where, in float64;
+    here the same formulas are evaluated in mpmath, so that the first logit of the dtype past each is exact. torch
+    computes float16/bfloat16 sigmoid in float32 and rounds once (fused), float32/float64 op by op.
+    """
+    import mpmath
+
+    from stabcli import thresholds_grad as tg
+
+    mp = mpmath.mp
+    fused = fmt.bits == 16
+    pred = tg.predicted(fmt, fused)
+    eps, p, name = pred["grad_epsilon"], fmt.mantissa_bits, fmt.name
+    out: list[Threshold] = []
+    with mpmath.workdps(60):
+        ln2 = mp.log(2)
+        sat_op = p * ln2  # tg.saturation_logit: 1 + exp(-x) rounds to 1 once exp(-x) <= 2^-p
+        sat_torch = mp.log(mp.mpf(2) ** (p + 1) - 1) if fused else sat_op  # tg.saturation_logit(fused=True)
+        how = "fused: sigmoid in float32, rounded once" if fused else "op by op, as torch computes it in this dtype"
+        if eps > 0:
+            out.append(Threshold(
+                name, "BCELoss gradient 0: p saturates (target 0)",
+                f"x ≥ saturation ({how}): p(1-p) = 0 < ε, so (p-y)/ε·p(1-p) = 0 where the truth is 1",
+                first_at_least(sat_torch, fmt), "torch", "torch_bce", 0.0, "vanished_pos", quantity="gradient"))
+        else:
+            out.append(Threshold(
+                name, "BCELoss gradient NaN: p saturates, ε = 0 (target 0)",
+                f"x ≥ saturation ({how}): 1e-12 is 0 in float16, so p(1-p) = 0 leaves max(0, 0) = 0: (p-y)/0 = inf, "
+                "times p(1-p) = 0: NaN",
+                first_at_least(sat_torch, fmt), "torch", "torch_bce", 0.0, "nan_pos", quantity="gradient"))
+        out.append(Threshold(
+            name, "clamped's gradient 0: p saturates (target 0)",
+            "x ≥ p·ln 2 (op by op): log1p(-p) = -inf is clamped to -100, whose derivative is 0",
+            first_at_least(sat_op, fmt), "numpy", "clamped", 0.0, "vanished_pos", quantity="gradient"))
+        if eps > 0:
+            e = mp.mpf(eps)
+            t = mp.log(((1 - 2 * e) - mp.sqrt(1 - 4 * e)) / (2 * e))  # sigmoid(t)·sigmoid(-t) = ε, t < 0
+            out.append(Threshold(
+                name, "BCELoss gradient collapses: p(1-p) < 1e-12 (target 1)",
+                f"x < t, sigmoid(t)·sigmoid(-t) = ε = {eps:.10g} (t ≈ ln ε): the denominator is clamped and the "
+                "gradient becomes (p-1)·p(1-p)/ε ≈ -p/ε",
+                -_closest_below(-t, fmt, strict=True), "torch", "torch_bce", 1.0, "inaccurate_neg", quantity="gradient"))
+            if pred["grad_clamp_pos"] < pred["saturation"]:  # float64: 1 - p resolves 1e-12 before p saturates
+                out.append(Threshold(
+                    name, "BCELoss gradient collapses: 1-p < 1e-12 (target 0)",
+                    "x > -t (the mirror image): p(1-p) ≈ 1-p < ε, the gradient becomes p·p(1-p)/ε ≈ (1-p)/ε",
+                    _closest_below(-t, fmt, strict=True), "torch", "torch_bce", 0.0, "inaccurate_pos",
+                    quantity="gradient"))
+        else:
+            tiny = mp.mpf(fmt.smallest_subnormal)
+            t_under = mp.log(2 / tiny - 1)  # tg.underflow_logit: sigmoid(x) <= tiny/2 rounds to 0
+            out.append(Threshold(
+                name, "BCELoss gradient NaN: p underflows, ε = 0 (target 1)",
+                "x ≤ -ln(2/tiny - 1): p = 0, so p(1-p) = 0, and with no guard (ε = 0) the gradient is inf·0 = NaN",
+                -_closest_below(t_under, fmt), "torch", "torch_bce", 1.0, "nan_neg", quantity="gradient"))
+            emax = math.frexp(fmt.max)[1] - 1
+            limit = mp.mpf(fmt.max) + mp.mpf(fmt.eps) * mp.mpf(2) ** emax / 2  # max + ulp(max)/2: rounds to inf
+            p_star = _largest_at_most(1 / limit, fmt)  # the largest p with 1/p >= limit
+            p_next = mp.mpf(float(to_float64(_next_up(fmt.round(np.array(p_star)), fmt))))
+            boundary = (mp.mpf(p_star) + p_next) / 2  # sigmoid(x) below this rounds to p_star or less
+            t_inf = mp.log(boundary / (1 - boundary))  # tg.grad_inf_logit_neg, with p rounded
+            out.append(Threshold(
+                name, "BCELoss gradient -inf: -1/p overflows (target 1)",
+                f"x < logit(p*), p* = {p_star:g} the largest float16 with 1/p* ≥ max + ulp(max)/2 = {float(limit):g}: "
+                "with no guard (ε = 0), (p-1)/(p(1-p)) ≈ -1/p rounds to -inf",
+                -_closest_below(-t_inf, fmt, strict=True), "torch", "torch_bce", 1.0, "nonfinite_neg",
+                quantity="gradient"))
+    return out
+
+
+def _largest_at_most(t, fmt: Format) -> float:
+    """The largest value of ``fmt`` that is <= t (t a positive mpmath number)."""
+    import mpmath
+
+    v = first_at_least(t, fmt)
+    if mpmath.mpf(v) > t:
+        v = float(to_float64(from_ordinal(ordinal(fmt.round(np.array(v)), fmt) - 1, fmt)))
+    return v
+
+
 def _explain(t: Threshold, fmt: Format) -> str:
     if t.measured is None:
         return "not reached in the swept range"
     if t.measured == t.predicted:
         return "agrees exactly"
+    if t.name.startswith("BCELoss gradient collapses: p(1-p)"):
+        return ("the clamp fires at the predicted logit, but there the gradient -(1-p)·p(1-p)/ε is still within rtol "
+                "of -1; it leaves the tolerance once p(1-p)/ε < 1 - rtol, about rtol (an ulp or two) further out")
+    if t.name.startswith("BCELoss gradient collapses: 1-p"):
+        return ("p is rounded before 1 - p is taken: near 1, torch's 1/(1+exp(-x)) moves in steps of 2^-52, so "
+                "1 - p jumps past ε only where exp(-x) falls below the half-step under ε (2.2e-5 further out), and "
+                "the gradient then drops by more than rtol at once")
     if t.name.startswith("sigmoid rounds to 1.0, correctly") and fmt.bits >= 32:
         return ("torch's float32/float64 sigmoid computes 1/(1+exp(-x)) in the dtype itself, so it saturates "
                 "where the op-by-op form does")
@@ -130,7 +220,7 @@ def _explain(t: Threshold, fmt: Format) -> str:
 
 def run_thresholds(formats: list[Format], rtol: float | None = None, atol: float | None = None,
                    progress=None) -> list[Threshold]:
-    """Predict every threshold of ``formats`` and measure it with the sweep engine.
+    """Predict every threshold of ``formats`` (the loss's, then the gradient's) and measure it with the sweep engine.
 
     16-bit formats are swept exhaustively; float32 and float64 on the default grid, whose breakdown search pins
     monotone breakdowns exactly (see ``sweep.py``).
@@ -138,12 +228,17 @@ def run_thresholds(formats: list[Format], rtol: float | None = None, atol: float
     out: list[Threshold] = []
     for fmt in formats:
         grid: Grid = make_grid(exhaustive=True) if fmt.bits == 16 else make_grid()
-        preds = predict(fmt, rtol)
         sw = run_sweep([fmt], ["numpy", "torch"], [0.0, 1.0], grid, rtol=rtol, atol=atol,
-                       methods=["naive", "clamped", "logsumexp"], progress=progress)
-        rows = {(r.backend, r.method, r.target): r for r in sw.rows}
-        for t in preds:
-            t.measured = getattr(rows[(t.backend, t.method, t.target)].breakdown, t.key)
-            t.explanation = _explain(t, fmt)
-            out.append(t)
+                       methods=["naive", "clamped", "logsumexp", "torch_bce"], progress=progress, grad=True)
+        out += measure_thresholds(predict(fmt, rtol) + predict_grad(fmt, rtol), sw, fmt)
     return out
+
+
+def measure_thresholds(preds: list[Threshold], sweep, fmt: Format) -> list[Threshold]:
+    """Fill in each prediction's measured logit (and explanation) from a gradient sweep of ``fmt``."""
+    rows = {(r.backend, r.method, r.target): r for r in sweep.rows if r.dtype == fmt.name}
+    for t in preds:
+        row = rows[(t.backend, t.method, t.target)]
+        t.measured = getattr(row.grad.breakdown if t.quantity == "gradient" else row.breakdown, t.key)
+        t.explanation = _explain(t, fmt)
+    return preds

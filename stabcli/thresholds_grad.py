@@ -13,7 +13,8 @@ backward p(1-p) (``autodiff.BCE_GRAD_EPSILON``). So the gradient is exact-ish wh
 
 In float16, ε = 1e-12 rounds to 0: there is no guard at all, and the gradient is NaN (0/0) wherever p(1-p)
 rounds to 0: from saturation on the positive side, and where p underflows (exp(x) below half the smallest
-subnormal) on the negative side.
+subnormal) on the negative side. Before that, for target 1, (p-1)/(p(1-p)) ≈ -1/p overflows float16 once
+p < 1/65520, so the gradient is -inf from x ≈ -11.09 and NaN only from -17.33.
 
 Every function returns a float logit (or None when the event does not occur); nothing is measured here.
 """
@@ -27,7 +28,8 @@ from stabcli.formats import Format
 
 
 def grad_epsilon(fmt: Format) -> float:
-    """BCELoss's backward guard 1e-12 as stored in ``fmt`` (0 in float16, whose smallest subnormal is 6e-8)."""
+    """BCELoss's backward guard as stored in ``fmt``: torch's float constant 1e-12 (9.999999960041972e-13, also in
+    float64), rounded to the dtype (0 in float16, whose smallest subnormal is 6e-8)."""
     return float(fmt.round(BCE_GRAD_EPSILON))
 
 
@@ -77,6 +79,20 @@ def grad_nan_logit_pos(fmt: Format, fused: bool = False) -> float | None:
     return saturation_logit(fmt, fused) if grad_epsilon(fmt) == 0 else None
 
 
+def grad_inf_logit_neg(fmt: Format) -> float | None:
+    """Target 1, float16 only (ε = 0): the logit below which the unguarded (p-1)/(p(1-p)) ≈ -1/p overflows to -inf.
+
+    1/p rounds to inf once it reaches max + ulp(max)/2 (65520 in float16), so p <= 1/65520: x < ln(p/(1-p)) there
+    (ignoring that p itself is rounded, which moves the logit by less than float16's spacing near -11). Further
+    out, where p underflows to 0 (:func:`grad_nan_logit_neg`), -inf·0 becomes NaN.
+    """
+    if grad_epsilon(fmt) != 0:
+        return None
+    emax = math.frexp(fmt.max)[1] - 1
+    p = 1.0 / (fmt.max + fmt.eps * 2.0**emax / 2)
+    return math.log(p / (1 - p))
+
+
 def predicted(fmt: Format, fused: bool = False) -> dict:
     """All of the above for one format, for the ``thresholds`` table (keys are stable for JSON)."""
     return {
@@ -87,4 +103,5 @@ def predicted(fmt: Format, fused: bool = False) -> dict:
         "grad_clamp_pos": denominator_clamp_logit_pos(fmt, fused),
         "grad_nan_neg": grad_nan_logit_neg(fmt),
         "grad_nan_pos": grad_nan_logit_pos(fmt, fused),
+        "grad_inf_neg": grad_inf_logit_neg(fmt),
     }

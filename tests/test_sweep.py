@@ -33,9 +33,8 @@ assert FINITE == {"float16": 63488, "bfloat16": 65280}
 
 
 @pytest.fixture(scope="module")
-def exhaustive():
-    sweep = run_sweep([F16, BF16], ["numpy", "torch"], [0.0, 1.0], make_grid(exhaustive=True))
-    return {(r.dtype, r.backend, r.target, r.method): r for r in sweep.rows}
+def exhaustive(exhaustive16):
+    return exhaustive16  # conftest.py: shared with tests/test_sweep_grad.py
 
 
 @pytest.mark.parametrize("key", list(EXPECTED_NAIVE))
@@ -78,13 +77,19 @@ def test_softplus_is_finite_and_within_one_ulp(exhaustive, dtype, backend):
 
 
 def _odd(v) -> float:
-    """mpmath value -> float64 rounded to odd (lean version of reference.to_float64_odd, same rule)."""
-    f = float(v)
+    """mpmath value -> float64 rounded to odd (lean version of reference.to_float64_odd, same rule).
+
+    The comparisons run at 200 bits: at mpmath's default 53, abs(v) is rounded to a float64 first, and a value
+    just below a float64 would be taken as equal to it (and rounded to odd on the wrong side).
+    """
     import mpmath
 
-    if mpmath.mpf(f) == v or not math.isfinite(f):
-        return f
-    if abs(mpmath.mpf(f)) > abs(v):
+    with mpmath.workprec(200):
+        f = float(v)
+        if mpmath.mpf(f) == v or not math.isfinite(f):
+            return f
+        too_big = abs(mpmath.mpf(f)) > abs(v)
+    if too_big:
         f = math.nextafter(f, 0.0)
     (bits,) = struct.unpack("<q", struct.pack("<d", f))
     return struct.unpack("<d", struct.pack("<q", bits | 1))[0]

@@ -59,7 +59,8 @@ def test_cli_json_and_table():
     result = runner.invoke(cli, ["thresholds", "--dtype", "float16", "--format", "json"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert doc["command"] == "thresholds" and len(doc["results"]) == 6
+    # 6 loss thresholds and 4 gradient ones in float16 (tests/test_sweep_grad.py checks the gradient's)
+    assert doc["command"] == "thresholds" and len(doc["results"]) == 10
     assert {"predicted", "measured", "formula", "explanation", "measured_by"} <= set(doc["results"][0])
     table = runner.invoke(cli, ["thresholds", "--dtype", "bfloat16"])
     assert table.exit_code == 0 and "measured differs" in table.stdout
