@@ -8,6 +8,7 @@ import json
 import math
 from dataclasses import asdict
 
+import numpy as np
 from rich import box
 from rich.console import Group
 from rich.panel import Panel
@@ -362,10 +363,14 @@ def sweep_csv(sweep) -> str:
     return out.getvalue()
 
 
-def _logit(v) -> Text:
+def _logit(v, dtype: str | None = None) -> Text:
+    """A breakdown logit: exact for 16-bit formats and float64; for float32 the shortest digits that identify the
+    float32 value (16.635532 is 16.63553237915039 in float32). JSON and CSV carry every value in full."""
     if v is None:
         return Text("-", style="dim")
-    return Text(repr(float(v)).removesuffix(".0") if abs(v) < 1e16 else f"{v:g}")  # exact: a value of the dtype
+    if dtype == "float32":
+        return Text(str(np.float32(v)))
+    return Text(repr(float(v)).removesuffix(".0") if abs(v) < 1e16 else f"{v:g}")
 
 
 def _count(n: int, style: str) -> Text:
@@ -406,8 +411,8 @@ def sweep_tables(sweep, width: int = 80) -> list:
                            _count(r.count_overflow, "red"), value_text(r.max_abs_error, 3),
                            Text(short(r.max_error_bits, 3))]
             b = r.breakdown
-            brk_cells = [_logit(b.nonfinite_pos), _logit(b.nonfinite_neg), _logit(b.inaccurate_pos),
-                         _logit(b.inaccurate_neg)]
+            brk_cells = [_logit(b.nonfinite_pos, dtype), _logit(b.nonfinite_neg, dtype),
+                         _logit(b.inaccurate_pos, dtype), _logit(b.inaccurate_neg, dtype)]
             if wide:
                 counts.add_row(*count_cells, *brk_cells)
             else:
@@ -417,7 +422,7 @@ def sweep_tables(sweep, width: int = 80) -> list:
         if not wide:
             out.append(brk)
         if any(r.grad is not None for r in rows):
-            out.append(grad_sweep_table(rows, wide))
+            out.append(grad_sweep_table(rows, wide, dtype))
         sentence = sweep.summary.get((backend, dtype, target))
         if sentence:
             out.append(Text(sentence))
@@ -427,7 +432,7 @@ def sweep_tables(sweep, width: int = 80) -> list:
     return out
 
 
-def grad_sweep_table(rows, wide: bool = False) -> Table:
+def grad_sweep_table(rows, wide: bool = False, dtype: str | None = None) -> Table:
     """The gradient section of one (backend, dtype, target): counts, worst error and where it first goes wrong.
 
     "wrong" is the logit closest to 0 on each side where the gradient is inf/NaN, vanished or off tolerance; the
@@ -448,7 +453,7 @@ def grad_sweep_table(rows, wide: bool = False) -> Table:
         c, b = r.grad.counts, r.grad.breakdown
         table.add_row(Text(r.method), _count(c["nonfinite"], "bold red"), _count(c["vanished"], "red"),
                       _count(c["inaccurate"], "yellow"), Text(short(r.grad.max_error_bits, 3)),
-                      _logit(b.inaccurate_pos), _logit(b.inaccurate_neg))
+                      _logit(b.inaccurate_pos, dtype), _logit(b.inaccurate_neg, dtype))
     return table
 
 
