@@ -69,6 +69,7 @@ class Row:
     grad_error_bits: object = None
     grad_status: object = None
     grad_verdict: str | None = None
+    unclamped_loss: float | None = None  # single element, clamped/torch_bce: the loss without the -100 clamp
 
 
 @dataclass
@@ -221,6 +222,8 @@ def run_compare(
                 if single:
                     row.steps = [TraceStep(s.name, float(to_float64(ops.to_numpy(s.value)).reshape(-1)[0]),
                                            explain.note(s, ops, fmt)) for s in ev.steps]
+                    if ev.unclamped is not None:
+                        row.unclamped_loss = float(to_float64(ops.to_numpy(ev.unclamped)).reshape(-1)[0])
                     row.verdict = explain.verdict(row, fmt)
                     row.steps += [TraceStep(name, value, note)
                                   for name, value, note in explain.grad_steps(row, gradient, fmt)]

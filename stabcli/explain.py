@@ -65,8 +65,8 @@ def note(step, ops, fmt: Format) -> str:
     if kind == "softplus" and args and math.isinf(args[0]):
         return "exact limit: softplus(+inf) = +inf" if args[0] > 0 else "exact limit: softplus(-inf) = 0"
     if kind == "log" and args:
-        if args[0] == 0.0:
-            return "log(0) = -inf"
+        if value == -math.inf and math.isfinite(args[0]):
+            return "log1p(-1) = log(0) = -inf" if step.name.startswith("log1p") else "log(0) = -inf"
         if step.name == "log(p)" and args[0] == 1.0:
             return "log(1) = 0 exactly: a target-1 loss of 0 whatever the true value"
         return ""
@@ -74,12 +74,13 @@ def note(step, ops, fmt: Format) -> str:
         if args[0] < LOG_CLAMP:
             return f"clamp fired: {num(args[0])} -> -100"
         return ""
-    if kind == "mul" and len(args) == 2:
-        a, b = args
+    if kind == "mul" and len(args) >= 2:
+        a, b = args[:2]
         if math.isnan(value) and not (math.isnan(a) or math.isnan(b)):
             return f"{factor(a)}·{factor(b)} = NaN"
-        if (a == 0 or b == 0) and LOG_CLAMP in (a, b):
-            return "0·(-100) = 0: the clamp hides the NaN that 0·log(0) would be"
+        before_clamp = args[2] if len(args) == 3 else None
+        if a == 0 and b == LOG_CLAMP and before_clamp == -math.inf:
+            return "0·(-100) = 0: the clamp hides the NaN that 0·log(0) = 0·(-inf) would be"
         return ""
     if kind in ("loss", "torch_bce", "torch_bcewl"):
         if math.isnan(value):
@@ -103,8 +104,9 @@ def verdict(row, fmt: Format) -> str:
     if status == "inf":
         return f"inf where the true loss is {num(ref)}."
     if status == "clamped":
+        without = "" if row.unclamped_loss is None else f" (without it: {num(row.unclamped_loss)})"
         if row.abs_error == 0 or row.error_bits == 0:
-            return f"{num(loss)}, correct, but only because the -100 clamp replaced a -inf log: without it, NaN."
+            return f"{num(loss)}, correct, but only because the -100 clamp replaced a log below -100{without}."
         return f"{num(loss)} where the true loss is {num(ref)}: the -100 clamp caps the loss and hides the overflow."
     if status == "inaccurate":
         return f"{num(loss)}, finite but wrong: the true loss is {num(ref)} ({row.error_bits:.1f} bits wrong)."
@@ -164,10 +166,13 @@ def summary(comparison) -> list[str]:
             parts.append(f"naive gives {num(naive.loss)} ({naive.status}).")
         bce = _pick(comparison.rows, dn.dtype, "torch_bce") or _pick(comparison.rows, dn.dtype, "clamped")
         if bce is not None:
-            label = "BCELoss (torch_bce)" if bce.method == "torch_bce" else "the clamped form (BCELoss's rule)"
+            label = "BCELoss (torch_bce)" if bce.method == "torch_bce" else "The clamped form (BCELoss's rule)"
             if bce.status == "clamped" and naive is not None and naive.status == "nan":
                 parts.append(f"{label} clamps the -inf log to -100, so 0·(-100) = 0 and it returns {num(bce.loss)}: "
                              f"the clamp hides the NaN.")
+            elif bce.status == "clamped" and bce.error_bits == 0:
+                parts.append(f"{label} returns the right {num(bce.loss)}, but only because the -100 clamp replaced "
+                             f"a log below -100.")
             elif bce.status == "clamped":
                 parts.append(f"{label} returns {num(bce.loss)} where the true loss is {num(bce.reference)}: "
                              f"the -100 clamp caps it.")
@@ -244,7 +249,7 @@ def grad_note(row, gradient, fmt: Format) -> str:
         eps = gradient.details["epsilon"]
         if math.isnan(g) and eps == 0 and prod == 0:
             return (f"1e-12 is 0 in {fmt.name}, so (p-y)/max(p(1-p), 0) divides by 0 and torch.sigmoid's backward "
-                    f"multiplies that inf by p(1-p) = 0: 0/0 = NaN")
+                    f"multiplies the result (inf, or 0/0 = NaN where p = y) by p(1-p) = 0: inf·0 = NaN")
         if status == "clamped" and prod == 0:
             return (f"p saturated at {num(p)}: the backward divides (p-y) by the clamped 1e-12 and sigmoid's backward "
                     f"multiplies by p(1-p) = 0, so the gradient is {num(g)} where the true one is {num(ref)}")

@@ -48,6 +48,7 @@ class Evaluation:
     loss: Any
     steps: list[Step] = field(default_factory=list)
     clamp_changed: Any = None  # boolean array: where the -100 clamp changed the loss (clamped, torch_bce)
+    unclamped: Any = None  # the same formula without the clamp (clamped, torch_bce): what the clamp replaced
 
     def step(self, name: str, value, kind: str, *args):
         self.steps.append(Step(name, value, kind, args))
@@ -95,10 +96,12 @@ def clamped(ops, x, y, w, pw) -> Evaluation:
     floor = ops.const(LOG_CLAMP)
     c_log_p = ev.step("max(log p, -100)", ops.maximum(log_p, floor), "clamp", log_p)
     c_log_1mp = ev.step("max(log1p(-p), -100)", ops.maximum(log_1mp, floor), "clamp", log_1mp)
-    neg = ev.step("(y-1)·max(log1p)", (y - 1) * c_log_1mp, "mul", y - 1, c_log_1mp)
-    pos = ev.step("pw·y·max(log p)", (pw * y) * c_log_p, "mul", pw * y, c_log_p)
+    # a third operand, the log before the clamp, lets a note tell 0·(-100) standing in for 0·(-inf) from a plain 0
+    neg = ev.step("(y-1)·max(log1p)", (y - 1) * c_log_1mp, "mul", y - 1, c_log_1mp, log_1mp)
+    pos = ev.step("pw·y·max(log p)", (pw * y) * c_log_p, "mul", pw * y, c_log_p, log_p)
     ev.loss = ev.step("loss = w·(diff)", (neg - pos) * w, "loss", neg, pos)
-    ev.clamp_changed = _differs(ops, ev.loss, _bce_clamped_terms(ops, p, y, pw, clamp=False) * w)
+    ev.unclamped = _bce_clamped_terms(ops, p, y, pw, clamp=False) * w
+    ev.clamp_changed = _differs(ops, ev.loss, ev.unclamped)
     return ev
 
 
@@ -160,7 +163,8 @@ def torch_bce(ops, x, y, w, pw) -> Evaluation:
     loss = F.binary_cross_entropy(torch.where(nan, 0.5, p), y.expand(p.shape), weight=weight, reduction="none")
     loss = torch.where(nan, torch.nan, loss)
     ev.loss = ev.step("BCELoss(p, y)", loss, "torch_bce", p)
-    ev.clamp_changed = _differs(ops, ev.loss, _bce_clamped_terms(ops, p, y, pw, clamp=False) * w)
+    ev.unclamped = _bce_clamped_terms(ops, p, y, pw, clamp=False) * w
+    ev.clamp_changed = _differs(ops, ev.loss, ev.unclamped)
     return ev
 
 

@@ -11,11 +11,13 @@ from dataclasses import asdict
 import numpy as np
 from rich import box
 from rich.console import Group
+from rich.padding import Padding
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 from stabcli.explain import num
+from stabcli.formats import to_float64
 
 STATUS_STYLE = {"ok": "green", "inaccurate": "yellow", "clamped": "magenta", "inf": "bold red", "nan": "bold red"}
 
@@ -501,6 +503,15 @@ def thresholds_csv(thresholds) -> str:
     return out.getvalue()
 
 
+def _threshold_value(v: float, dtype: str) -> Text:
+    """A value of the dtype as :func:`_logit` shows it; a value between the dtype's numbers to 10 digits."""
+    from stabcli.formats import get_format
+
+    fmt = get_format(dtype)
+    exact = math.isfinite(v) and float(to_float64(fmt.round(np.array([v])))[0]) == v
+    return _logit(v, dtype) if exact else Text(f"{v:.10g}")
+
+
 def thresholds_renderable(thresholds):
     """One table per dtype: what breaks, predicted, measured (and by which method), then formulas and reasons."""
     out: list = []
@@ -511,20 +522,23 @@ def thresholds_renderable(thresholds):
         table = Table(title=f"[bold]{dtype}[/]", title_justify="left", pad_edge=False, box=box.SIMPLE_HEAD,
                       padding=(0, 1))
         table.add_column("#", justify="right", no_wrap=True)
-        table.add_column("what happens", overflow="fold", ratio=1)
+        table.add_column("what happens", ratio=1, min_width=20)
         table.add_column("predicted", justify="right", no_wrap=True)
         table.add_column("measured", justify="right", no_wrap=True)
-        table.add_column("by", no_wrap=True)
         for i, t in enumerate(rows, 1):
             same = t.measured == t.predicted
-            table.add_row(str(i), t.name, f"{t.predicted:.10g}",
-                          Text("-" if t.measured is None else f"{t.measured:.10g}", style="green" if same else "yellow"),
-                          f"{t.backend} {t.method} y={t.target:g}")
+            measured = Text("-") if t.measured is None else _threshold_value(t.measured, dtype)
+            if t.measured is not None:
+                measured.stylize("green" if same else "yellow")
+                if not same:
+                    measured.append(" *")  # visible without colour too: the footnote says why
+            table.add_row(str(i), t.name, _threshold_value(t.predicted, dtype), measured)
         out.append(table)
         for i, t in enumerate(rows, 1):
-            out.append(Text(f"  {i}. {t.formula}", style="dim"))
+            by = f" (measured: {t.backend} {t.method}, target {t.target:g})"
+            out.append(Padding(Text(f"{i}. {t.formula}{by}", style="dim"), (0, 0, 0, 2)))
             if t.measured != t.predicted:
-                out.append(Text(f"     measured differs: {t.explanation}"))
+                out.append(Padding(Text(f"* measured differs: {t.explanation}"), (0, 0, 0, 5)))
         out.append(Text(""))
     return Group(*out)
 

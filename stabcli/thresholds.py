@@ -49,7 +49,8 @@ def first_at_least(t, fmt: Format) -> float:
 
 
 def _closest_below(t, fmt: Format, strict: bool = False) -> float:
-    """The largest value of ``fmt`` that is <= t (< t if ``strict``): the mirror image used for x <= -t."""
+    """The smallest value of ``fmt`` that is >= t (> t if ``strict``), for a threshold t on |x| that the caller
+    mirrors to x <= -t."""
     v = first_at_least(t, fmt)
     if strict and v == t:
         v = float(to_float64(_next_up(fmt.round(np.array(v)), fmt)))
@@ -102,8 +103,8 @@ def _table(name, p, fmt, ln_overflow, t_one_op, t_one_cr, t_under, t_clamp, lse)
                   "x < -ln(e^100 - 1) ≈ -100 (log p < -100), or sooner where op-by-op p is 0 (exp overflow)",
                   max(-first_at_least(ln_overflow, fmt), -_closest_below(t_clamp, fmt, strict=True)),
                   "numpy", "clamped", 1.0, "clamped_neg"),
-        Threshold(name, "logsumexp loses relative accuracy (target 0)",
-                  "x < ln(e^(eps/rtol) - 1): the two roundings of 1+e^x and of m + log(...) cost about eps, "
+        Threshold(name, "logsumexp loses relative accuracy (target 0; an estimate)",
+                  "estimate, not a bound: x < ln(e^(eps/rtol) - 1): the two roundings of 1+e^x and of m + log(...) cost about eps, "
                   "more than rtol·loss once loss = log(1 + e^x) < eps/rtol",
                   lse, "numpy", "logsumexp", 0.0, "inaccurate_neg"),
     ]

@@ -11,7 +11,7 @@ backward p(1-p) (``autodiff.BCE_GRAD_EPSILON``). So the gradient is exact-ish wh
   -p/ε, which decays like exp(x - ln ε). On the positive side 1 - p < ε likewise for x > -ln ε when the format
   can hold such a 1 - p (float64 only: elsewhere p saturates first).
 
-In float16, ε = 1e-12 rounds to 0: there is no guard at all, and the gradient is NaN (0/0) wherever p(1-p)
+In float16, ε = 1e-12 rounds to 0: there is no guard at all, and the gradient is NaN ((p-y)/0 is inf or 0/0, then times p(1-p) = 0) wherever p(1-p)
 rounds to 0: from saturation on the positive side, and where p underflows (exp(x) below half the smallest
 subnormal) on the negative side. Before that, for target 1, (p-1)/(p(1-p)) ≈ -1/p overflows float16 once
 p < 1/65520, so the gradient is -inf from x ≈ -11.09 and NaN only from -17.33.
@@ -70,12 +70,12 @@ def denominator_clamp_logit_pos(fmt: Format, fused: bool = False) -> float | Non
 
 
 def grad_nan_logit_neg(fmt: Format) -> float | None:
-    """Target 1, float16 only (ε = 0): the logit below which p(1-p) is 0 and the gradient 0/0 = NaN."""
+    """Target 1, float16 only (ε = 0): the logit below which p(1-p) is 0 and the gradient (p-y)/0·p(1-p) = inf·0 = NaN."""
     return underflow_logit(fmt) if grad_epsilon(fmt) == 0 else None
 
 
 def grad_nan_logit_pos(fmt: Format, fused: bool = False) -> float | None:
-    """Target 0, float16 only (ε = 0): the logit from which p = 1, p(1-p) = 0 and the gradient 0/0 = NaN."""
+    """Target 0, float16 only (ε = 0): the logit from which p = 1, p(1-p) = 0 and the gradient (p-y)/0·p(1-p) = inf·0 = NaN."""
     return saturation_logit(fmt, fused) if grad_epsilon(fmt) == 0 else None
 
 
