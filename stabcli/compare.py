@@ -20,6 +20,7 @@ from stabcli.formats import Format, to_float64
 from stabcli.formulas import METHODS, methods_for
 
 REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
+MAX_ELEMENTS = 10_000  # compare checks every element against mpmath (about 1 ms each per dtype); sweep streams
 
 
 @dataclass
@@ -113,23 +114,39 @@ def _rounded(fmt: Format, inputs: Inputs):
     return arrays, overflow, list(dict.fromkeys(changes))
 
 
+def exp_overflowed(ev, ops, shape) -> np.ndarray:
+    """Where an exp step overflowed from a finite argument; in numpy, the op-by-op sigmoid's own exp(-x) too.
+
+    torch.sigmoid is one kernel, so an exp inside it is not an intermediate anyone can see, and is not counted.
+    """
+    hit = np.zeros(shape, dtype=bool)
+    for step in ev.steps:
+        if step.kind == "exp" and step.args:
+            value, arg = (to_float64(ops.to_numpy(a)) for a in (step.value, step.args[0]))
+            hit |= np.broadcast_to(np.isinf(value) & np.isfinite(arg), shape)
+        elif step.kind == "sigmoid" and ops.name == "numpy" and step.args:
+            x = ops.to_numpy(step.args[0])
+            with np.errstate(all="ignore"):
+                hit |= np.broadcast_to(np.isinf(to_float64(np.exp(-x))) & np.isfinite(to_float64(x)), shape)
+    return hit
+
+
 def _events(ev, ops) -> dict[str, int]:
-    """Counts of elements where an exp overflowed, a log met 0, or a NaN was made from non-NaN operands."""
-    overflow = divide = invalid = None
+    """Counts of elements where an exp overflowed, a log gave -inf from a finite argument (log(0), log1p(-1)),
+    or a NaN was made from non-NaN operands."""
+    shape = np.shape(ops.to_numpy(ev.loss))
+    divide = np.zeros(shape, dtype=bool)
+    invalid = np.zeros(shape, dtype=bool)
     for step in ev.steps:
         value = to_float64(ops.to_numpy(step.value))
         args = [to_float64(ops.to_numpy(a)) for a in step.args]
-        if step.kind == "exp" and args:
-            hit = np.isinf(value) & np.isfinite(args[0])
-            overflow = hit if overflow is None else overflow | hit
         if step.kind == "log" and args:
-            hit = args[0] == 0
-            divide = hit if divide is None else divide | hit
+            divide |= np.broadcast_to((value == -np.inf) & np.isfinite(args[0]), shape)
         if args:
-            hit = np.isnan(value) & ~np.any([np.isnan(a) for a in np.broadcast_arrays(*args)], axis=0)
-            invalid = hit if invalid is None else invalid | hit
-    count = lambda m: 0 if m is None else int(np.count_nonzero(m))  # noqa: E731
-    return {"overflow": count(overflow), "divide_by_zero": count(divide), "invalid": count(invalid)}
+            made = np.isnan(value) & ~np.any([np.isnan(a) for a in np.broadcast_arrays(*args)], axis=0)
+            invalid |= np.broadcast_to(made, shape)
+    return {"overflow": int(np.count_nonzero(exp_overflowed(ev, ops, shape))),
+            "divide_by_zero": int(np.count_nonzero(divide)), "invalid": int(np.count_nonzero(invalid))}
 
 
 def _scalar_or_list(arr: np.ndarray, reduced: bool):
@@ -157,6 +174,9 @@ def run_compare(
     """Evaluate every requested method in every backend and dtype, and measure it against mpmath."""
     if inputs.reduction not in REDUCTIONS:
         raise InputError(f"reduction {inputs.reduction!r} is not allowed; use one of {', '.join(REDUCTIONS)}")
+    if inputs.size > MAX_ELEMENTS:
+        raise InputError(f"{inputs.size:,} elements are more than compare evaluates (at most {MAX_ELEMENTS:,}, each "
+                         "against mpmath); for many logits use stabcli sweep")
     reduced = inputs.reduction != "none"
     single = inputs.size == 1
     rows: list[Row] = []

@@ -37,9 +37,19 @@ def short(v: float, digits: int = 6) -> str:
     return text
 
 
-def value_text(v: float, digits: int = 6) -> Text:
+def fit(v: float, digits: int = 7, width: int = 9) -> str:
+    """``short(v, digits)``, with fewer digits if needed to stay within ``width`` characters (tables fit 80 columns)."""
     text = short(v, digits)
-    style = "bold red" if text in ("NaN", "inf", "-inf") else ""
+    while len(text) > width and digits > 2:
+        digits -= 1
+        text = short(v, digits)
+    return text
+
+
+def value_text(v: float, digits: int = 7, alarm: bool = True) -> Text:
+    """A number for a table cell, at most 9 characters; inf/NaN in bold red unless ``alarm`` is off (a reference)."""
+    text = fit(v, digits)
+    style = "bold red" if alarm and text in ("NaN", "inf", "-inf") else ""
     return Text(text, style=style)
 
 
@@ -88,8 +98,8 @@ def compare_json(comparison) -> str:
     inp = comparison.inputs
     doc = {
         "command": "compare",
-        "logits": inp.logits.tolist(),
-        "targets": inp.targets.tolist(),
+        "logits": np.atleast_1d(inp.logits).tolist(),
+        "targets": np.atleast_1d(inp.targets).tolist(),
         "weight": inp.weight.tolist(),
         "pos_weight": inp.pos_weight.tolist(),
         "reduction": inp.reduction,
@@ -142,6 +152,7 @@ def _inputs_line(values: list, limit: int = 6) -> str:
     return shown + (f", ... ({len(values)} values)" if len(values) > limit else "")
 
 
+MAX_NOTES = 4  # notes on inputs changed by rounding, per dtype, in a table
 MAX_ELEMENT_ROWS = 12  # per method, in a table of per-element results; the rest are in --format json or csv
 
 
@@ -164,11 +175,11 @@ def element_table(title: str, rows, xs: list, value: str, ref: str, bits: str, s
         refs, errs, stats = getattr(r, ref), getattr(r, bits), getattr(r, status)
         for i, (v, rv, e, st) in enumerate(zip(values, refs, errs, stats)):
             if i == MAX_ELEMENT_ROWS:
-                table.add_row("", Text(f"... {len(values) - i} more: see --format json or csv", style="dim"),
-                              "", "", "", "")
+                table.caption = (f"Only the first {MAX_ELEMENT_ROWS} elements of each method are shown; "
+                                 "--format json or csv has them all.")
                 break
             x = xs[i] if len(xs) == len(values) else xs[0]
-            table.add_row("  " + r.method if i == 0 else "", short(x, 7), value_text(v, 7), value_text(rv, 7),
+            table.add_row("  " + r.method if i == 0 else "", fit(x), value_text(v), value_text(rv, alarm=False),
                           Text(short(e, 3)), status_text(st))
     return table
 
@@ -189,7 +200,7 @@ def compare_tables(comparison) -> list:
         per_element = isinstance(rows[0].loss, list)
         table = Table(title=title, title_justify="left", pad_edge=False, box=box.SIMPLE_HEAD)
         for name, justify in (("method", "left"), ("loss", "right"), ("reference", "right"),
-                              ("abs error", "right"), ("bits", "right"), ("status", "left")):
+                              ("abs err", "right"), ("bits", "right"), ("status", "left")):
             table.add_column(name, justify=justify, no_wrap=True)
         backend = None
         for r in rows:
@@ -206,7 +217,7 @@ def compare_tables(comparison) -> list:
                 if worst:
                     status.append(f" ({sum(s == worst[0] for s in r.status)}/{len(r.status)})")
             else:
-                loss, ref = value_text(r.loss, 7), value_text(r.reference, 7)
+                loss, ref = value_text(r.loss), value_text(r.reference, alarm=False)
                 err, bits = Text(short(r.abs_error, 3)), Text(short(r.error_bits, 3))
                 status = status_text(r.status)
             table.add_row("  " + r.method, loss, ref, err, bits, status)
@@ -218,8 +229,11 @@ def compare_tables(comparison) -> list:
                                      "grad_reference", "grad_error_bits", "grad_status"))
         elif any(r.grad is not None for r in rows):
             out.append(grad_table(rows, dtype))
-        for change in dn.changes:
+        for change in dn.changes[:MAX_NOTES]:
             out.append(Text(f"  note: {change}", style="dim"))
+        if len(dn.changes) > MAX_NOTES:
+            out.append(Text(f"  note: ... and {len(dn.changes) - MAX_NOTES} more inputs changed by rounding to "
+                            f"{dtype} (--format json lists them all)", style="dim"))
         if single and any(r.steps for r in rows):
             out.append(trace_table(rows))
         out.append(Text(""))
@@ -264,7 +278,7 @@ def grad_table(rows, dtype: str) -> Table:
             bits = Text(short(max(r.grad_error_bits), 3))
             status = _worst(r.grad_status)
         else:
-            grad, ref = value_text(r.grad, 7), value_text(r.grad_reference, 7)
+            grad, ref = value_text(r.grad), value_text(r.grad_reference, alarm=False)
             bits, status = Text(short(r.grad_error_bits, 3)), status_text(r.grad_status)
         table.add_row("  " + r.method, grad, ref, bits, status)
     return table

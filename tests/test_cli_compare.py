@@ -54,7 +54,7 @@ def test_json_is_strict_and_has_the_contract_keys():
     assert result.exit_code == 0
     doc = strict_json(result.output)
     assert doc["command"] == "compare" and doc["reduction"] == "mean"
-    assert doc["logits"] == 1e10 and doc["targets"] == 1.0
+    assert doc["logits"] == [1e10] and doc["targets"] == [1.0]  # DESIGN.md: "logits": [...]
     assert len(doc["results"]) == 4 * (4 + 6)  # 4 dtypes × (4 numpy methods + 6 torch methods)
     keys = {"backend", "dtype", "method", "input", "input_overflow", "loss", "reference", "abs_error", "rel_error",
             "error_bits", "status", "steps"}

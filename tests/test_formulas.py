@@ -169,3 +169,32 @@ def test_reduction_none_sum_mean():
 def test_methods_per_backend():
     assert methods_for("numpy") == ("naive", "clamped", "logsumexp", "softplus")
     assert methods_for("torch") == METHOD_NAMES
+
+
+def test_fp_events_are_counted_from_the_steps():
+    # DESIGN.md: exp overflows in float32 from t = 88.72283935546875, so exp(-x) at x = -100 overflows inside the
+    # op-by-op sigmoid; p = 0 then makes log(p) = log(0) = -inf. At x = 1e10 p = 1: log(1 - p) = -inf and
+    # 0·(-inf) = NaN.
+    rows = rows_by(run_compare(one(-100.0, 1.0), parse_dtypes(["float32"])))
+    assert rows[("numpy", "float32", "naive")].events == {"overflow": 1, "divide_by_zero": 1, "invalid": 0}
+    assert rows[("torch", "float32", "naive")].events["overflow"] == 0  # torch.sigmoid is one fused kernel
+    assert rows[("numpy", "float32", "softplus")].events == {"overflow": 0, "divide_by_zero": 0, "invalid": 0}
+    rows = rows_by(run_compare(one(1e10, 1.0), parse_dtypes(["float32"])))
+    assert rows[("numpy", "float32", "naive")].events == {"overflow": 0, "divide_by_zero": 1, "invalid": 1}
+    assert rows[("numpy", "float32", "clamped")].events == {"overflow": 0, "divide_by_zero": 1, "invalid": 0}
+
+
+def test_trace_notes_say_what_happened_and_only_then():
+    rows = rows_by(run_compare(one(1e10, 1.0), parse_dtypes(["float32"]), ["torch"]))
+    notes = {s.name: s.note for s in rows[("torch", "float32", "clamped")].steps}
+    assert notes["log1p(-p)"] == "log1p(-1) = log(0) = -inf"  # p rounded to 1.0
+    assert notes["max(log1p(-p), -100)"] == "clamp fired: -inf -> -100"
+    assert "hides the NaN" in notes["(y-1)·max(log1p)"]
+    # float64, x = -150, y = 0: log p = -150 is clamped, but times y = 0 there was no NaN to hide
+    rows = rows_by(run_compare(one(-150.0, 0.0), parse_dtypes(["float64"]), ["numpy"]))
+    notes = {s.name: s.note for s in rows[("numpy", "float64", "clamped")].steps}
+    assert notes["max(log p, -100)"] == "clamp fired: -150 -> -100"
+    assert notes["pw·y·max(log p)"] == ""
+    # the verdict says what the clamp replaced: at x = -100 in float32 the unclamped loss is inf, not NaN
+    rows = rows_by(run_compare(one(-100.0, 1.0), parse_dtypes(["float32"]), ["torch"]))
+    assert rows[("torch", "float32", "torch_bce")].verdict.endswith("(without it: inf).")
