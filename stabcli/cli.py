@@ -201,18 +201,37 @@ def compare(logits, targets, dtypes, backends, weight, pos_weight, reduction, at
 
 
 def _writable_folder(path: str):
-    """The folder ``path``, created if needed; a UserError if it cannot be created or written."""
+    """Check that ``path`` is, or can be made, a writable folder; nothing is created here (the figures' writer
+    makes it), so a refused command leaves nothing behind."""
     import os
     from pathlib import Path
 
     folder = Path(path)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"--out {path!r} cannot be created ({exc.strerror or exc}); give a folder you can write") from None
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"--out {path!r} is not a writable folder; give a folder you can write")
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--out {path!r} is a file; give a folder to write the figures into")
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"--out {path!r} cannot be created: {str(existing)!r} is a file; give a folder you can write")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"--out {path!r} cannot be written ({str(existing)!r} is not writable); give a folder you "
+                        "can write")
     return folder
+
+
+def _targets(texts, default=("0", "1")) -> list[float]:
+    """--target values: numbers in [0, 1], duplicates dropped, order kept."""
+    from stabcli import inputs as parse
+
+    ys: list[float] = []
+    for text in texts or default:
+        y = parse.parse_number(str(text), "--target", "a number in [0, 1]")
+        if not (0 <= y <= 1):
+            raise UserError(f"--target {text!r} is outside [0, 1]; targets are probabilities in [0, 1]")
+        if y not in ys:
+            ys.append(y)
+    return ys
 
 
 def _plot_formats(text: str) -> tuple[str, ...]:
@@ -226,8 +245,8 @@ def _plot_formats(text: str) -> tuple[str, ...]:
 @cli.command(short_help="Write figures of loss and error against the logit.")
 @dtype_option
 @backend_option
-@click.option("--target", "targets", multiple=True, type=float,
-              help="Target to plot (a panel each); repeatable. [default: 0 and 1]")
+@click.option("--target", "targets", multiple=True,
+              help="Target y in [0, 1] to plot (a column of panels each); repeatable. [default: 0 and 1]")
 @click.option("--out", default="figures", show_default=True, help="Folder to write the figures into.")
 @click.option("--format", "formats", default="png,svg", show_default=True, help="png, svg or png,svg.")
 @_core_errors
@@ -242,15 +261,10 @@ def plot(dtypes, backends, targets, out, formats):
         stabcli plot --out figures
         stabcli plot --dtype float16 --backend numpy --format png
     """
-    import math
-
     from stabcli.formats import parse_dtypes
 
     chosen = _plot_formats(formats)
-    ys = targets or (0.0, 1.0)
-    for y in ys:
-        if not (math.isfinite(y) and 0 <= y <= 1):
-            raise UserError(f"--target {y!r} is outside [0, 1]; targets are probabilities in [0, 1]")
+    ys = _targets(targets)
     folder = _writable_folder(out)
     from stabcli import plots
 
@@ -262,7 +276,7 @@ def _scalar(text: str, what: str) -> float:
     """One number from an option that the sweep needs as a single value (weight, pos_weight)."""
     from stabcli import inputs as parse
 
-    value = parse.parse_number(str(text), what)
+    value = parse.parse_number(str(text), what, "one finite number >= 0")
     if not (value >= 0 and value != float("inf")):
         raise UserError(f"{what} {text!r} is not allowed; for a sweep give one finite number >= 0")
     return value
@@ -319,13 +333,7 @@ def sweep(dtypes, backends, targets, weight, pos_weight, atol, rtol, output_form
 
     _check_tolerance(atol, "--atol")
     _check_tolerance(rtol, "--rtol")
-    ys = []
-    for text in targets or ("0", "1"):
-        y = parse.parse_number(str(text), "--target")
-        if not (0 <= y <= 1):
-            raise UserError(f"--target {text!r} is outside [0, 1]; targets are probabilities in [0, 1]")
-        if y not in ys:
-            ys.append(y)
+    ys = _targets(targets)
     if points is not None and not (math.isfinite(points) and points == int(points)):
         raise UserError(f"--points {points:g} is not allowed; give a whole number of points")
     grid = make_grid(xmin, xmax, None if points is None else int(points), spacing, exhaustive)

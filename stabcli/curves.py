@@ -52,16 +52,26 @@ def symmetric_grid(fmt: Format, points: int = 401, reach: float | None = None) -
     return np.unique(to_float64(fmt.round(grid)))
 
 
-def curve_set(fmt: Format, backend: str, target: float, x: np.ndarray | None = None) -> CurveSet:
+def grid_between(fmt: Format, lo: float, hi: float, points: int = 401) -> np.ndarray:
+    """Plot logits in [lo, hi]: the symmetric log grid when the range holds 0, else evenly spaced."""
+    if lo < 0 < hi:
+        x = symmetric_grid(fmt, points, reach=max(-lo, hi))
+    else:
+        x = np.unique(to_float64(fmt.round(np.linspace(lo, hi, points))))
+    return x[(x >= lo) & (x <= hi)]
+
+
+def curve_set(fmt: Format, backend: str, target: float, x: np.ndarray | None = None, weight: float = 1.0,
+              pos_weight: float = 1.0, rtol: float | None = None, atol: float | None = None) -> CurveSet:
     """Every method of ``backend`` on the grid ``x`` (default :func:`symmetric_grid`), against the reference."""
     x = symmetric_grid(fmt) if x is None else np.asarray(x, dtype=np.float64)
     xs = fmt.round(x)
-    s = Scalars(fmt, target, 1.0, 1.0)
+    s = Scalars(fmt, target, weight, pos_weight)
     ref = chunk_reference(xs, s)
-    y = s.wide()[0]
-    grad_ref = np.array([reference.to_float64_nearest(reference.exact_grad(float(v), y)) for v in x])
+    y, w, pw = s.wide()
+    grad_ref = np.array([reference.to_float64_nearest(reference.exact_grad(float(v), y, w, pw)) for v in x])
     out = CurveSet(fmt.name, backend, target, x, ref[0], grad_ref)
-    tol = Tolerance.for_format(fmt)
+    tol = Tolerance.for_format(fmt, rtol, atol)
     for method in methods_for(backend):
         c = classify(backend, fmt, method, xs, s, tol, ref)
         grad = to_float64(grad_of(backend, fmt, method, s.arrays(xs))).reshape(x.shape)

@@ -18,14 +18,14 @@ _SPECIAL = {"inf": math.inf, "+inf": math.inf, "-inf": -math.inf, "infinity": ma
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 
 
-def parse_number(text: str, what: str) -> float:
+def parse_number(text: str, what: str, hint: str = "a decimal number such as 1e10 or -100, or inf, -inf, nan") -> float:
     """One float from text: a decimal number, inf, -inf or nan. A decimal beyond float64 is refused, not inf."""
     token = text.strip()
     low = token.lower()
     if low in _SPECIAL:
         return _SPECIAL[low]
     if not _NUMBER.match(token):
-        raise InputError(f"{what} {text!r} is not a number; give a decimal number such as 1e10 or -100, or inf, -inf, nan")
+        raise InputError(f"{what} {text!r} is not a number; give {hint}")
     value = float(token)
     if math.isinf(value):
         raise InputError(f"{what} {text!r} is beyond float64 (largest 1.8e308); write inf for infinity")

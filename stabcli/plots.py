@@ -109,7 +109,9 @@ def loss_figure(curve_sets: list, breakdowns: dict | None = None):
             ax.grid(True, alpha=0.3)
         ax_loss.set_yscale("symlog", linthresh=1e-6)
         ax_loss.set_ylim(bottom=0)
-        ax_grad.set_ylim(-1.3, 1.3)
+        finite = cs.grad_reference[np.isfinite(cs.grad_reference)]
+        lim = 1.3 * max(1.0, float(np.abs(finite).max()) if finite.size else 1.0)  # |grad| <= w·max(1, pw)
+        ax_grad.set_ylim(-lim, lim)
         ax_loss.set_ylabel("loss")
         ax_bits.set_ylabel("error (bits, Herbie)")
         ax_grad.set_ylabel("d loss / d x")
@@ -187,6 +189,7 @@ def overview_figure(sweep):
 def save(fig, folder: Path, stem: str, formats=FORMATS_WRITTEN) -> list[Path]:
     """Write ``fig`` as stem.png / stem.svg, deterministically, each file atomically (no half-written file)."""
     folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     written = []
     for ext in formats:
         target = folder / f"{stem}.{ext}"
@@ -219,7 +222,7 @@ def exact_breakdowns(fmt, backend: str, targets) -> dict:
     from stabcli.sweep import make_grid, run_sweep
 
     grid = make_grid(exhaustive=True) if fmt.bits == 16 else make_grid()
-    sweep = run_sweep([fmt], [backend], list(targets), grid, methods=["naive"])
+    sweep = run_sweep([fmt], [backend], list(targets), grid, methods=["naive"], grad=False)
     return {r.target: (r.breakdown.nonfinite_pos, r.breakdown.nonfinite_neg) for r in sweep.rows}
 
 
@@ -238,7 +241,7 @@ def write_figures(out: Path, formats, dtypes, backends, targets) -> list[Path]:
                 written += save(fig, out, f"bce_{fmt.name}_{backend}", formats)
             finally:
                 close(fig)
-    sweep = run_sweep(list(dtypes), list(backends), list(targets), make_grid())
+    sweep = run_sweep(list(dtypes), list(backends), list(targets), make_grid(), grad=False)  # loss breakdowns only
     fig = overview_figure(sweep)
     try:
         written += save(fig, out, "breakdown_overview", formats)
@@ -250,7 +253,7 @@ def write_figures(out: Path, formats, dtypes, backends, targets) -> list[Path]:
 def write_sweep_figure(sweep, path) -> Path:
     """The figure of a sweep at ``path`` (.png or .svg): for one dtype and backend its loss/error/gradient curves
     with the sweep's own breakdown logits; for several, the breakdown overview."""
-    from stabcli.curves import curve_set
+    from stabcli.curves import curve_set, grid_between
     from stabcli.formats import get_format
 
     path = Path(path)
@@ -261,7 +264,10 @@ def write_sweep_figure(sweep, path) -> Path:
         fmt = get_format(dtypes[0])
         naive = {r.target: (r.breakdown.nonfinite_pos, r.breakdown.nonfinite_neg)
                  for r in sweep.rows if r.method == "naive"}
-        fig = loss_figure([curve_set(fmt, backends[0], t) for t in targets], naive)
+        g = sweep.grid
+        x = None if g.exhaustive else grid_between(fmt, g.min, g.max)
+        fig = loss_figure([curve_set(fmt, backends[0], t, x, sweep.weight, sweep.pos_weight) for t in targets],
+                          naive)
     else:
         fig = overview_figure(sweep)
     try:
