@@ -135,7 +135,10 @@ def _grad_summary(bce, good) -> list[str]:
         return []
     label = "BCELoss's backward" if bce.method == "torch_bce" else "the clamped form's gradient"
     g, ref, status = _one(bce.grad), _one(bce.grad_reference), _one_status(bce.grad_status)
-    text = f"Gradient: {label} gives {num(g)} where the true gradient is {num(ref)} ({status})"
+    if status == "ok":
+        text = f"Gradient: {label} gives {num(g)}, as it should (true {num(ref)})"
+    else:
+        text = f"Gradient: {label} gives {num(g)} where the true gradient is {num(ref)} ({status})"
     forward_fine = bce.status == "ok" or (bce.status == "clamped" and bce.error_bits == 0)
     if status != "ok" and forward_fine:
         text += ", although its loss looks right"
