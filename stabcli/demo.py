@@ -30,6 +30,7 @@ import numpy as np
 
 from stabcli.errors import InputError
 from stabcli.formats import FORMATS, Format, ordinal, to_float64
+from stabcli.numbers import fmt_number
 
 STEP_COUNT = 8
 DEMO_DTYPES: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
@@ -85,33 +86,6 @@ class DemoStep:
     tables: list[DemoTable] = field(default_factory=list)
     after: list[str] = field(default_factory=list)
     quotes: list[Quote] = field(default_factory=list)  # every number the step shows, tables and sentences
-
-
-def fmt_number(v, digits: int | str | None = 7) -> str:
-    """A number for a sentence or a cell: 'NaN', 'inf', '-0', 1e10 rather than 1e+10; strings pass through.
-
-    ``digits``: significant digits; None for the exact float64 value; a dtype name for the shortest text that
-    identifies the value among that dtype's numbers (0.99999994 is the float32 below 1).
-    """
-    if isinstance(v, str):
-        return v
-    v = float(v)
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    if v == 0:
-        return "-0" if math.copysign(1, v) < 0 else "0"
-    if isinstance(digits, str):
-        text = str(FORMATS[digits].np_dtype.type(v))
-    else:
-        text = repr(v) if digits is None else f"{v:.{digits}g}"
-    if text.endswith(".0"):
-        text = text[:-2]
-    if "e" in text:  # 1e+10 -> 1e10, 2.5e-05 -> 2.5e-5
-        mant, exp = text.split("e")
-        text = f"{mant}e{int(exp)}"
-    return text
 
 
 # --- the clip of step 8 --------------------------------------------------------------------------------------

@@ -8,21 +8,12 @@ import numpy as np
 
 from stabcli.formats import Format, to_float64
 from stabcli.formulas import LOG_CLAMP
+from stabcli.numbers import fmt_number
 
 
 def num(v: float) -> str:
-    """A float for a sentence: 'inf', '-inf', 'NaN', or up to 10 significant digits."""
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    if v == 0:
-        return "-0" if math.copysign(1, v) < 0 else "0"
-    text = f"{v:.10g}"
-    if "e" in text:  # 1e+10 -> 1e10, 1e-05 -> 1e-5
-        mant, exp = text.split("e")
-        text = f"{mant}e{int(exp)}"
-    return text
+    """A float for a sentence: 'inf', '-inf', 'NaN', or up to 10 significant digits (1e10, not 1e+10)."""
+    return fmt_number(v, 10)
 
 
 def factor(v: float) -> str:

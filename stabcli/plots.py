@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from stabcli.numbers import fmt_number
+
 # Okabe–Ito: a colour-blind-safe palette; each method also has its own line style.
 STYLE = {
     "reference": dict(color="#000000", linestyle="-", linewidth=5.0, alpha=0.22),
@@ -39,7 +41,7 @@ def _pyplot():
 
 def num(v: float) -> str:
     """A logit of a dtype, exactly (shortest repr)."""
-    return repr(float(v)).removesuffix(".0")
+    return fmt_number(v, None)
 
 
 def grid_breakdown(cs, method: str = "naive") -> tuple[float | None, float | None]:

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from stabcli.explain import num
+from stabcli.numbers import fmt_number
 from stabcli.formats import to_float64
 
 STATUS_STYLE = {"ok": "green", "inaccurate": "yellow", "clamped": "magenta", "inf": "bold red", "nan": "bold red"}
@@ -25,16 +26,8 @@ STATUS_STYLE = {"ok": "green", "inaccurate": "yellow", "clamped": "magenta", "in
 # --- numbers -------------------------------------------------------------------------------------------------
 
 def short(v: float, digits: int = 6) -> str:
-    """A number for a table cell: 'inf', 'NaN', or `digits` significant digits."""
-    if isinstance(v, float) and math.isnan(v):
-        return "NaN"
-    if isinstance(v, float) and math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    text = f"{v:.{digits}g}"
-    if "e" in text:  # 1e+10 -> 1e10, 2.5e-05 -> 2.5e-5
-        mant, exp = text.split("e")
-        text = f"{mant}e{int(exp)}"
-    return text
+    """A number for a table cell: 'inf', 'NaN', or ``digits`` significant digits."""
+    return fmt_number(v, digits)
 
 
 def fit(v: float, digits: int = 7, width: int = 9) -> str:
