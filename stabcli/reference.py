@@ -12,6 +12,7 @@ mpmath is imported inside the functions, so that ``stabcli --help`` never loads 
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 
@@ -148,18 +149,25 @@ def fast_softplus(t: np.ndarray) -> np.ndarray:
         return np.maximum(t, 0.0) + np.log1p(np.exp(-np.abs(t)))
 
 
-def _fast_term(coef, value):
+def _fast_term(coef, value: Callable[[], np.ndarray], shape) -> np.ndarray:
+    """coef·value(), exactly 0 where coef is 0 (even against an infinite value); value() is not computed at all
+    for a scalar coefficient of 0 (a hard target needs one softplus, not two)."""
     with np.errstate(all="ignore"):
-        return np.where(coef == 0, 0.0, coef * value)
+        if coef.ndim == 0:
+            return np.zeros(shape) if coef == 0 else coef * value()
+        return np.where(coef == 0, 0.0, coef * value())
 
 
 def fast_loss(x, y, w=1.0, pw=1.0) -> np.ndarray:
     """w·(pw·y·softplus(-x) + (1-y)·softplus(x)) in float64 (see the error argument above); NaN logit gives NaN."""
     x = np.asarray(x, dtype=np.float64)
     y, w, pw = (np.asarray(v, dtype=np.float64) for v in (y, w, pw))
+    shape = np.broadcast_shapes(x.shape, y.shape, w.shape, pw.shape)
     with np.errstate(all="ignore"):
-        inner = _fast_term(pw * y, fast_softplus(-x)) + _fast_term(1 - y, fast_softplus(x))
-        return _fast_term(w, inner)
+        tail = np.log1p(np.exp(-np.abs(x)))  # :func:`fast_softplus`'s second term, the same for x and -x
+        inner = _fast_term(pw * y, lambda: np.maximum(-x, 0.0) + tail, shape) + \
+            _fast_term(1 - y, lambda: np.maximum(x, 0.0) + tail, shape)
+        return _fast_term(w, lambda: inner, shape)
 
 
 def sweep_reference(x: np.ndarray, bits: int, y: float, w: float = 1.0, pw: float = 1.0):
