@@ -149,12 +149,12 @@ def fast_softplus(t: np.ndarray) -> np.ndarray:
         return np.maximum(t, 0.0) + np.log1p(np.exp(-np.abs(t)))
 
 
-def _fast_term(coef, value: Callable[[], np.ndarray], shape) -> np.ndarray:
-    """coef·value(), exactly 0 where coef is 0 (even against an infinite value); value() is not computed at all
-    for a scalar coefficient of 0 (a hard target needs one softplus, not two)."""
+def _fast_term(coef, value: Callable[[], np.ndarray]) -> np.ndarray | None:
+    """coef·value(), exactly 0 where coef is 0 (even against an infinite value); None for a scalar coefficient
+    of 0, without computing value() at all (a hard target needs one softplus, not two)."""
     with np.errstate(all="ignore"):
         if coef.ndim == 0:
-            return np.zeros(shape) if coef == 0 else coef * value()
+            return None if coef == 0 else coef * value()
         return np.where(coef == 0, 0.0, coef * value())
 
 
@@ -165,9 +165,12 @@ def fast_loss(x, y, w=1.0, pw=1.0) -> np.ndarray:
     shape = np.broadcast_shapes(x.shape, y.shape, w.shape, pw.shape)
     with np.errstate(all="ignore"):
         tail = np.log1p(np.exp(-np.abs(x)))  # :func:`fast_softplus`'s second term, the same for x and -x
-        inner = _fast_term(pw * y, lambda: np.maximum(-x, 0.0) + tail, shape) + \
-            _fast_term(1 - y, lambda: np.maximum(x, 0.0) + tail, shape)
-        return _fast_term(w, lambda: inner, shape)
+        # Each term is +0, positive or NaN, so leaving out a term that is exactly 0 changes no bit of the sum.
+        terms = [t for t in (_fast_term(pw * y, lambda: np.maximum(-x, 0.0) + tail),
+                             _fast_term(1 - y, lambda: np.maximum(x, 0.0) + tail)) if t is not None]
+        inner = terms[0] + terms[1] if len(terms) == 2 else terms[0] if terms else np.zeros(shape)
+        loss = _fast_term(w, lambda: inner)
+        return np.zeros(shape) if loss is None else loss
 
 
 def sweep_reference(x: np.ndarray, bits: int, y: float, w: float = 1.0, pw: float = 1.0):
