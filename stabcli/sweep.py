@@ -6,6 +6,13 @@ reference, and accumulates counts of statuses, the largest errors, and per side 
 to 0. The grid only brackets a breakdown (the failing grid logit closest to 0); :func:`find_closest_failure` then
 pins the logit by searching the dtype's representable values (their ordinals) from 0 out to that grid logit.
 
+How it stays fast: a :class:`Chunk` computes the reference once for every method; each method is judged on integer
+status codes (``analysis.judge``) and only counted, with no per-logit strings or error arrays (:func:`classify`
+keeps those for figures and tests); an exhaustive sweep has evaluated every value, so it needs no search. A
+(dtype, target) of at least PARALLEL_MIN_POINTS logits is split into pieces of the walk (ordinals, or grid
+indices) that worker processes sweep chunk by chunk; each returns its partial rows (counts, maxima, and the
+failing logit closest to 0 per kind and side), the parent merges them and pins the breakdowns once.
+
 Breakdown logits (``Breakdown``), each the logit closest to 0 on its side (x >= 0 / x < 0) within the swept range:
 ``nonfinite_*`` where the loss is inf or NaN, ``inaccurate_*`` where it is outside the tolerance
 |loss - ref| <= atol + rtol·|ref| (non-finite included), ``clamped_*`` where the -100 clamp changed the loss.
@@ -664,10 +671,6 @@ def _sweep_piece(plan: _Plan, start: int | None, stop: int | None, rows: list[Sw
     rows = plan.new_rows() if rows is None else rows
     s, fmt = plan.scalars, FORMATS[plan.fmt]
     cache = {} if cache is None else cache
-    if any(b == "torch" for b, _ in plan.rows) and start is not None:
-        import torch
-
-        torch.set_num_threads(1)  # one worker per core already
     with np.errstate(all="ignore"):
         for xs in logit_chunks(plan.grid, fmt, plan.chunk, start, stop):
             chunk = Chunk(xs, s, plan.tol)
@@ -680,6 +683,15 @@ def _sweep_piece(plan: _Plan, start: int | None, stop: int | None, rows: list[Sw
     return rows
 
 
+def _worker_piece(plan: _Plan, start: int, stop: int) -> list[SweepRow]:
+    """:func:`_sweep_piece` in a worker process, torch kept to one thread (see :func:`_pool`)."""
+    if any(backend == "torch" for backend, _ in plan.rows):
+        import torch
+
+        torch.set_num_threads(1)
+    return _sweep_piece(plan, start, stop)
+
+
 def _default_workers() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -690,18 +702,17 @@ def _default_workers() -> int:
 def _pool(workers: int):
     """A pool of ``workers`` processes for the pieces of large sweeps.
 
-    Forked from this process (cheap, and nothing to re-import) unless torch is already loaded here: its OpenMP
-    threads do not survive a fork, so then the workers come from a fork server, a fresh process (the main module
-    must then be import-safe, as with ``spawn``). A fork pool starts all its workers at the first task, before
-    the sweep itself evaluates anything here.
+    On Linux the workers are forks of this process: cheap, nothing to import again, and no rule on the caller's
+    main module (a forkserver or spawn worker imports it again, so a script without ``if __name__ ==
+    "__main__"`` would run again in every worker). If torch has run here, its OpenMP threads are gone in a fork and
+    a parallel torch kernel would wait for them forever: :func:`_sweep_piece` makes torch use one thread in a
+    worker before anything else (one worker per core anyway), which keeps it out of OpenMP. Elsewhere, the
+    platform's default start method.
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    if sys.platform == "linux" and "torch" not in sys.modules:
-        ctx = multiprocessing.get_context("fork")
-    else:
-        ctx = multiprocessing.get_context("forkserver" if sys.platform != "win32" else "spawn")
+    ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else None)
     return ProcessPoolExecutor(workers, mp_context=ctx)
 
 
@@ -717,7 +728,7 @@ def _sweep_parallel(pool, plan: _Plan, rows: list[SweepRow], workers: int,
     first, end = span(plan.grid, FORMATS[plan.fmt])
     n_pieces = max(4 * workers, -(-(end - first) // PIECE))
     bounds = [first + (end - first) * i // n_pieces for i in range(n_pieces + 1)]
-    futures = [pool.submit(_sweep_piece, plan, a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+    futures = [pool.submit(_worker_piece, plan, a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
     for future in as_completed(futures):
         parts = future.result()
         for row, part in zip(rows, parts):
