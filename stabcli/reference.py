@@ -173,18 +173,27 @@ def fast_loss(x, y, w=1.0, pw=1.0) -> np.ndarray:
         return np.zeros(shape) if loss is None else loss
 
 
-def sweep_reference(x: np.ndarray, bits: int, y: float, w: float = 1.0, pw: float = 1.0):
+def sweep_reference(x: np.ndarray, bits: int, y: float, w: float = 1.0, pw: float = 1.0, cache: dict | None = None):
     """The reference for a sweep of logits ``x`` (float64 values of a dtype ``bits`` wide): (nearest, for_rounding).
 
     ``nearest`` is the exact loss as a float64, ``for_rounding`` the float64 to round into the dtype (see
     ``analysis.measure``). Below 64 bits both are :func:`fast_loss` (correct after rounding to the dtype, see the
     argument above); for float64 they are mpmath's exact value rounded to nearest, point by point (~0.1 ms each).
+    ``cache`` (a dict kept by the caller for one y, w and pw) remembers mpmath's answers: a breakdown search asks
+    for the same logits for every method.
     """
     x = np.asarray(x, dtype=np.float64)
     if bits < 64:
         ref = fast_loss(x, y, w, pw)
         return ref, ref
-    ref = np.array([to_float64_nearest(exact_loss(float(v), y, w, pw)) for v in x], dtype=np.float64)
+    cache = {} if cache is None else cache
+
+    def nearest(v: float) -> float:
+        if v not in cache:
+            cache[v] = to_float64_nearest(exact_loss(v, y, w, pw))
+        return cache[v]
+
+    ref = np.array([nearest(float(v)) for v in x], dtype=np.float64)
     return ref, ref
 
 

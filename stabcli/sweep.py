@@ -261,9 +261,9 @@ class Scalars:
         return tuple(float(to_float64(self.fmt.round(np.array(v)))) for v in (self.target, self.weight, self.pos_weight))
 
 
-def chunk_reference(xs: np.ndarray, s: Scalars):
+def chunk_reference(xs: np.ndarray, s: Scalars, cache: dict | None = None):
     """(nearest, for_rounding) reference of the loss at the logits ``xs`` (see ``reference.sweep_reference``)."""
-    return reference.sweep_reference(to_float64(xs), s.fmt.bits, *s.wide())
+    return reference.sweep_reference(to_float64(xs), s.fmt.bits, *s.wide(), cache=cache)
 
 
 def chunk_grad_reference(xs: np.ndarray, s: Scalars, cache: dict | None = None):
@@ -273,26 +273,30 @@ def chunk_grad_reference(xs: np.ndarray, s: Scalars, cache: dict | None = None):
 
 class Chunk:
     """Logits of the dtype and what every method judged on them shares, computed once: the reference (and the
-    reference gradient), prepared for ``analysis.judge``, and where numpy's op-by-op sigmoid overflows."""
+    reference gradient), prepared for ``analysis.judge``, and where numpy's op-by-op sigmoid overflows.
 
-    def __init__(self, xs: np.ndarray, s: Scalars, tol: Tolerance, ref=None, grad_ref=None):
+    ``ref``/``grad_ref`` give the (nearest, for_rounding) pairs if known; ``cache``, {"loss": {}, "grad": {}} kept
+    by the caller for one dtype and target, remembers mpmath's answers across chunks (the breakdown search asks
+    for the same logits for every method). The streaming pass keeps none, so that its memory stays flat.
+    """
+
+    def __init__(self, xs: np.ndarray, s: Scalars, tol: Tolerance, ref=None, grad_ref=None,
+                 cache: dict | None = None):
         self.xs, self.s, self.tol = xs, s, tol
         self.xs64 = to_float64(xs)
-        self._ref, self._grad_ref = ref, grad_ref
-        self._grad_prepared: Reference | None = None
+        self._ref, self._grad_ref, self._cache = ref, grad_ref, cache or {}
 
     @cached_property
     def ref(self) -> Reference:
-        nearest, for_rounding = chunk_reference(self.xs, self.s) if self._ref is None else self._ref
+        nearest, for_rounding = chunk_reference(self.xs, self.s, self._cache.get("loss")) if self._ref is None \
+            else self._ref
         return Reference.prepare(nearest, self.s.fmt, self.tol, for_rounding)
 
-    def grad_ref(self, cache: dict | None = None) -> Reference:
-        """The reference gradient (``cache``: mpmath's answers, kept by the caller, see chunk_grad_reference)."""
-        if self._grad_prepared is None:
-            nearest, for_rounding = chunk_grad_reference(self.xs, self.s, cache) if self._grad_ref is None \
-                else self._grad_ref
-            self._grad_prepared = Reference.prepare(nearest, self.s.fmt, self.tol, for_rounding)
-        return self._grad_prepared
+    @cached_property
+    def grad_ref(self) -> Reference:
+        nearest, for_rounding = chunk_grad_reference(self.xs, self.s, self._cache.get("grad")) \
+            if self._grad_ref is None else self._grad_ref
+        return Reference.prepare(nearest, self.s.fmt, self.tol, for_rounding)
 
     @cached_property
     def sigmoid_overflow(self) -> np.ndarray:
@@ -378,11 +382,11 @@ class GradClassified:
     reference: np.ndarray  # float64, nearest
 
 
-def _judge_grad(backend: str, method: str, chunk: Chunk, cache: dict | None = None):
+def _judge_grad(backend: str, method: str, chunk: Chunk):
     """Differentiate ``method`` on the chunk: (judgement, nonfinite, nan, vanished) masks as GradClassified has them."""
     fmt = chunk.s.fmt
     grad = grad_of(backend, fmt, method, chunk.s.arrays(chunk.xs), broadcast=False).reshape(chunk.xs.shape)
-    j, gone = judge_grad(grad, chunk.grad_ref(cache))
+    j, gone = judge_grad(grad, chunk.grad_ref)
     nan = j.code == NAN
     nonfinite = j.code >= INF
     return j, nonfinite, nan, gone & ~nonfinite
@@ -533,9 +537,9 @@ def _tally(row: SweepRow, chunk: Chunk) -> None:
         _note_closest(row._closest, kind, mask, chunk)
 
 
-def _tally_grad(row: SweepRow, chunk: Chunk, cache: dict) -> None:
+def _tally_grad(row: SweepRow, chunk: Chunk) -> None:
     """The same for the gradient of ``row``'s method (exclusive counts: non-finite, vanished, else inaccurate)."""
-    j, nonfinite, nan, gone = _judge_grad(row.backend, row.method, chunk, cache)
+    j, nonfinite, nan, gone = _judge_grad(row.backend, row.method, chunk)
     stats = row.grad
     stats.counts["nonfinite"] += int(np.count_nonzero(nonfinite))
     stats.counts["vanished"] += int(np.count_nonzero(gone))
@@ -608,12 +612,12 @@ def _pin(closest: dict, kinds: tuple[str, ...], masks: Callable[[np.ndarray], di
     return {key: float(to_float64(from_ordinal(np.array([found[key]]), fmt))[0]) for key in order if key in found}
 
 
-def _refine(row: SweepRow, s: Scalars, tol: Tolerance, grid: Grid) -> None:
-    """Pin the loss breakdowns of ``row`` (see :func:`_pin`)."""
+def _refine(row: SweepRow, s: Scalars, tol: Tolerance, grid: Grid, cache: dict) -> None:
+    """Pin the loss breakdowns of ``row`` (see :func:`_pin`); ``cache`` is the Chunk cache of the dtype and target."""
     fmt = s.fmt
 
     def masks(xs: np.ndarray) -> dict:
-        chunk = Chunk(xs, s, tol)
+        chunk = Chunk(xs, s, tol, cache=cache)
         j, changed, _, _ = _judge_loss(row.backend, row.method, chunk)
         return _loss_masks(j, changed, chunk)
 
@@ -626,7 +630,7 @@ def _refine_grad(row: SweepRow, s: Scalars, tol: Tolerance, grid: Grid, cache: d
     fmt = s.fmt
 
     def judged(xs: np.ndarray):
-        return _judge_grad(row.backend, row.method, Chunk(xs, s, tol), cache)
+        return _judge_grad(row.backend, row.method, Chunk(xs, s, tol, cache=cache))
 
     found = _pin(row.grad._closest, GRAD_KINDS, lambda xs: _grad_masks(*judged(xs)), fmt, grid)
     for key, logit in found.items():
@@ -666,18 +670,17 @@ class _Plan:
 
 
 def _sweep_piece(plan: _Plan, start: int | None, stop: int | None, rows: list[SweepRow] | None = None,
-                 cache: dict | None = None, progress: Callable[[int], None] | None = None) -> list[SweepRow]:
+                 progress: Callable[[int], None] | None = None) -> list[SweepRow]:
     """Sweep the positions [start, stop) (None: all) into ``rows`` (new ones if None) and return them."""
     rows = plan.new_rows() if rows is None else rows
     s, fmt = plan.scalars, FORMATS[plan.fmt]
-    cache = {} if cache is None else cache
     with np.errstate(all="ignore"):
         for xs in logit_chunks(plan.grid, fmt, plan.chunk, start, stop):
             chunk = Chunk(xs, s, plan.tol)
             for row in rows:
                 _tally(row, chunk)
                 if plan.grad:
-                    _tally_grad(row, chunk, cache)
+                    _tally_grad(row, chunk)
             if progress is not None:
                 progress(xs.size)
     return rows
@@ -797,14 +800,14 @@ def _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, metho
             plan = _Plan(fmt.name, tuple(pairs), float(target), float(weight), float(pos_weight), tol, grid, grad,
                          chunk)
             part = plan.new_rows()
-            cache: dict = {}  # mpmath's reference gradients, asked again by the breakdown search
             if pool is not None and total_points(grid, fmt) >= PARALLEL_MIN_POINTS:
                 _sweep_parallel(pool, plan, part, workers, progress)
             else:
-                _sweep_piece(plan, None, None, part, cache, progress)
+                _sweep_piece(plan, None, None, part, progress)
+            cache: dict = {"loss": {}, "grad": {}}  # mpmath's answers, asked again by each row's search
             with np.errstate(all="ignore"):
                 for row in part:
-                    _refine(row, s, tol, grid)
+                    _refine(row, s, tol, grid, cache)
                     if grad:
                         _refine_grad(row, s, tol, grid, cache)
             rows.extend(part)
