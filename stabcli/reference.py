@@ -249,17 +249,20 @@ def _grad_terms(x, y, w, pw):
 
 def fast_grad(x, y, w=1.0, pw=1.0) -> np.ndarray:
     """d loss / d x = w·((1-y)·sigmoid(x) - pw·y·sigmoid(-x)) in float64; exact limits at ±inf, NaN for NaN."""
-    t1, t2 = _grad_terms(x, y, w, pw)
-    with np.errstate(all="ignore"):
-        return t1 - t2
+    return _fast_grad_and_bound(x, y, w, pw)[0]
 
 
 def fast_grad_bound(x, y, w=1.0, pw=1.0) -> np.ndarray:
     """An upper bound on |fast_grad(x, ...) - exact gradient| (see the argument above)."""
+    return _fast_grad_and_bound(x, y, w, pw)[1]
+
+
+def _fast_grad_and_bound(x, y, w, pw) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`fast_grad` and :func:`fast_grad_bound` from one evaluation of the two terms."""
     t1, t2 = _grad_terms(x, y, w, pw)
     y, w, pw = (np.asarray(v, dtype=np.float64) for v in (y, w, pw))
     with np.errstate(all="ignore"):
-        return FAST_GRAD_REL * (np.abs(t1) + np.abs(t2)) + FAST_GRAD_ABS * (1 + np.abs(w) * (1 + np.abs(pw * y)))
+        return t1 - t2, FAST_GRAD_REL * (np.abs(t1) + np.abs(t2)) + FAST_GRAD_ABS * (1 + np.abs(w) * (1 + np.abs(pw * y)))
 
 
 def sweep_grad_reference(x: np.ndarray, fmt, y: float, w: float = 1.0, pw: float = 1.0, cache: dict | None = None):
@@ -293,8 +296,7 @@ def sweep_grad_reference(x: np.ndarray, fmt, y: float, w: float = 1.0, pw: float
 
     from stabcli.formats import to_float64
 
-    fast = fast_grad(x, y, w, pw)
-    bound = fast_grad_bound(x, y, w, pw)
+    fast, bound = _fast_grad_and_bound(x, y, w, pw)
     with np.errstate(all="ignore"):
         if 1 - Fraction(y) == Fraction(pw) * Fraction(y):  # exactly: the root is at 0 (see the argument above)
             near0 = np.abs(x) < 1

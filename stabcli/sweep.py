@@ -55,7 +55,7 @@ from stabcli.formulas import methods_for
 SPACINGS: tuple[str, ...] = ("linear", "log")
 DEFAULT_MIN, DEFAULT_MAX, DEFAULT_POINTS = -1e4, 1e4, 4001
 LOG_INNER = 1e-4  # a log grid that crosses 0 runs from ±LOG_INNER outward (or from the nearer end, if closer)
-MAX_POINTS = 10**9  # a grid sweep larger than this is refused (1e9 float32 points take about an hour)
+MAX_POINTS = 10**9  # a grid sweep larger than this is refused (1e9 float32 points, 2 targets: ~13 min on 2 cores)
 CHUNK = 2**16  # logits per chunk: ~2 MB per intermediate array in float32, flat whatever the sweep size
 SCAN_LIMIT = {16: 2**16, 32: 2**16, 64: 64}  # a bracket this small (in representable values) is scanned whole
 SAMPLES = {16: 4096, 32: 4096, 64: 64}  # a larger bracket is sampled at this many evenly spaced ordinals
