@@ -12,17 +12,24 @@
   -100 clamp changed the result; else ``inaccurate`` outside numpy's allclose rule
   |loss - ref| <= atol + rtol·|ref|; else ``ok``. A loss equal to its reference, even inf or NaN (the exact limit
   of loss(+inf, 0), or NaN in, NaN out), is ``ok``.
+
+The rules live in :func:`judge`, which works on integer status codes (an index into ``STATUSES``) and never builds
+a string per point: a sweep judges every method on each chunk of logits against one :class:`Reference` prepared
+once for the chunk, and only counts. :func:`measure` is the per-point view on top of it (``compare``, figures).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
-from stabcli.formats import Format, round_float64, to_float64, ulps_between
+from stabcli.formats import Format, ordinal, round_float64, to_float64, ulps_between
 
-STATUSES: tuple[str, ...] = ("ok", "inaccurate", "clamped", "inf", "nan")
+STATUSES: tuple[str, ...] = ("ok", "inaccurate", "clamped", "inf", "nan")  # status codes 0..4
+OK, INACCURATE, CLAMPED, INF, NAN = range(len(STATUSES))
+_STATUS_NAMES = np.array(STATUSES, dtype="<U10")
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,123 @@ class Tolerance:
 
 
 @dataclass
+class Reference:
+    """A reference prepared for judging results at the same points: once per sweep chunk, for every method.
+
+    ``nearest`` is the exact value rounded to the nearest float64; ``in_dtype`` the exact value rounded to the
+    format (from ``reference_odd``, the exact value rounded to odd in float64, which avoids double rounding; from
+    ``nearest`` without it), the target of the ulp count.
+    """
+
+    fmt: Format
+    tol: Tolerance
+    nearest: np.ndarray  # float64
+    in_dtype: np.ndarray  # values of fmt
+    in_dtype64: np.ndarray  # the same, as float64
+    bound: np.ndarray  # atol + rtol·|nearest|: the allclose bound on |loss - nearest|
+    nearest_has_nan: bool
+    in_dtype_has_nan: bool
+
+    @cached_property
+    def in_dtype_ordinal(self) -> np.ndarray:
+        return ordinal(self.in_dtype, self.fmt)
+
+    @classmethod
+    def prepare(cls, reference, fmt: Format, tol: Tolerance, reference_odd=None) -> "Reference":
+        nearest = np.asarray(reference, dtype=np.float64)
+        in_dtype = round_float64(np.asarray(nearest if reference_odd is None else reference_odd, dtype=np.float64), fmt)
+        in_dtype64 = to_float64(in_dtype)
+        with np.errstate(all="ignore"):
+            bound = tol.atol + tol.rtol * np.abs(nearest)
+        return cls(fmt, tol, nearest, in_dtype, in_dtype64, bound,
+                   bool(np.isnan(nearest).any()), bool(np.isnan(in_dtype64).any()))
+
+
+@dataclass
+class Judgement:
+    """One result array judged against a :class:`Reference`: integer status codes, the error, and what the
+    error bits need (computed on demand, and only where the result is not the reference in the dtype)."""
+
+    code: np.ndarray  # int8, an index into STATUSES
+    abs_error: np.ndarray  # float64
+    within: np.ndarray  # bool: abs_error <= atol + rtol·|ref| (a correctly rounded result need not be)
+    loss: np.ndarray  # values of the format
+    loss64: np.ndarray
+    ref: Reference
+    same_in_dtype: np.ndarray  # bool: the loss is the reference rounded to the dtype (NaN against NaN too)
+
+    @property
+    def status(self) -> np.ndarray:
+        """The statuses as a fixed-width str array (fixed width: 10x faster to build and compare than objects)."""
+        return _STATUS_NAMES[self.code]
+
+    def counts(self) -> np.ndarray:
+        """How many points have each status, in the order of STATUSES."""
+        return np.bincount(self.code.reshape(-1), minlength=len(STATUSES))
+
+    def _off(self):
+        """(indices of finite results, off the reference in the dtype, whose ulps count; where the pair is not
+        finite and differs, which counts as the format's full width)."""
+        finite_pair = np.isfinite(self.loss64) & np.isfinite(self.ref.in_dtype64)
+        return np.flatnonzero(finite_pair & ~self.same_in_dtype), ~finite_pair & ~self.same_in_dtype
+
+    def _bits_at(self, at: np.ndarray) -> np.ndarray:
+        ulps = ulps_between(self.loss.reshape(-1)[at], self.ref.in_dtype.reshape(-1)[at], self.ref.fmt)
+        return np.log2(1.0 + ulps)
+
+    def error_bits(self) -> np.ndarray:
+        """log2(1 + ulps) per point (0 where the result is the reference in the dtype; the format's width where a
+        non-finite result differs from it)."""
+        at, full = self._off()
+        bits = np.zeros(self.loss64.shape, dtype=np.float64)
+        bits.reshape(-1)[at] = self._bits_at(at)
+        bits[full] = float(self.ref.fmt.bits)
+        return bits
+
+    def max_error_bits(self) -> float:
+        """The largest of :meth:`error_bits` (0.0 for no points), without the per-point array."""
+        fmt = self.ref.fmt
+        finite_pair = np.isfinite(self.loss64) & np.isfinite(self.ref.in_dtype64)
+        if (~finite_pair & ~self.same_in_dtype).any():
+            return float(fmt.bits)  # log2(1 + ulps) < bits for any two finite values of the format
+        if fmt.bits == 64:
+            at = np.flatnonzero(finite_pair & ~self.same_in_dtype)
+            return float(np.max(self._bits_at(at))) if at.size else 0.0
+        # Below 64 bits the ulps are exact integers |ordinal(loss) - ordinal(ref)| < 2**33, and log2(1 + n) of a
+        # larger integer is larger by far more than log2's rounding error, so the largest error bits are those
+        # of the largest ulps: one log2, and integer arithmetic on the whole chunk instead of indexing into it.
+        ulps = np.abs(ordinal(self.loss, fmt) - self.ref.in_dtype_ordinal)
+        return float(np.log2(1.0 + int(np.max(ulps, where=finite_pair & ~self.same_in_dtype, initial=0))))
+
+
+def judge(loss, ref: Reference, clamp_changed=None) -> Judgement:
+    """Status codes and errors of ``loss`` (values of ``ref.fmt``) against ``ref`` (see the module's rules)."""
+    loss = np.asarray(loss)
+    loss64 = to_float64(loss)
+    with np.errstate(all="ignore"):
+        same = loss64 == ref.nearest
+        if ref.nearest_has_nan:
+            same |= np.isnan(loss64) & np.isnan(ref.nearest)
+        same_in_dtype = loss64 == ref.in_dtype64
+        if ref.in_dtype_has_nan:
+            same_in_dtype |= np.isnan(loss64) & np.isnan(ref.in_dtype64)
+        correctly_rounded = same | same_in_dtype
+        abs_error = np.abs(loss64 - ref.nearest)  # 0 where equal and finite
+        undefined = np.isnan(abs_error)  # inf - inf or a NaN: 0 if the two are the same, else inf
+        if undefined.any():
+            abs_error[undefined] = np.where(same[undefined], 0.0, np.inf)
+        within = abs_error <= ref.bound
+    code = (~(correctly_rounded | within)).astype(np.int8)  # INACCURATE = 1
+    if clamp_changed is not None:
+        code[np.broadcast_to(np.asarray(clamp_changed), code.shape)] = CLAMPED
+    nonfinite = ~np.isfinite(loss64)
+    if nonfinite.any():
+        code[np.isinf(loss64) & ~correctly_rounded] = INF
+        code[np.isnan(loss64) & ~correctly_rounded] = NAN
+    return Judgement(code, abs_error, within, loss, loss64, ref, same_in_dtype)
+
+
+@dataclass
 class Errors:
     """Element-wise error measures (float64 arrays) and statuses (a numpy array of str, one of ``STATUSES``)."""
 
@@ -49,36 +173,20 @@ class Errors:
     vanished: np.ndarray | None = None  # gradients only (measure_grad): where the gradient vanished
 
 
-def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a == b) | (np.isnan(a) & np.isnan(b))
-
-
 def measure(loss, reference: np.ndarray, fmt: Format, tol: Tolerance, clamp_changed=None, reference_odd=None) -> Errors:
     """Compare ``loss`` (values of ``fmt``) with ``reference`` (the exact value rounded to the nearest float64).
 
     ``reference_odd``, the exact value rounded to odd in float64, is what gets rounded into ``fmt`` for the ulp
     count (avoiding double rounding); without it the nearest float64 is used.
     """
-    loss64 = to_float64(loss)
-    ref64 = np.asarray(reference, dtype=np.float64)
-    ref_in_dtype = round_float64(np.asarray(ref64 if reference_odd is None else reference_odd, dtype=np.float64), fmt)
+    j = judge(loss, Reference.prepare(reference, fmt, tol, reference_odd), clamp_changed)
+    return _errors(j)
+
+
+def _errors(j: Judgement) -> Errors:
     with np.errstate(all="ignore"):
-        same = _same(loss64, ref64)
-        correctly_rounded = same | _same(loss64, to_float64(ref_in_dtype))
-        abs_error = np.where(same, 0.0, np.abs(loss64 - ref64))
-        abs_error = np.where(np.isnan(abs_error), np.inf, abs_error)
-        rel_error = np.where(abs_error == 0, 0.0, abs_error / np.abs(ref64))
-        finite_pair = np.isfinite(loss64) & np.isfinite(to_float64(ref_in_dtype))
-        ulps = np.where(finite_pair, ulps_between(np.where(finite_pair, loss, 0), np.where(finite_pair, ref_in_dtype, 0), fmt), 0.0)
-        error_bits = np.where(finite_pair, np.log2(1.0 + ulps), np.where(_same(loss64, to_float64(ref_in_dtype)), 0.0, float(fmt.bits)))
-        within = correctly_rounded | (abs_error <= tol.atol + tol.rtol * np.abs(ref64))
-    status = np.full(loss64.shape, "ok", dtype="<U10")  # fixed width: 10x faster to build and compare than objects
-    status[~within] = "inaccurate"
-    if clamp_changed is not None:
-        status[np.broadcast_to(np.asarray(clamp_changed), loss64.shape)] = "clamped"
-    status[np.isinf(loss64) & ~correctly_rounded] = "inf"
-    status[np.isnan(loss64) & ~correctly_rounded] = "nan"
-    return Errors(abs_error, rel_error, error_bits, status)
+        rel_error = np.where(j.abs_error == 0, 0.0, j.abs_error / np.abs(j.ref.nearest))
+    return Errors(j.abs_error, rel_error, j.error_bits(), j.status)
 
 
 def vanished(grad, reference_in_dtype, fmt: Format) -> np.ndarray:
@@ -93,12 +201,19 @@ def vanished(grad, reference_in_dtype, fmt: Format) -> np.ndarray:
         return (g < fmt.eps * ref) & (ref != 0) & ~np.isnan(ref)
 
 
+def judge_grad(grad, ref: Reference, clamped=None) -> tuple[Judgement, np.ndarray]:
+    """:func:`judge` for gradients, plus: a gradient that :func:`vanished` (0, or negligible, where the reference
+    in the dtype is not) is ``inaccurate`` even inside a loose tolerance (never ``ok``: training stops there).
+    Returns the judgement and the vanished mask."""
+    j = judge(grad, ref, clamped)
+    gone = vanished(j.loss64, ref.in_dtype64, ref.fmt)
+    j.code[gone & (j.code == OK)] = INACCURATE
+    return j, gone
+
+
 def measure_grad(grad, reference: np.ndarray, fmt: Format, tol: Tolerance, clamped=None, reference_odd=None) -> Errors:
-    """:func:`measure` for gradients, plus: a gradient that :func:`vanished` (0, or negligible, where the reference
-    in the dtype is not) is ``inaccurate`` even inside a loose tolerance (never ``ok``: training stops there)."""
-    err = measure(grad, reference, fmt, tol, clamped, reference_odd)
-    ref_in_dtype = to_float64(round_float64(np.asarray(reference if reference_odd is None else reference_odd,
-                                                       dtype=np.float64), fmt))
-    err.vanished = vanished(grad, ref_in_dtype, fmt)
-    err.status[err.vanished & (err.status == "ok")] = "inaccurate"
+    """:func:`measure` for gradients (see :func:`judge_grad`), with ``vanished`` filled in."""
+    j, gone = judge_grad(grad, Reference.prepare(reference, fmt, tol, reference_odd), clamped)
+    err = _errors(j)
+    err.vanished = gone
     return err

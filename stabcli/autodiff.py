@@ -233,11 +233,13 @@ class Gradient:
     details: dict  # float64 arrays for the trace: p, p(1-p), the denominator (torch_bce) ...
 
 
-def _inputs(arrays: dict, fmt: Format):
+def _inputs(arrays: dict, fmt: Format, broadcast: bool = True):
     keys = ("logits", "targets", "weight", "pos_weight")
     full = {k: np.asarray(arrays[k], dtype=fmt.np_dtype) if k in arrays else np.ones((), dtype=fmt.np_dtype)
             for k in keys}
     shape = np.broadcast_shapes(*(a.shape for a in full.values()))
+    if not broadcast:  # the logits as given, the constants as they are (0-d in a sweep): same per-element results
+        return [np.ascontiguousarray(full["logits"]), *(full[k] for k in keys[1:])], shape
     return [np.ascontiguousarray(np.broadcast_to(full[k], shape)) for k in keys], shape
 
 
@@ -316,7 +318,8 @@ def _backend_sigmoid(backend: str, fmt: Format, x: np.ndarray) -> np.ndarray:
     return np.asarray(ops.to_numpy(ops.sigmoid(ops.array(x))), dtype=fmt.np_dtype)
 
 
-def grad_of(backend: str, fmt: Format, method: str, arrays: dict, reduction: str = "none") -> np.ndarray:
+def grad_of(backend: str, fmt: Format, method: str, arrays: dict, reduction: str = "none",
+            broadcast: bool = True) -> np.ndarray:
     """d loss / d x per element, as the backend computes it, in the dtype.
 
     Args:
@@ -326,11 +329,14 @@ def grad_of(backend: str, fmt: Format, method: str, arrays: dict, reduction: str
         arrays: {"logits": ..., "targets": ..., "weight": ..., "pos_weight": ...}, arrays of ``fmt.np_dtype``
             that broadcast together; weight and pos_weight default to 1.
         reduction: "none" (d loss_i / d x_i), "mean" (divided by the number of elements) or "sum".
+        broadcast: False keeps the target, weight and pos_weight in their own shapes (a sweep passes them as 0-d
+            arrays, so that an operation on constants alone is done once, not once per logit); the logits must
+            then have the broadcast shape.
 
     Returns:
         An array of ``fmt.np_dtype`` of the broadcast shape. Vectorised: a sweep can pass a million logits.
     """
-    (x, y, w, pw), _ = _inputs(arrays, fmt)
+    (x, y, w, pw), _ = _inputs(arrays, fmt, broadcast)
     run = _numpy_grad if backend == "numpy" else _torch_grad
     return run(fmt, method, x, y, w, pw, reduction)[0]
 

@@ -47,7 +47,7 @@ class NumpyOps:
     maximum = staticmethod(np.maximum)
 
     def where(self, cond, a, b):
-        return np.where(cond, a, b).astype(self.dtype)
+        return np.where(cond, a, b).astype(self.dtype, copy=False)
 
     # BCELoss's kernel calls std::log and std::log1p; numpy has only its own log, which is what it uses.
     bce_log = staticmethod(np.log)

@@ -153,11 +153,20 @@ def _scalar_or_list(arr: np.ndarray, reduced: bool):
     return float(arr.reshape(())) if reduced else [float(v) for v in arr.ravel()]
 
 
-def evaluate_method(backend: str, fmt: Format, method: str, arrays: dict):
-    """Run one method; returns (Evaluation, ops) with the inputs of the dtype broadcast to one shape."""
+def evaluate_method(backend: str, fmt: Format, method: str, arrays: dict, broadcast: bool = True):
+    """Run one method; returns (Evaluation, ops) with the inputs of the dtype broadcast to one shape.
+
+    With ``broadcast=False`` the inputs keep their shapes (a sweep passes the target, weight and pos_weight as 0-d
+    arrays, so that an operation on them alone is done once instead of once per logit; every per-element result
+    is the same).
+    """
     ops = make_ops(backend, fmt)
-    shape = np.broadcast_shapes(*(a.shape for a in arrays.values()))
-    x, y, w, pw = (ops.array(np.broadcast_to(arrays[k], shape)) for k in ("logits", "targets", "weight", "pos_weight"))
+    keys = ("logits", "targets", "weight", "pos_weight")
+    if broadcast:
+        shape = np.broadcast_shapes(*(a.shape for a in arrays.values()))
+        x, y, w, pw = (ops.array(np.broadcast_to(arrays[k], shape)) for k in keys)
+    else:
+        x, y, w, pw = (ops.array(arrays[k]) for k in keys)
     with np.errstate(all="ignore"):
         ev = METHODS[method](ops, x, y, w, pw)
     return ev, ops

@@ -150,15 +150,16 @@ def to_float64(values) -> np.ndarray:
 def ordinal(values, fmt: Format) -> np.ndarray:
     """Map values to integers so that neighbouring floats differ by 1 (-0 and +0 both map to 0)."""
     arr = np.asarray(values, dtype=fmt.np_dtype)
-    bits = arr.view(fmt.uint_dtype).astype(np.int64) if fmt.bits < 64 else arr.view(np.int64)
-    sign_mask = np.int64(1) << np.int64(fmt.bits - 1) if fmt.bits < 64 else np.int64(-(2**63))
     if fmt.bits < 64:
-        magnitude = bits & ~sign_mask
-        negative = (bits & sign_mask) != 0
-    else:
-        magnitude = bits & np.int64(2**63 - 1)
-        negative = bits < 0
-    return np.where(negative, -magnitude, magnitude)
+        # The bits as a signed integer i of the same width: a negative value has the sign bit set, so i < 0 and
+        # its magnitude is i - lowest; -magnitude = lowest - i fits the width (lowest - i wraps only where i >= 0,
+        # which np.where discards). Four passes, two of them at the narrow width: sweeps count ulps per chunk.
+        i = arr.view(f"int{fmt.bits}")
+        lowest = np.iinfo(i.dtype).min
+        return np.where(i < 0, lowest - i, i).astype(np.int64)
+    bits = arr.view(np.int64)
+    magnitude = bits & np.int64(2**63 - 1)
+    return np.where(bits < 0, -magnitude, magnitude)
 
 
 def ulps_between(a, b, fmt: Format) -> np.ndarray:

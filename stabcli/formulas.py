@@ -72,14 +72,9 @@ def naive(ops, x, y, w, pw) -> Evaluation:
     return ev
 
 
-def _bce_clamped_terms(ops, p, y, pw, *, clamp: bool):
-    """torch's BCELoss rule: (y-1)·max(log1p(-p), -100) - pw·y·max(log p, -100), the logs as its kernel has them."""
-    log_p = ops.bce_log(p)
-    log_1mp = ops.bce_log1p(-p)
-    if clamp:
-        floor = ops.const(LOG_CLAMP)
-        log_p, log_1mp = ops.maximum(log_p, floor), ops.maximum(log_1mp, floor)
-    return (y - 1) * log_1mp - (pw * y) * log_p
+def _bce_unclamped(ops, log_p, log_1mp, y, w, pw):
+    """torch's BCELoss rule without its clamp, w·((y-1)·log1p(-p) - pw·y·log p): what the loss would have been."""
+    return ((y - 1) * log_1mp - (pw * y) * log_p) * w
 
 
 def clamped(ops, x, y, w, pw) -> Evaluation:
@@ -100,7 +95,7 @@ def clamped(ops, x, y, w, pw) -> Evaluation:
     neg = ev.step("(y-1)·max(log1p)", (y - 1) * c_log_1mp, "mul", y - 1, c_log_1mp, log_1mp)
     pos = ev.step("pw·y·max(log p)", (pw * y) * c_log_p, "mul", pw * y, c_log_p, log_p)
     ev.loss = ev.step("loss = w·(diff)", (neg - pos) * w, "loss", neg, pos)
-    ev.unclamped = _bce_clamped_terms(ops, p, y, pw, clamp=False) * w
+    ev.unclamped = _bce_unclamped(ops, log_p, log_1mp, y, w, pw)
     ev.clamp_changed = _differs(ops, ev.loss, ev.unclamped)
     return ev
 
@@ -163,7 +158,7 @@ def torch_bce(ops, x, y, w, pw) -> Evaluation:
     loss = F.binary_cross_entropy(torch.where(nan, 0.5, p), y.expand(p.shape), weight=weight, reduction="none")
     loss = torch.where(nan, torch.nan, loss)
     ev.loss = ev.step("BCELoss(p, y)", loss, "torch_bce", p)
-    ev.unclamped = _bce_clamped_terms(ops, p, y, pw, clamp=False) * w
+    ev.unclamped = _bce_unclamped(ops, ops.bce_log(p), ops.bce_log1p(-p), y, w, pw)
     ev.clamp_changed = _differs(ops, ev.loss, ev.unclamped)
     return ev
 

@@ -12,6 +12,7 @@ mpmath is imported inside the functions, so that ``stabcli --help`` never loads 
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 
@@ -148,32 +149,51 @@ def fast_softplus(t: np.ndarray) -> np.ndarray:
         return np.maximum(t, 0.0) + np.log1p(np.exp(-np.abs(t)))
 
 
-def _fast_term(coef, value):
+def _fast_term(coef, value: Callable[[], np.ndarray]) -> np.ndarray | None:
+    """coef·value(), exactly 0 where coef is 0 (even against an infinite value); None for a scalar coefficient
+    of 0, without computing value() at all (a hard target needs one softplus, not two)."""
     with np.errstate(all="ignore"):
-        return np.where(coef == 0, 0.0, coef * value)
+        if coef.ndim == 0:
+            return None if coef == 0 else coef * value()
+        return np.where(coef == 0, 0.0, coef * value())
 
 
 def fast_loss(x, y, w=1.0, pw=1.0) -> np.ndarray:
     """w·(pw·y·softplus(-x) + (1-y)·softplus(x)) in float64 (see the error argument above); NaN logit gives NaN."""
     x = np.asarray(x, dtype=np.float64)
     y, w, pw = (np.asarray(v, dtype=np.float64) for v in (y, w, pw))
+    shape = np.broadcast_shapes(x.shape, y.shape, w.shape, pw.shape)
     with np.errstate(all="ignore"):
-        inner = _fast_term(pw * y, fast_softplus(-x)) + _fast_term(1 - y, fast_softplus(x))
-        return _fast_term(w, inner)
+        tail = np.log1p(np.exp(-np.abs(x)))  # :func:`fast_softplus`'s second term, the same for x and -x
+        # Each term is +0, positive or NaN, so leaving out a term that is exactly 0 changes no bit of the sum.
+        terms = [t for t in (_fast_term(pw * y, lambda: np.maximum(-x, 0.0) + tail),
+                             _fast_term(1 - y, lambda: np.maximum(x, 0.0) + tail)) if t is not None]
+        inner = terms[0] + terms[1] if len(terms) == 2 else terms[0] if terms else np.zeros(shape)
+        loss = _fast_term(w, lambda: inner)
+        return np.zeros(shape) if loss is None else loss
 
 
-def sweep_reference(x: np.ndarray, bits: int, y: float, w: float = 1.0, pw: float = 1.0):
+def sweep_reference(x: np.ndarray, bits: int, y: float, w: float = 1.0, pw: float = 1.0, cache: dict | None = None):
     """The reference for a sweep of logits ``x`` (float64 values of a dtype ``bits`` wide): (nearest, for_rounding).
 
     ``nearest`` is the exact loss as a float64, ``for_rounding`` the float64 to round into the dtype (see
     ``analysis.measure``). Below 64 bits both are :func:`fast_loss` (correct after rounding to the dtype, see the
     argument above); for float64 they are mpmath's exact value rounded to nearest, point by point (~0.1 ms each).
+    ``cache`` (a dict kept by the caller for one y, w and pw) remembers mpmath's answers: a breakdown search asks
+    for the same logits for every method.
     """
     x = np.asarray(x, dtype=np.float64)
     if bits < 64:
         ref = fast_loss(x, y, w, pw)
         return ref, ref
-    ref = np.array([to_float64_nearest(exact_loss(float(v), y, w, pw)) for v in x], dtype=np.float64)
+    cache = {} if cache is None else cache
+
+    def nearest(v: float) -> float:
+        if v not in cache:
+            cache[v] = to_float64_nearest(exact_loss(v, y, w, pw))
+        return cache[v]
+
+    ref = np.array([nearest(float(v)) for v in x], dtype=np.float64)
     return ref, ref
 
 
@@ -229,17 +249,20 @@ def _grad_terms(x, y, w, pw):
 
 def fast_grad(x, y, w=1.0, pw=1.0) -> np.ndarray:
     """d loss / d x = w·((1-y)·sigmoid(x) - pw·y·sigmoid(-x)) in float64; exact limits at ±inf, NaN for NaN."""
-    t1, t2 = _grad_terms(x, y, w, pw)
-    with np.errstate(all="ignore"):
-        return t1 - t2
+    return _fast_grad_and_bound(x, y, w, pw)[0]
 
 
 def fast_grad_bound(x, y, w=1.0, pw=1.0) -> np.ndarray:
     """An upper bound on |fast_grad(x, ...) - exact gradient| (see the argument above)."""
+    return _fast_grad_and_bound(x, y, w, pw)[1]
+
+
+def _fast_grad_and_bound(x, y, w, pw) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`fast_grad` and :func:`fast_grad_bound` from one evaluation of the two terms."""
     t1, t2 = _grad_terms(x, y, w, pw)
     y, w, pw = (np.asarray(v, dtype=np.float64) for v in (y, w, pw))
     with np.errstate(all="ignore"):
-        return FAST_GRAD_REL * (np.abs(t1) + np.abs(t2)) + FAST_GRAD_ABS * (1 + np.abs(w) * (1 + np.abs(pw * y)))
+        return t1 - t2, FAST_GRAD_REL * (np.abs(t1) + np.abs(t2)) + FAST_GRAD_ABS * (1 + np.abs(w) * (1 + np.abs(pw * y)))
 
 
 def sweep_grad_reference(x: np.ndarray, fmt, y: float, w: float = 1.0, pw: float = 1.0, cache: dict | None = None):
@@ -273,8 +296,7 @@ def sweep_grad_reference(x: np.ndarray, fmt, y: float, w: float = 1.0, pw: float
 
     from stabcli.formats import to_float64
 
-    fast = fast_grad(x, y, w, pw)
-    bound = fast_grad_bound(x, y, w, pw)
+    fast, bound = _fast_grad_and_bound(x, y, w, pw)
     with np.errstate(all="ignore"):
         if 1 - Fraction(y) == Fraction(pw) * Fraction(y):  # exactly: the root is at 0 (see the argument above)
             near0 = np.abs(x) < 1

@@ -6,6 +6,13 @@ reference, and accumulates counts of statuses, the largest errors, and per side 
 to 0. The grid only brackets a breakdown (the failing grid logit closest to 0); :func:`find_closest_failure` then
 pins the logit by searching the dtype's representable values (their ordinals) from 0 out to that grid logit.
 
+How it stays fast: a :class:`Chunk` computes the reference once for every method; each method is judged on integer
+status codes (``analysis.judge``) and only counted, with no per-logit strings or error arrays (:func:`classify`
+keeps those for figures and tests); an exhaustive sweep has evaluated every value, so it needs no search. A
+(dtype, target) of at least PARALLEL_MIN_POINTS logits is split into pieces of the walk (ordinals, or grid
+indices) that worker processes sweep chunk by chunk; each returns its partial rows (counts, maxima, and the
+failing logit closest to 0 per kind and side), the parent merges them and pins the breakdowns once.
+
 Breakdown logits (``Breakdown``), each the logit closest to 0 on its side (x >= 0 / x < 0) within the swept range:
 ``nonfinite_*`` where the loss is inf or NaN, ``inaccurate_*`` where it is outside the tolerance
 |loss - ref| <= atol + rtol·|ref| (non-finite included), ``clamped_*`` where the -100 clamp changed the loss.
@@ -26,25 +33,29 @@ search as the loss's; ``inaccurate_*`` there includes the non-finite and vanishe
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Callable, Iterator
 
 import numpy as np
 
 from stabcli import reference
-from stabcli.analysis import Tolerance, measure, measure_grad
+from stabcli.analysis import INF, NAN, OK, Reference, Tolerance, judge, judge_grad
 from stabcli.autodiff import grad_of
 from stabcli.backends import BACKEND_NAMES
 from stabcli.compare import evaluate_method
 from stabcli.errors import InputError
-from stabcli.formats import Format, ordinal, to_float64
+from stabcli.formats import FORMATS, Format, ordinal, to_float64
 from stabcli.formulas import methods_for
 
 SPACINGS: tuple[str, ...] = ("linear", "log")
 DEFAULT_MIN, DEFAULT_MAX, DEFAULT_POINTS = -1e4, 1e4, 4001
 LOG_INNER = 1e-4  # a log grid that crosses 0 runs from ±LOG_INNER outward (or from the nearer end, if closer)
-MAX_POINTS = 10**9  # a grid sweep larger than this is refused (1e9 float32 points take about an hour)
+MAX_POINTS = 10**9  # a grid sweep larger than this is refused (1e9 float32 points, 2 targets: ~13 min on 2 cores)
 CHUNK = 2**16  # logits per chunk: ~2 MB per intermediate array in float32, flat whatever the sweep size
 SCAN_LIMIT = {16: 2**16, 32: 2**16, 64: 64}  # a bracket this small (in representable values) is scanned whole
 SAMPLES = {16: 4096, 32: 4096, 64: 64}  # a larger bracket is sampled at this many evenly spaced ordinals
@@ -64,10 +75,14 @@ class Grid:
     points: int = DEFAULT_POINTS
     spacing: str = "log"
     exhaustive: bool = False
+    # Exhaustive over the ordinals lo..hi (inclusive) only, not the whole format: for benchmarks and tests, which
+    # time or check a slice of float32's 4.28e9 values; the command line always sweeps every value.
+    ordinals: tuple[int, int] | None = None
 
     def as_dict(self) -> dict:
         if self.exhaustive:
-            return {"kind": "exhaustive"}
+            return {"kind": "exhaustive"} if self.ordinals is None else \
+                {"kind": "exhaustive", "ordinals": list(self.ordinals)}
         return {"kind": "grid", "min": self.min, "max": self.max, "points": self.points, "spacing": self.spacing,
                 "log_inner": LOG_INNER if self.spacing == "log" and self.min < 0 < self.max else None}
 
@@ -159,33 +174,51 @@ def grid_float64(grid: Grid, start: int, stop: int) -> np.ndarray:
 
 def total_points(grid: Grid, fmt: Format) -> int:
     """How many logits the sweep evaluates in ``fmt`` (exact when exhaustive, an upper bound on a grid)."""
-    return 2 * max_ordinal(fmt) + 2 if grid.exhaustive else grid.points  # +2: both zeros
+    if not grid.exhaustive:
+        return grid.points
+    lo, hi = span(grid, fmt)
+    return hi - lo + (lo <= 0 < hi)  # +1: both zeros
 
 
-def logit_chunks(grid: Grid, fmt: Format, chunk: int = CHUNK) -> Iterator[np.ndarray]:
-    """The swept logits as arrays of the dtype: increasing, distinct, finite, at most ``chunk`` per array.
+def span(grid: Grid, fmt: Format) -> tuple[int, int]:
+    """The positions [start, stop) that :func:`logit_chunks` walks: ordinals when exhaustive, else grid indices."""
+    if not grid.exhaustive:
+        return 0, grid.points
+    if fmt.bits == 64:
+        raise InputError("--exhaustive with float64 would be 1.8e19 values; use it with float16, bfloat16 "
+                         "or float32, or sweep float64 on a grid")
+    m = max_ordinal(fmt)
+    lo, hi = (-m, m) if grid.ordinals is None else (max(grid.ordinals[0], -m), min(grid.ordinals[1], m))
+    return lo, hi + 1
+
+
+def logit_chunks(grid: Grid, fmt: Format, chunk: int = CHUNK, start: int | None = None,
+                 stop: int | None = None) -> Iterator[np.ndarray]:
+    """The swept logits as arrays of the dtype: increasing, distinct, finite, at most ``chunk`` per array (one
+    more in the chunk where -0 joins +0).
 
     Exhaustive: every finite value, -0 and +0 both (63,488 float16 and 65,280 bfloat16 values, as the issue and
     :meth:`Format.all_finite` count them; the two zeros give the same loss).
     Grid: the grid rounded to the dtype; values that round to the same number are kept once, and values beyond the
     dtype's range (which would round to ±inf) are dropped.
+    ``start``/``stop`` walk only the positions [start, stop) of :func:`span` (ordinals or grid indices), so that
+    consecutive pieces together give exactly the logits of the whole walk (a worker's share of a sweep).
     """
+    first, end = span(grid, fmt)
+    first, end = max(first, first if start is None else start), min(end, end if stop is None else stop)
     if grid.exhaustive:
-        if fmt.bits == 64:
-            raise InputError("--exhaustive with float64 would be 1.8e19 values; use it with float16, bfloat16 "
-                             "or float32, or sweep float64 on a grid")
-        m = max_ordinal(fmt)
-        for start in range(-m, m + 1, chunk):
-            ords = np.arange(start, min(start + chunk, m + 1), dtype=np.int64)
-            values = from_ordinal(ords, fmt)
-            if start <= 0 < start + chunk:  # ordinal 0 is +0; -0 goes just before it
-                at = int(-start)
+        for lo in range(first, end, chunk):
+            hi = min(lo + chunk, end)
+            values = from_ordinal(np.arange(lo, hi, dtype=np.int64), fmt)
+            if lo <= 0 < hi:  # ordinal 0 is +0; -0 goes just before it
+                at = int(-lo)
                 values = np.concatenate([values[:at], np.array([-0.0]).astype(fmt.np_dtype), values[at:]])
             yield values
         return
-    last = None
-    for start in range(0, grid.points, chunk):
-        values = fmt.round(grid_float64(grid, start, min(start + chunk, grid.points)))
+    # the grid value before the piece, as rounded: a value equal to it was already swept
+    last = to_float64(fmt.round(grid_float64(grid, first - 1, first)))[0] if first > 0 else None
+    for lo in range(first, end, chunk):
+        values = fmt.round(grid_float64(grid, lo, min(lo + chunk, end)))
         wide = to_float64(values)
         keep = np.isfinite(wide)
         keep[1:] &= wide[1:] != wide[:-1]
@@ -215,17 +248,66 @@ class Scalars:
     pos_weight: float
 
     def arrays(self, xs: np.ndarray) -> dict:
+        """The inputs of a method: the logits ``xs`` and the three constants as 0-d arrays of the dtype."""
+        return {"logits": xs, **self._constants}
+
+    @cached_property
+    def _constants(self) -> dict:
         r = self.fmt.round
-        return {"logits": xs, "targets": r(np.array(self.target)), "weight": r(np.array(self.weight)),
+        return {"targets": r(np.array(self.target)), "weight": r(np.array(self.weight)),
                 "pos_weight": r(np.array(self.pos_weight))}
 
     def wide(self) -> tuple[float, float, float]:
         return tuple(float(to_float64(self.fmt.round(np.array(v)))) for v in (self.target, self.weight, self.pos_weight))
 
 
-def chunk_reference(xs: np.ndarray, s: Scalars):
+def chunk_reference(xs: np.ndarray, s: Scalars, cache: dict | None = None):
     """(nearest, for_rounding) reference of the loss at the logits ``xs`` (see ``reference.sweep_reference``)."""
-    return reference.sweep_reference(to_float64(xs), s.fmt.bits, *s.wide())
+    return reference.sweep_reference(to_float64(xs), s.fmt.bits, *s.wide(), cache=cache)
+
+
+def chunk_grad_reference(xs: np.ndarray, s: Scalars, cache: dict | None = None):
+    """(nearest, for_rounding) reference gradient at ``xs`` (see ``reference.sweep_grad_reference``)."""
+    return reference.sweep_grad_reference(to_float64(xs), s.fmt, *s.wide(), cache=cache)
+
+
+class Chunk:
+    """Logits of the dtype and what every method judged on them shares, computed once: the reference (and the
+    reference gradient), prepared for ``analysis.judge``, and where numpy's op-by-op sigmoid overflows.
+
+    ``ref``/``grad_ref`` give the (nearest, for_rounding) pairs if known; ``cache``, {"loss": {}, "grad": {}} kept
+    by the caller for one dtype and target, remembers mpmath's answers across chunks (the breakdown search asks
+    for the same logits for every method). The streaming pass keeps none, so that its memory stays flat.
+    """
+
+    def __init__(self, xs: np.ndarray, s: Scalars, tol: Tolerance, ref=None, grad_ref=None,
+                 cache: dict | None = None):
+        self.xs, self.s, self.tol = xs, s, tol
+        self.xs64 = to_float64(xs)
+        self._ref, self._grad_ref, self._cache = ref, grad_ref, cache or {}
+
+    @cached_property
+    def ref(self) -> Reference:
+        nearest, for_rounding = chunk_reference(self.xs, self.s, self._cache.get("loss")) if self._ref is None \
+            else self._ref
+        return Reference.prepare(nearest, self.s.fmt, self.tol, for_rounding)
+
+    @cached_property
+    def grad_ref(self) -> Reference:
+        nearest, for_rounding = chunk_grad_reference(self.xs, self.s, self._cache.get("grad")) \
+            if self._grad_ref is None else self._grad_ref
+        return Reference.prepare(nearest, self.s.fmt, self.tol, for_rounding)
+
+    @cached_property
+    def sigmoid_overflow(self) -> np.ndarray:
+        """Where exp(-x), inside numpy's op-by-op sigmoid of these logits, overflows (the same for every method)."""
+        with np.errstate(all="ignore"):
+            return np.isinf(np.exp(-self.xs))
+
+    @cached_property
+    def split(self) -> int:
+        """The index of the first logit >= 0 (-0 included); sweep chunks are increasing."""
+        return int(np.searchsorted(self.xs64, 0.0, side="left"))
 
 
 @dataclass
@@ -242,47 +324,49 @@ class Classified:
     overflow: np.ndarray  # bool: an intermediate exp overflowed
 
 
-def _exp_overflow(ev, ops, xs: np.ndarray, backend: str, fmt: Format) -> np.ndarray:
+def _exp_overflow(ev, ops, chunk: Chunk, backend: str) -> np.ndarray:
     """Where an exp step overflowed from a finite argument; in numpy, the op-by-op sigmoid's own exp(-x) too.
 
     torch.sigmoid is one kernel, so an exp inside it is not an intermediate anyone can see, and is not counted.
     """
+    xs = chunk.xs
     hit = np.zeros(xs.shape, dtype=bool)
     for step in ev.steps:
         if step.kind == "exp" and step.args:
-            value = to_float64(ops.to_numpy(step.value))
-            arg = to_float64(ops.to_numpy(step.args[0]))
+            value, arg = ops.to_numpy(step.value), ops.to_numpy(step.args[0])
             hit |= np.broadcast_to(np.isinf(value) & np.isfinite(arg), xs.shape)
         elif step.kind == "sigmoid" and backend == "numpy" and step.args:
             x = ops.to_numpy(step.args[0])
-            with np.errstate(all="ignore"):
-                hit |= np.broadcast_to(np.isinf(to_float64(np.exp(-x))), xs.shape)
+            if x is xs:
+                hit |= chunk.sigmoid_overflow
+            else:
+                with np.errstate(all="ignore"):
+                    hit |= np.broadcast_to(np.isinf(np.exp(-x)), xs.shape)
     return hit
+
+
+def _judge_loss(backend: str, method: str, chunk: Chunk):
+    """Evaluate ``method`` on the chunk: (judgement, where the clamp changed the loss or None, evaluation, ops)."""
+    fmt = chunk.s.fmt
+    ev, ops = evaluate_method(backend, fmt, method, chunk.s.arrays(chunk.xs), broadcast=False)
+    loss = ops.to_numpy(ev.loss).reshape(chunk.xs.shape)
+    changed = None if ev.clamp_changed is None else \
+        np.broadcast_to(np.asarray(ev.clamp_changed, dtype=bool), chunk.xs.shape)
+    return judge(loss, chunk.ref, changed), changed, ev, ops
 
 
 def classify(backend: str, fmt: Format, method: str, xs: np.ndarray, s: Scalars, tol: Tolerance,
              ref=None) -> Classified:
     """Evaluate ``method`` at the logits ``xs`` (dtype values) and judge every result against the reference."""
-    nearest, for_rounding = chunk_reference(xs, s) if ref is None else ref
-    ev, ops = evaluate_method(backend, fmt, method, s.arrays(xs))
-    loss = ops.to_numpy(ev.loss).reshape(xs.shape)
-    changed = None if ev.clamp_changed is None else np.broadcast_to(np.asarray(ev.clamp_changed), xs.shape)
-    err = measure(loss, nearest, fmt, tol, changed, for_rounding)
-    loss64 = to_float64(loss)
-    with np.errstate(all="ignore"):
-        within = err.abs_error <= tol.atol + tol.rtol * np.abs(nearest)
+    chunk = Chunk(xs, s, tol, ref)
+    j, changed, ev, ops = _judge_loss(backend, method, chunk)
     return Classified(
-        status=err.status, loss=loss64, abs_error=err.abs_error, error_bits=err.error_bits,
-        nonfinite=~np.isfinite(loss64) & np.isfinite(nearest),
-        inaccurate=~within,
+        status=j.status, loss=j.loss64, abs_error=j.abs_error, error_bits=j.error_bits(),
+        nonfinite=~np.isfinite(j.loss64) & np.isfinite(chunk.ref.nearest),
+        inaccurate=~j.within,
         clamped=np.zeros(xs.shape, bool) if changed is None else np.array(changed, dtype=bool),
-        overflow=_exp_overflow(ev, ops, xs, backend, fmt),
+        overflow=_exp_overflow(ev, ops, chunk, backend),
     )
-
-
-def chunk_grad_reference(xs: np.ndarray, s: Scalars, cache: dict | None = None):
-    """(nearest, for_rounding) reference gradient at ``xs`` (see ``reference.sweep_grad_reference``)."""
-    return reference.sweep_grad_reference(to_float64(xs), s.fmt, *s.wide(), cache=cache)
 
 
 @dataclass
@@ -298,16 +382,22 @@ class GradClassified:
     reference: np.ndarray  # float64, nearest
 
 
+def _judge_grad(backend: str, method: str, chunk: Chunk):
+    """Differentiate ``method`` on the chunk: (judgement, nonfinite, nan, vanished) masks as GradClassified has them."""
+    fmt = chunk.s.fmt
+    grad = grad_of(backend, fmt, method, chunk.s.arrays(chunk.xs), broadcast=False).reshape(chunk.xs.shape)
+    j, gone = judge_grad(grad, chunk.grad_ref)
+    nan = j.code == NAN
+    nonfinite = j.code >= INF
+    return j, nonfinite, nan, gone & ~nonfinite
+
+
 def classify_grad(backend: str, fmt: Format, method: str, xs: np.ndarray, s: Scalars, tol: Tolerance,
                   ref=None) -> GradClassified:
     """Differentiate ``method`` at the logits ``xs`` and judge every gradient against the reference gradient."""
-    nearest, for_rounding = chunk_grad_reference(xs, s) if ref is None else ref
-    grad = grad_of(backend, fmt, method, s.arrays(xs)).reshape(xs.shape)
-    err = measure_grad(grad, nearest, fmt, tol, None, for_rounding)
-    nan = err.status == "nan"
-    nonfinite = nan | (err.status == "inf")
-    return GradClassified(nonfinite=nonfinite, nan=nan, vanished=err.vanished & ~nonfinite, inaccurate=err.status != "ok",
-                          error_bits=err.error_bits, grad=to_float64(grad), reference=nearest)
+    j, nonfinite, nan, gone = _judge_grad(backend, method, Chunk(xs, s, tol, grad_ref=ref))
+    return GradClassified(nonfinite=nonfinite, nan=nan, vanished=gone, inaccurate=j.code != OK,
+                          error_bits=j.error_bits(), grad=j.loss64, reference=j.ref.nearest)
 
 
 # --- finding the exact breakdown -----------------------------------------------------------------------------
@@ -405,91 +495,249 @@ class Sweep:
     grad: bool = GRAD_DEFAULT  # whether the rows carry gradients
 
 
-def _note_closest(closest: dict, kinds: tuple[str, ...], xs64: np.ndarray, c) -> None:
-    """Per kind and side of 0, remember the failing logit closest to 0 (``c`` has a mask per kind)."""
-    nonneg = xs64 >= 0
-    for kind in kinds:
-        mask = getattr(c, kind)
-        pos, neg = xs64[mask & nonneg], xs64[mask & ~nonneg]
-        if pos.size:
-            closest[(kind, "pos")] = min(float(pos.min()), closest.get((kind, "pos"), math.inf))
-        if neg.size:
-            closest[(kind, "neg")] = max(float(neg.max()), closest.get((kind, "neg"), -math.inf))
+def _note_closest(closest: dict, kind: str, mask: np.ndarray | None, chunk: Chunk) -> None:
+    """Remember, per side of 0, the failing logit (``mask``) closest to 0; the chunk's logits are increasing, so
+    that is the first failure at or after :attr:`Chunk.split` and the last one before it."""
+    if mask is None:
+        return
+    k, xs64 = chunk.split, chunk.xs64
+    pos, neg = mask[k:], mask[:k][::-1]
+    if pos.size:
+        i = int(np.argmax(pos))
+        if pos[i]:
+            closest[(kind, "pos")] = min(float(xs64[k + i]), closest.get((kind, "pos"), math.inf))
+    if neg.size:
+        i = int(np.argmax(neg))
+        if neg[i]:
+            closest[(kind, "neg")] = max(float(xs64[k - 1 - i]), closest.get((kind, "neg"), -math.inf))
 
 
-def _accumulate(row: SweepRow, xs64: np.ndarray, c: Classified) -> None:
-    row.points += xs64.size
+def _loss_masks(j, changed, chunk: Chunk) -> dict:
+    """The breakdown kinds of the loss as masks: non-finite (where the reference is finite), outside the
+    tolerance (non-finite included), changed by the clamp (None: no clamp in the method)."""
+    return {"nonfinite": ~np.isfinite(j.loss64) & np.isfinite(chunk.ref.nearest), "inaccurate": ~j.within,
+            "clamped": changed}
+
+
+def _grad_masks(j, nonfinite, nan, gone) -> dict:
+    return {"nonfinite": nonfinite, "nan": nan, "vanished": gone, "inaccurate": j.code != OK}
+
+
+def _tally(row: SweepRow, chunk: Chunk) -> None:
+    """Judge ``row``'s method on the chunk and add it to the row's counts, maxima and breakdown brackets."""
+    j, changed, ev, ops = _judge_loss(row.backend, row.method, chunk)
+    row.points += chunk.xs.size
+    for key, n in zip(COUNT_KEYS, j.counts()):
+        row.counts[key] += int(n)
+    row.count_overflow += int(np.count_nonzero(_exp_overflow(ev, ops, chunk, row.backend)))
+    if chunk.xs.size:
+        row.max_abs_error = max(row.max_abs_error, float(np.max(j.abs_error)))
+        row.max_error_bits = max(row.max_error_bits, j.max_error_bits())
+    for kind, mask in _loss_masks(j, changed, chunk).items():
+        _note_closest(row._closest, kind, mask, chunk)
+
+
+def _tally_grad(row: SweepRow, chunk: Chunk) -> None:
+    """The same for the gradient of ``row``'s method (exclusive counts: non-finite, vanished, else inaccurate)."""
+    j, nonfinite, nan, gone = _judge_grad(row.backend, row.method, chunk)
+    stats = row.grad
+    stats.counts["nonfinite"] += int(np.count_nonzero(nonfinite))
+    stats.counts["vanished"] += int(np.count_nonzero(gone))
+    stats.counts["inaccurate"] += int(np.count_nonzero((j.code != OK) & ~nonfinite & ~gone))
+    if chunk.xs.size:
+        stats.max_error_bits = max(stats.max_error_bits, j.max_error_bits())
+    for kind, mask in _grad_masks(j, nonfinite, nan, gone).items():
+        _note_closest(stats._closest, kind, mask, chunk)
+
+
+def _merge(row: SweepRow, part: SweepRow) -> None:
+    """Add a worker's partial row (the same backend, dtype, target and method over other logits) into ``row``."""
+    row.points += part.points
     for key in COUNT_KEYS:
-        row.counts[key] += int(np.count_nonzero(c.status == key))
-    row.count_overflow += int(np.count_nonzero(c.overflow))
-    if xs64.size:
-        row.max_abs_error = max(row.max_abs_error, float(np.max(c.abs_error)))
-        row.max_error_bits = max(row.max_error_bits, float(np.max(c.error_bits)))
-    _note_closest(row._closest, BREAKDOWN_KINDS, xs64, c)
+        row.counts[key] += part.counts[key]
+    row.count_overflow += part.count_overflow
+    row.max_abs_error = max(row.max_abs_error, part.max_abs_error)
+    row.max_error_bits = max(row.max_error_bits, part.max_error_bits)
+    pairs = [(row._closest, part._closest)]
+    if row.grad is not None:
+        for key in GRAD_COUNT_KINDS:
+            row.grad.counts[key] += part.grad.counts[key]
+        row.grad.max_error_bits = max(row.grad.max_error_bits, part.grad.max_error_bits)
+        pairs.append((row.grad._closest, part.grad._closest))
+    for mine, theirs in pairs:
+        for (kind, side), x in theirs.items():
+            pick = min if side == "pos" else max
+            mine[(kind, side)] = pick(x, mine.get((kind, side), x))
 
 
-def _accumulate_grad(stats: GradStats, xs64: np.ndarray, c: GradClassified) -> None:
-    stats.counts["nonfinite"] += int(np.count_nonzero(c.nonfinite))
-    stats.counts["vanished"] += int(np.count_nonzero(c.vanished))
-    stats.counts["inaccurate"] += int(np.count_nonzero(c.inaccurate & ~c.nonfinite & ~c.vanished))
-    if xs64.size:
-        stats.max_error_bits = max(stats.max_error_bits, float(np.max(c.error_bits)))
-    _note_closest(stats._closest, GRAD_KINDS, xs64, c)
-
-
-def _pin(closest: dict, kinds: tuple[str, ...], judge: Callable[[np.ndarray], object], fmt: Format,
+def _pin(closest: dict, kinds: tuple[str, ...], masks: Callable[[np.ndarray], dict], fmt: Format,
          grid: Grid) -> dict[str, float]:
     """Pin each breakdown: the failure closest to 0 among the representable values between 0 and the grid's.
 
-    ``closest`` maps (kind, side) to the failing grid logit closest to 0; ``judge(xs)`` evaluates logits of the
-    dtype and returns an object with a boolean mask per kind. Returns {"<kind>_<side>": logit}.
+    ``closest`` maps (kind, side) to the failing swept logit closest to 0; ``masks(xs)`` evaluates logits of the
+    dtype and returns a boolean mask per kind. Returns {"<kind>_<side>": logit}. An exhaustive sweep has
+    evaluated every value in between already, so its closest failure is the answer and nothing is evaluated.
+    Brackets narrow enough to scan whole share one evaluation per side (they all start at the side's first value).
     """
-    lo_ord = int(ordinal(fmt.round(np.array(grid.min)), fmt)) if not grid.exhaustive else -max_ordinal(fmt)
-    hi_ord = int(ordinal(fmt.round(np.array(grid.max)), fmt)) if not grid.exhaustive else max_ordinal(fmt)
-    lo_ord, hi_ord = max(lo_ord, -max_ordinal(fmt)), min(hi_ord, max_ordinal(fmt))
+    if grid.exhaustive:
+        lo_ord, stop = span(grid, fmt)
+        hi_ord = stop - 1
+    else:
+        lo_ord = max(int(ordinal(fmt.round(np.array(grid.min)), fmt)), -max_ordinal(fmt))
+        hi_ord = min(int(ordinal(fmt.round(np.array(grid.max)), fmt)), max_ordinal(fmt))
 
-    def predicate(kind: str):
-        def fails(ords: np.ndarray) -> np.ndarray:
-            return getattr(judge(from_ordinal(ords, fmt)), kind)
-        return fails
+    found: dict[str, int] = {}
+    for side in ("pos", "neg"):
+        # From the side's first value, not from the passing grid point before `far`: the error of a rounding
+        # formula is not monotone in x, so out-of-tolerance logits can hide between passing grid points.
+        near = max(lo_ord, 0) if side == "pos" else min(hi_ord, -1)
+        step = 1 if side == "pos" else -1
+        far = {kind: int(ordinal(np.array(closest[(kind, side)]), fmt)) for kind in kinds if (kind, side) in closest}
+        search = {kind: f for kind, f in far.items() if not grid.exhaustive and (f - near) * step > 0}
+        for kind in far.keys() - search.keys():
+            found[f"{kind}_{side}"] = far[kind]
+        scan = [kind for kind, f in search.items() if abs(f - near) + 1 <= SCAN_LIMIT[fmt.bits]]
+        if scan:
+            ords = np.arange(near, max(search[k] * step for k in scan) * step + step, step, dtype=np.int64)
+            got = masks(from_ordinal(ords, fmt))
+            for kind in scan:
+                width = abs(search[kind] - near) + 1
+                hit = np.flatnonzero(got[kind][:width])
+                found[f"{kind}_{side}"] = int(ords[hit[0]]) if hit.size else search[kind]
+        for kind in search.keys() - set(scan):
+            def fails(ords: np.ndarray, kind=kind) -> np.ndarray:
+                return masks(from_ordinal(ords, fmt))[kind]
+            found[f"{kind}_{side}"] = find_closest_failure(fails, near, search[kind], fmt.bits)
+    order = [f"{kind}_{side}" for kind in kinds for side in ("pos", "neg")]
+    return {key: float(to_float64(from_ordinal(np.array([found[key]]), fmt))[0]) for key in order if key in found}
 
-    found_at: dict[str, float] = {}
-    for kind in kinds:
-        for side in ("pos", "neg"):
-            fail = closest.get((kind, side))
-            if fail is None:
-                continue
-            far = int(ordinal(np.array(fail), fmt))
-            # From the side's first value, not from the passing grid point before `far`: the error of a rounding
-            # formula is not monotone in x, so out-of-tolerance logits can hide between passing grid points.
-            near = max(lo_ord, 0) if side == "pos" else min(hi_ord, -1)
-            if (side == "pos" and near < far) or (side == "neg" and near > far):
-                found = find_closest_failure(predicate(kind), near, far, fmt.bits)
-            else:
-                found = far
-            found_at[f"{kind}_{side}"] = float(to_float64(from_ordinal(np.array([found]), fmt))[0])
-    return found_at
 
+def _refine(row: SweepRow, s: Scalars, tol: Tolerance, grid: Grid, cache: dict) -> None:
+    """Pin the loss breakdowns of ``row`` (see :func:`_pin`); ``cache`` is the Chunk cache of the dtype and target."""
+    fmt = s.fmt
 
-def _refine(row: SweepRow, backend: str, fmt: Format, method: str, s: Scalars, tol: Tolerance, grid: Grid) -> None:
-    """Pin the loss breakdowns of ``row`` (see :func:`_pin`)."""
-    found = _pin(row._closest, BREAKDOWN_KINDS, lambda xs: classify(backend, fmt, method, xs, s, tol), fmt, grid)
-    for key, logit in found.items():
+    def masks(xs: np.ndarray) -> dict:
+        chunk = Chunk(xs, s, tol, cache=cache)
+        j, changed, _, _ = _judge_loss(row.backend, row.method, chunk)
+        return _loss_masks(j, changed, chunk)
+
+    for key, logit in _pin(row._closest, BREAKDOWN_KINDS, masks, fmt, grid).items():
         setattr(row.breakdown, key, logit)
 
 
-def _refine_grad(row: SweepRow, fmt: Format, s: Scalars, tol: Tolerance, grid: Grid, cache: dict) -> None:
+def _refine_grad(row: SweepRow, s: Scalars, tol: Tolerance, grid: Grid, cache: dict) -> None:
     """Pin the gradient breakdowns of ``row`` with the same search, and keep the gradient and truth there."""
-    def judge(xs: np.ndarray) -> GradClassified:
-        return classify_grad(row.backend, fmt, row.method, xs, s, tol, chunk_grad_reference(xs, s, cache))
+    fmt = s.fmt
 
-    found = _pin(row.grad._closest, GRAD_KINDS, judge, fmt, grid)
+    def judged(xs: np.ndarray):
+        return _judge_grad(row.backend, row.method, Chunk(xs, s, tol, cache=cache))
+
+    found = _pin(row.grad._closest, GRAD_KINDS, lambda xs: _grad_masks(*judged(xs)), fmt, grid)
     for key, logit in found.items():
         setattr(row.grad.breakdown, key, logit)
     if found:
         keys = list(found)
-        c = judge(fmt.round(np.array([found[k] for k in keys])))
-        row.grad.at = {k: (float(g), float(r)) for k, g, r in zip(keys, c.grad, c.reference)}
+        j = judged(fmt.round(np.array([found[k] for k in keys])))[0]
+        row.grad.at = {k: (float(g), float(r)) for k, g, r in zip(keys, j.loss64, j.ref.nearest)}
+
+
+# --- running a sweep, on one core or several ------------------------------------------------------------------
+
+PARALLEL_MIN_POINTS = 2**22  # a (dtype, target) with at least this many logits is split among worker processes
+PIECE = 2**24  # positions per worker task at most (float32 exhaustive: 256 tasks of ~4 s, progress after each)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a worker needs to sweep a piece: picklable, no arrays."""
+
+    fmt: str
+    rows: tuple[tuple[str, str], ...]  # (backend, method)
+    target: float
+    weight: float
+    pos_weight: float
+    tol: Tolerance
+    grid: Grid
+    grad: bool
+    chunk: int
+
+    def new_rows(self) -> list[SweepRow]:
+        return [SweepRow(b, self.fmt, self.target, m, grad=GradStats() if self.grad else None) for b, m in self.rows]
+
+    @property
+    def scalars(self) -> Scalars:
+        return Scalars(FORMATS[self.fmt], self.target, self.weight, self.pos_weight)
+
+
+def _sweep_piece(plan: _Plan, start: int | None, stop: int | None, rows: list[SweepRow] | None = None,
+                 progress: Callable[[int], None] | None = None) -> list[SweepRow]:
+    """Sweep the positions [start, stop) (None: all) into ``rows`` (new ones if None) and return them."""
+    rows = plan.new_rows() if rows is None else rows
+    s, fmt = plan.scalars, FORMATS[plan.fmt]
+    with np.errstate(all="ignore"):
+        for xs in logit_chunks(plan.grid, fmt, plan.chunk, start, stop):
+            chunk = Chunk(xs, s, plan.tol)
+            for row in rows:
+                _tally(row, chunk)
+                if plan.grad:
+                    _tally_grad(row, chunk)
+            if progress is not None:
+                progress(xs.size)
+    return rows
+
+
+def _worker_piece(plan: _Plan, start: int, stop: int) -> list[SweepRow]:
+    """:func:`_sweep_piece` in a worker process, torch kept to one thread (see :func:`_pool`)."""
+    if any(backend == "torch" for backend, _ in plan.rows):
+        import torch
+
+        torch.set_num_threads(1)
+    return _sweep_piece(plan, start, stop)
+
+
+def _default_workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _pool(workers: int):
+    """A pool of ``workers`` processes for the pieces of large sweeps.
+
+    On Linux the workers are forks of this process: cheap, nothing to import again, and no rule on the caller's
+    main module (a forkserver or spawn worker imports it again, so a script without ``if __name__ ==
+    "__main__"`` would run again in every worker). If torch has run here, its OpenMP threads are gone in a fork and
+    a parallel torch kernel would wait for them forever: :func:`_sweep_piece` makes torch use one thread in a
+    worker before anything else (one worker per core anyway), which keeps it out of OpenMP. Elsewhere, the
+    platform's default start method.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else None)
+    return ProcessPoolExecutor(workers, mp_context=ctx)
+
+
+def _sweep_parallel(pool, plan: _Plan, rows: list[SweepRow], workers: int,
+                    progress: Callable[[int], None] | None) -> None:
+    """Split the walk into pieces, sweep them in the pool, and merge each piece's rows into ``rows``.
+
+    Each worker streams its piece chunk by chunk, so memory per worker is what a one-core sweep needs; the
+    pieces are small enough (PIECE) that progress is reported often and the cores finish together.
+    """
+    from concurrent.futures import as_completed
+
+    first, end = span(plan.grid, FORMATS[plan.fmt])
+    n_pieces = max(4 * workers, -(-(end - first) // PIECE))
+    bounds = [first + (end - first) * i // n_pieces for i in range(n_pieces + 1)]
+    futures = [pool.submit(_worker_piece, plan, a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+    for future in as_completed(futures):
+        parts = future.result()
+        for row, part in zip(rows, parts):
+            _merge(row, part)
+        if progress is not None:
+            progress(parts[0].points if parts else 0)
 
 
 def run_sweep(
@@ -505,10 +753,13 @@ def run_sweep(
     progress: Callable[[int], None] | None = None,
     chunk: int = CHUNK,
     grad: bool = GRAD_DEFAULT,
+    workers: int | None = None,
 ) -> Sweep:
     """Sweep every requested (backend, dtype, target, method); ``progress(n)`` is called after each n logits.
 
     With ``grad`` (the default) every row also carries its gradient's counts and breakdowns (``SweepRow.grad``).
+    A (dtype, target) of at least PARALLEL_MIN_POINTS logits is split among ``workers`` processes (default: one
+    per available core; 1 keeps everything in this process). The results are the same either way.
     """
     grid = grid or Grid()
     for t in targets:
@@ -522,13 +773,22 @@ def run_sweep(
         if wide:
             raise InputError("--exhaustive with float64 would be 1.8e19 values; use it with float16, bfloat16 "
                              "or float32, or sweep float64 on a grid")
+    workers = _default_workers() if workers is None else max(int(workers), 1)
+    parallel = workers > 1 and any(total_points(grid, f) >= PARALLEL_MIN_POINTS for f in formats)
+    with (_pool(workers) if parallel else contextlib.nullcontext()) as pool:
+        return _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, methods, progress, chunk,
+                    grad, workers, pool)
+
+
+def _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, methods, progress, chunk, grad,
+         workers, pool) -> Sweep:
     notes: list[str] = []
     rows: list[SweepRow] = []
     for fmt in formats:
         tol = Tolerance.for_format(fmt, rtol, atol)
         for target in targets:
             s = Scalars(fmt, float(target), float(weight), float(pos_weight))
-            plan = []
+            pairs = []
             for backend in backends:
                 for method in methods_for(backend) if methods is None else [m for m in methods if m in methods_for(backend)]:
                     if method == "torch_bce" and pos_weight != 1:
@@ -536,26 +796,21 @@ def run_sweep(
                         if note not in notes:
                             notes.append(note)
                         continue
-                    plan.append(SweepRow(backend, fmt.name, float(target), method,
-                                         grad=GradStats() if grad else None))
-            cache: dict = {}  # mpmath's reference gradients, asked again by the breakdown search
+                    pairs.append((backend, method))
+            plan = _Plan(fmt.name, tuple(pairs), float(target), float(weight), float(pos_weight), tol, grid, grad,
+                         chunk)
+            part = plan.new_rows()
+            if pool is not None and total_points(grid, fmt) >= PARALLEL_MIN_POINTS:
+                _sweep_parallel(pool, plan, part, workers, progress)
+            else:
+                _sweep_piece(plan, None, None, part, progress)
+            cache: dict = {"loss": {}, "grad": {}}  # mpmath's answers, asked again by each row's search
             with np.errstate(all="ignore"):
-                for xs in logit_chunks(grid, fmt, chunk):
-                    xs64 = to_float64(xs)
-                    ref = chunk_reference(xs, s)
-                    gref = chunk_grad_reference(xs, s, cache) if grad else None
-                    for row in plan:
-                        _accumulate(row, xs64, classify(row.backend, fmt, row.method, xs, s, tol, ref))
-                        if grad:
-                            _accumulate_grad(row.grad, xs64,
-                                             classify_grad(row.backend, fmt, row.method, xs, s, tol, gref))
-                    if progress is not None:
-                        progress(xs.size)
-                for row in plan:
-                    _refine(row, row.backend, fmt, row.method, s, tol, grid)
+                for row in part:
+                    _refine(row, s, tol, grid, cache)
                     if grad:
-                        _refine_grad(row, fmt, s, tol, grid, cache)
-            rows.extend(plan)
+                        _refine_grad(row, s, tol, grid, cache)
+            rows.extend(part)
     result = Sweep(grid, float(weight), float(pos_weight), rows, notes, grad=grad)
     result.summary = summarize(result)
     return result
