@@ -92,6 +92,12 @@ class Judgement:
     same_in_dtype: np.ndarray  # bool: the loss is the reference rounded to the dtype (NaN against NaN too)
 
     @property
+    def outside(self) -> np.ndarray:
+        """Where the result is out of tolerance by the status rules: neither within the allclose bound nor the
+        reference rounded to the dtype (so breakdowns and counts agree, e.g. with --rtol 0)."""
+        return ~(self.within | self.same_in_dtype)
+
+    @property
     def status(self) -> np.ndarray:
         """The statuses as a fixed-width str array (fixed width: 10x faster to build and compare than objects)."""
         return _STATUS_NAMES[self.code]

@@ -341,10 +341,7 @@ def sweep(dtypes, backends, targets, weight, pos_weight, atol, rtol, output_form
     formats = parse_dtypes(dtypes)
     w, pw = _scalar(weight, "--weight"), _scalar(pos_weight, "--pos-weight")
     fmt = output_format.lower()
-    show_progress = fmt == "table" and sys.stderr.isatty()
-    if grid.exhaustive and any(f.bits == 64 for f in formats):
-        raise UserError("--exhaustive with float64 would be 1.8e19 values; use it with float16, bfloat16 or "
-                        "float32, or sweep float64 on a grid")
+    show_progress = fmt == "table" and _stderr_is_terminal()
     if plot_path is not None:
         _plot_target(plot_path)
     from stabcli import render
@@ -425,6 +422,14 @@ def thresholds(dtypes, atol, rtol, output_format):
         click.echo(render.thresholds_csv(result), nl=False)
     else:
         _print(render.thresholds_renderable(result))
+
+
+def _stderr_is_terminal() -> bool:
+    """Whether a progress bar can be drawn: stderr is a terminal (not a pipe, a file or CliRunner's capture)."""
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _stdin_is_terminal() -> bool:

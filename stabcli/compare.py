@@ -114,20 +114,24 @@ def _rounded(fmt: Format, inputs: Inputs):
     return arrays, overflow, list(dict.fromkeys(changes))
 
 
-def exp_overflowed(ev, ops, shape) -> np.ndarray:
+def exp_overflowed(ev, ops, shape, known=None) -> np.ndarray:
     """Where an exp step overflowed from a finite argument; in numpy, the op-by-op sigmoid's own exp(-x) too.
 
     torch.sigmoid is one kernel, so an exp inside it is not an intermediate anyone can see, and is not counted.
+    ``known`` = (x, mask) lets a caller that already knows where exp(-x) overflows for that very array skip it.
     """
     hit = np.zeros(shape, dtype=bool)
     for step in ev.steps:
         if step.kind == "exp" and step.args:
-            value, arg = (to_float64(ops.to_numpy(a)) for a in (step.value, step.args[0]))
+            value, arg = ops.to_numpy(step.value), ops.to_numpy(step.args[0])
             hit |= np.broadcast_to(np.isinf(value) & np.isfinite(arg), shape)
         elif step.kind == "sigmoid" and ops.name == "numpy" and step.args:
             x = ops.to_numpy(step.args[0])
-            with np.errstate(all="ignore"):
-                hit |= np.broadcast_to(np.isinf(to_float64(np.exp(-x))) & np.isfinite(to_float64(x)), shape)
+            if known is not None and x is known[0]:
+                hit |= known[1]
+            else:
+                with np.errstate(all="ignore"):
+                    hit |= np.broadcast_to(np.isinf(np.exp(-x)) & np.isfinite(x), shape)
     return hit
 
 

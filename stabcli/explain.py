@@ -285,3 +285,111 @@ def grad_verdict(row, gradient, fmt: Format) -> str:
             return f"gradient 0 where the true gradient is {num(ref)}: it vanished."
         return f"gradient {num(g)}, finite but wrong: the true gradient is {num(ref)} ({bits:.1f} bits wrong)."
     return f"gradient {num(g)}, correct ({bits:.1f} bits off)." if bits else f"gradient {num(g)}, correctly rounded."
+
+
+# --- sweeps: one plain sentence per (backend, dtype, target) -------------------------------------------------
+
+def _num(v: float) -> str:
+    """A breakdown logit: exact (shortest repr), or 6 digits below 1e-3."""
+    return fmt_number(v, None) if abs(v) >= 1e-3 or v == 0 else fmt_number(v, 6)
+
+
+def _where(pos: float | None, neg: float | None) -> str:
+    parts = []
+    if pos is not None:
+        parts.append(f"x ≥ {_num(pos)}")
+    if neg is not None:
+        parts.append(f"x ≤ {_num(neg)}")
+    return " and ".join(parts)
+
+
+def _value(v: float, digits: int = 4) -> str:
+    """A gradient for a sentence: ``digits`` significant digits, 'NaN', 'inf', '0' (a -0 too)."""
+    return "0" if v == 0 else fmt_number(v, digits)
+
+
+def _versus(grad: float, truth: float) -> str:
+    """'G where the truth is T', with as many digits (4 to 17) as it takes to tell them apart."""
+    digits = next((d for d in range(4, 18) if _value(grad, d) != _value(truth, d)), 17)
+    return f"{_value(grad, digits)} where the truth is {_value(truth, digits)}"
+
+
+def _grad_side(g, side: str) -> str:
+    """What goes wrong with the gradient on one side of 0, from the logit closest to 0 outward ('' if nothing)."""
+    b, at = g.breakdown, g.at
+    first = getattr(b, f"inaccurate_{side}")
+    if first is None:
+        return ""
+    rel = "≥" if side == "pos" else "≤"
+    nonfinite, gone = getattr(b, f"nonfinite_{side}"), getattr(b, f"vanished_{side}")
+    grad, truth = at.get(f"inaccurate_{side}", (math.nan, math.nan))
+    if nonfinite == first:
+        text = f"is {_value(grad)} from x {rel} {_num(first)}"
+    elif gone == first and grad == 0:
+        text = f"is 0 from x {rel} {_num(first)} where the truth is {_value(truth)}"
+    elif gone == first:
+        text = f"vanishes from x {rel} {_num(first)} ({_versus(grad, truth)})"
+    else:
+        text = f"leaves the tolerance from x {rel} {_num(first)} ({_versus(grad, truth)})"
+    later = []
+    if gone is not None and gone != first:
+        grad, truth = at.get(f"vanished_{side}", (math.nan, math.nan))
+        later.append(f"is 0 from x {rel} {_num(gone)}" if grad == 0
+                     else f"vanishes from x {rel} {_num(gone)} (|grad| < eps·|truth|)")
+    if nonfinite is not None and nonfinite != first:
+        later.append(f"is {_value(at.get(f'nonfinite_{side}', (math.nan,))[0])} from x {rel} {_num(nonfinite)}")
+    nan = getattr(b, f"nan_{side}")
+    if nan is not None and (nonfinite != nan or not math.isnan(at.get(f"nonfinite_{side}", (math.nan,))[0])):
+        later.append(f"is NaN from x {rel} {_num(nan)}")
+    return ", then ".join([text, *later])
+
+
+def grad_sentence(rows: list) -> str:
+    """Where each method's gradient goes wrong (NaN, 0 where the truth is not, off tolerance), or '' without grads."""
+    parts, fine = [], []
+    for r in rows:
+        if r.grad is None:
+            continue
+        sides = [t for t in (_grad_side(r.grad, "pos"), _grad_side(r.grad, "neg")) if t]
+        if len(sides) == 2 and sides[0].split(" from x ")[0] == sides[1].split(" from x ")[0] and \
+                all(t.count(" from x ") == 1 and " where " not in t for t in sides):
+            sides = [f"{sides[0]} and x {sides[1].split(' from x ')[1]}"]  # "is NaN from x ≥ a and x ≤ b"
+        if len(sides) == 2 and _grad_side(r.grad, "pos"):
+            sides = [sides[0], f"on the negative side {sides[1]}"]
+        if sides:
+            parts.append(f"{r.method}'s gradient " + ", and ".join(sides))
+        else:
+            fine.append(r.method)
+    if fine:
+        parts.append(f"{', '.join(fine)} {'keeps its' if len(fine) == 1 else 'keep their'} gradient within tolerance "
+                     "over the whole range")
+    return "; ".join(parts)
+
+
+def sweep_summary(sweep) -> dict[tuple[str, str, float], str]:
+    """One plain sentence per (backend, dtype, target): where each method gives inf/NaN, is clamped, drifts, and,
+    when gradients were swept, a second one on where each gradient goes wrong."""
+    groups: dict[tuple[str, str, float], list] = {}
+    for r in sweep.rows:
+        groups.setdefault((r.backend, r.dtype, r.target), []).append(r)
+    out = {}
+    for (backend, dtype, target), rows in groups.items():
+        parts = []
+        for r in rows:
+            b = r.breakdown
+            nf = _where(b.nonfinite_pos, b.nonfinite_neg)
+            cl = _where(b.clamped_pos, b.clamped_neg)
+            bad = _where(b.inaccurate_pos, b.inaccurate_neg)
+            if nf:
+                parts.append(f"{r.method} gives inf/NaN from {nf}")
+            elif cl:
+                parts.append(f"{r.method} is finite everywhere, but only because the -100 clamp steps in from {cl}"
+                             + (f" (out of tolerance from {bad})" if bad else ""))
+            elif bad:
+                parts.append(f"{r.method} stays finite but is out of tolerance from {bad}")
+            else:
+                parts.append(f"{r.method} stays within tolerance over the whole range")
+        sentence = f"{dtype} ({backend}), target {target:g}: " + "; ".join(parts) + "."
+        grads = grad_sentence(rows)
+        out[(backend, dtype, target)] = sentence + (f" Gradient: {grads}." if grads else "")
+    return out

@@ -43,11 +43,11 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from stabcli import reference
+from stabcli import explain, reference
 from stabcli.analysis import INF, NAN, OK, Reference, Tolerance, judge, judge_grad
 from stabcli.autodiff import grad_of
 from stabcli.backends import BACKEND_NAMES
-from stabcli.compare import evaluate_method
+from stabcli.compare import evaluate_method, exp_overflowed
 from stabcli.errors import InputError
 from stabcli.formats import FORMATS, Format, ordinal, to_float64
 from stabcli.formulas import methods_for
@@ -324,25 +324,9 @@ class Classified:
     overflow: np.ndarray  # bool: an intermediate exp overflowed
 
 
-def _exp_overflow(ev, ops, chunk: Chunk, backend: str) -> np.ndarray:
-    """Where an exp step overflowed from a finite argument; in numpy, the op-by-op sigmoid's own exp(-x) too.
-
-    torch.sigmoid is one kernel, so an exp inside it is not an intermediate anyone can see, and is not counted.
-    """
-    xs = chunk.xs
-    hit = np.zeros(xs.shape, dtype=bool)
-    for step in ev.steps:
-        if step.kind == "exp" and step.args:
-            value, arg = ops.to_numpy(step.value), ops.to_numpy(step.args[0])
-            hit |= np.broadcast_to(np.isinf(value) & np.isfinite(arg), xs.shape)
-        elif step.kind == "sigmoid" and backend == "numpy" and step.args:
-            x = ops.to_numpy(step.args[0])
-            if x is xs:
-                hit |= chunk.sigmoid_overflow
-            else:
-                with np.errstate(all="ignore"):
-                    hit |= np.broadcast_to(np.isinf(np.exp(-x)), xs.shape)
-    return hit
+def _exp_overflow(ev, ops, chunk: Chunk) -> np.ndarray:
+    """compare.exp_overflowed on a chunk, whose sigmoid overflow mask is already known."""
+    return exp_overflowed(ev, ops, chunk.xs.shape, (chunk.xs, chunk.sigmoid_overflow))
 
 
 def _judge_loss(backend: str, method: str, chunk: Chunk):
@@ -362,10 +346,10 @@ def classify(backend: str, fmt: Format, method: str, xs: np.ndarray, s: Scalars,
     j, changed, ev, ops = _judge_loss(backend, method, chunk)
     return Classified(
         status=j.status, loss=j.loss64, abs_error=j.abs_error, error_bits=j.error_bits(),
-        nonfinite=~np.isfinite(j.loss64) & np.isfinite(chunk.ref.nearest),
-        inaccurate=~j.within,
+        nonfinite=~np.isfinite(j.loss64) & j.outside,
+        inaccurate=j.outside,
         clamped=np.zeros(xs.shape, bool) if changed is None else np.array(changed, dtype=bool),
-        overflow=_exp_overflow(ev, ops, chunk, backend),
+        overflow=_exp_overflow(ev, ops, chunk),
     )
 
 
@@ -513,10 +497,10 @@ def _note_closest(closest: dict, kind: str, mask: np.ndarray | None, chunk: Chun
 
 
 def _loss_masks(j, changed, chunk: Chunk) -> dict:
-    """The breakdown kinds of the loss as masks: non-finite (where the reference is finite), outside the
-    tolerance (non-finite included), changed by the clamp (None: no clamp in the method)."""
-    return {"nonfinite": ~np.isfinite(j.loss64) & np.isfinite(chunk.ref.nearest), "inaccurate": ~j.within,
-            "clamped": changed}
+    """The breakdown kinds of the loss as masks: non-finite (where the reference in the dtype is not), outside
+    the tolerance by the status rules (non-finite included), changed by the clamp (None: no clamp in the
+    method)."""
+    return {"nonfinite": ~np.isfinite(j.loss64) & j.outside, "inaccurate": j.outside, "clamped": changed}
 
 
 def _grad_masks(j, nonfinite, nan, gone) -> dict:
@@ -529,7 +513,7 @@ def _tally(row: SweepRow, chunk: Chunk) -> None:
     row.points += chunk.xs.size
     for key, n in zip(COUNT_KEYS, j.counts()):
         row.counts[key] += int(n)
-    row.count_overflow += int(np.count_nonzero(_exp_overflow(ev, ops, chunk, row.backend)))
+    row.count_overflow += int(np.count_nonzero(_exp_overflow(ev, ops, chunk)))
     if chunk.xs.size:
         row.max_abs_error = max(row.max_abs_error, float(np.max(j.abs_error)))
         row.max_error_bits = max(row.max_error_bits, j.max_error_bits())
@@ -768,11 +752,8 @@ def run_sweep(
     for name, v in (("weight", weight), ("pos_weight", pos_weight)):
         if not (math.isfinite(v) and v >= 0):
             raise InputError(f"{name} {v} is not allowed; {name}s are finite numbers >= 0")
-    if grid.exhaustive:
-        wide = [f.name for f in formats if f.bits == 64]
-        if wide:
-            raise InputError("--exhaustive with float64 would be 1.8e19 values; use it with float16, bfloat16 "
-                             "or float32, or sweep float64 on a grid")
+    for fmt in formats:
+        span(grid, fmt)  # refuses float64 --exhaustive before any work
     workers = _default_workers() if workers is None else max(int(workers), 1)
     parallel = workers > 1 and any(total_points(grid, f) >= PARALLEL_MIN_POINTS for f in formats)
     with (_pool(workers) if parallel else contextlib.nullcontext()) as pool:
@@ -812,122 +793,5 @@ def _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, metho
                         _refine_grad(row, s, tol, grid, cache)
             rows.extend(part)
     result = Sweep(grid, float(weight), float(pos_weight), rows, notes, grad=grad)
-    result.summary = summarize(result)
+    result.summary = explain.sweep_summary(result)
     return result
-
-
-# --- plain sentences -----------------------------------------------------------------------------------------
-
-def _num(v: float) -> str:
-    return repr(float(v)) if abs(v) >= 1e-3 or v == 0 else f"{v:.6g}"
-
-
-def _where(pos: float | None, neg: float | None) -> str:
-    parts = []
-    if pos is not None:
-        parts.append(f"x ≥ {_num(pos)}")
-    if neg is not None:
-        parts.append(f"x ≤ {_num(neg)}")
-    return " and ".join(parts)
-
-
-def _value(v: float, digits: int = 4) -> str:
-    """A gradient for a sentence: ``digits`` significant digits, 'NaN', 'inf', '0' (a -0 too)."""
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    if v == 0:
-        return "0"
-    text = f"{v:.{digits}g}"
-    if "e" in text:  # 1.2e-07 -> 1.2e-7
-        mant, exp = text.split("e")
-        text = f"{mant}e{int(exp)}"
-    return text
-
-
-def _versus(grad: float, truth: float) -> str:
-    """'G where the truth is T', with as many digits (4 to 17) as it takes to tell them apart."""
-    digits = next((d for d in range(4, 18) if _value(grad, d) != _value(truth, d)), 17)
-    return f"{_value(grad, digits)} where the truth is {_value(truth, digits)}"
-
-
-def _grad_side(g: GradStats, side: str) -> str:
-    """What goes wrong with the gradient on one side of 0, from the logit closest to 0 outward ('' if nothing)."""
-    b, at = g.breakdown, g.at
-    first = getattr(b, f"inaccurate_{side}")
-    if first is None:
-        return ""
-    rel = "≥" if side == "pos" else "≤"
-    nonfinite, gone = getattr(b, f"nonfinite_{side}"), getattr(b, f"vanished_{side}")
-    grad, truth = at.get(f"inaccurate_{side}", (math.nan, math.nan))
-    if nonfinite == first:
-        text = f"is {_value(grad)} from x {rel} {_num(first)}"
-    elif gone == first and grad == 0:
-        text = f"is 0 from x {rel} {_num(first)} where the truth is {_value(truth)}"
-    elif gone == first:
-        text = f"vanishes from x {rel} {_num(first)} ({_versus(grad, truth)})"
-    else:
-        text = f"leaves the tolerance from x {rel} {_num(first)} ({_versus(grad, truth)})"
-    later = []
-    if gone is not None and gone != first:
-        grad, truth = at.get(f"vanished_{side}", (math.nan, math.nan))
-        later.append(f"is 0 from x {rel} {_num(gone)}" if grad == 0
-                     else f"vanishes from x {rel} {_num(gone)} (|grad| < eps·|truth|)")
-    if nonfinite is not None and nonfinite != first:
-        later.append(f"is {_value(at.get(f'nonfinite_{side}', (math.nan,))[0])} from x {rel} {_num(nonfinite)}")
-    nan = getattr(b, f"nan_{side}")
-    if nan is not None and (nonfinite != nan or not math.isnan(at.get(f"nonfinite_{side}", (math.nan,))[0])):
-        later.append(f"is NaN from x {rel} {_num(nan)}")
-    return ", then ".join([text, *later])
-
-
-def grad_sentence(rows: list[SweepRow]) -> str:
-    """Where each method's gradient goes wrong (NaN, 0 where the truth is not, off tolerance), or '' without grads."""
-    parts, fine = [], []
-    for r in rows:
-        if r.grad is None:
-            continue
-        sides = [t for t in (_grad_side(r.grad, "pos"), _grad_side(r.grad, "neg")) if t]
-        if len(sides) == 2 and sides[0].split(" from x ")[0] == sides[1].split(" from x ")[0] and \
-                all(t.count(" from x ") == 1 and " where " not in t for t in sides):
-            sides = [f"{sides[0]} and x {sides[1].split(' from x ')[1]}"]  # "is NaN from x ≥ a and x ≤ b"
-        if len(sides) == 2 and _grad_side(r.grad, "pos"):
-            sides = [sides[0], f"on the negative side {sides[1]}"]
-        if sides:
-            parts.append(f"{r.method}'s gradient " + ", and ".join(sides))
-        else:
-            fine.append(r.method)
-    if fine:
-        parts.append(f"{', '.join(fine)} {'keeps its' if len(fine) == 1 else 'keep their'} gradient within tolerance "
-                     "over the whole range")
-    return "; ".join(parts)
-
-
-def summarize(sweep: Sweep) -> dict[tuple[str, str, float], str]:
-    """One plain sentence per (backend, dtype, target): where each method gives inf/NaN, is clamped, drifts, and,
-    when gradients were swept, a second one on where each gradient goes wrong."""
-    groups: dict[tuple[str, str, float], list[SweepRow]] = {}
-    for r in sweep.rows:
-        groups.setdefault((r.backend, r.dtype, r.target), []).append(r)
-    out = {}
-    for (backend, dtype, target), rows in groups.items():
-        parts = []
-        for r in rows:
-            b = r.breakdown
-            nf = _where(b.nonfinite_pos, b.nonfinite_neg)
-            cl = _where(b.clamped_pos, b.clamped_neg)
-            bad = _where(b.inaccurate_pos, b.inaccurate_neg)
-            if nf:
-                parts.append(f"{r.method} gives inf/NaN from {nf}")
-            elif cl:
-                parts.append(f"{r.method} is finite everywhere, but only because the -100 clamp steps in from {cl}"
-                             + (f" (out of tolerance from {bad})" if bad else ""))
-            elif bad:
-                parts.append(f"{r.method} stays finite but is out of tolerance from {bad}")
-            else:
-                parts.append(f"{r.method} stays within tolerance over the whole range")
-        sentence = f"{dtype} ({backend}), target {target:g}: " + "; ".join(parts) + "."
-        grads = grad_sentence(rows)
-        out[(backend, dtype, target)] = sentence + (f" Gradient: {grads}." if grads else "")
-    return out

@@ -183,11 +183,27 @@ def test_csv_shape():
 
 
 def test_table_and_no_progress_in_a_pipe():
-    result = CliRunner().invoke(cli, SMALL)
-    assert result.exit_code == 0, result.output
-    assert "naive float16" not in result.stderr and result.stderr == ""
-    assert "7.625" in result.stdout and "inf/NaN" in result.stdout
-    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "stabcli", *SMALL], capture_output=True, text=True)  # a pipe
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # no progress bar, no warning
+    assert "7.625" in done.stdout and "inf/NaN" in done.stdout
+    assert max(len(line) for line in done.stdout.splitlines()) <= 80
+
+
+def test_progress_on_a_terminal_never_touches_stdout(monkeypatch):
+    import stabcli.cli as cli_module
+
+    plain = CliRunner().invoke(cli, SMALL).stdout
+    monkeypatch.setattr(cli_module, "_stderr_is_terminal", lambda: True)
+    shown = CliRunner().invoke(cli, SMALL)
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout == plain  # the bar goes to stderr only
+    as_json = CliRunner().invoke(cli, [*SMALL, "--format", "json"])
+    assert as_json.exit_code == 0 and as_json.stderr == ""  # never with JSON/CSV
+    json.loads(as_json.stdout)
 
 
 @pytest.mark.parametrize("args, message", [
