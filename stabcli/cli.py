@@ -113,10 +113,18 @@ def _check_tolerance(value, name):
         raise UserError(f"{name} {value!r} is not allowed; tolerances are finite numbers >= 0")
 
 
-def _print(renderable) -> None:
-    from rich.console import Console
+def _emit(output_format: str, as_json, as_csv, as_table) -> None:
+    """Print a result as strict JSON, CSV, or rich tables (``as_table`` gets the console width)."""
+    fmt = output_format.lower()
+    if fmt == "json":
+        click.echo(as_json())
+    elif fmt == "csv":
+        click.echo(as_csv(), nl=False)
+    else:
+        from rich.console import Console
 
-    Console().print(renderable)
+        console = Console()
+        console.print(as_table(console.width))
 
 
 # --- commands ------------------------------------------------------------------------------------------------
@@ -191,13 +199,8 @@ def compare(logits, targets, dtypes, backends, weight, pos_weight, reduction, at
             row.steps = None
     from stabcli import render
 
-    fmt = output_format.lower()
-    if fmt == "json":
-        click.echo(render.compare_json(result))
-    elif fmt == "csv":
-        click.echo(render.compare_csv(result), nl=False)
-    else:
-        _print(render.compare_renderable(result))
+    _emit(output_format, lambda: render.compare_json(result), lambda: render.compare_csv(result),
+          lambda width: render.compare_renderable(result))
 
 
 def _writable_folder(path: str):
@@ -358,15 +361,8 @@ def sweep(dtypes, backends, targets, weight, pos_weight, atol, rtol, output_form
                                progress=lambda n: bar.advance(task, n), grad=grad)
     else:
         result = run_sweep(formats, _backends(backends), ys, grid, w, pw, rtol, atol, grad=grad)
-    if fmt == "json":
-        click.echo(render.sweep_json(result))
-    elif fmt == "csv":
-        click.echo(render.sweep_csv(result), nl=False)
-    else:
-        from rich.console import Console
-
-        console = Console()
-        console.print(render.sweep_renderable(result, console.width))
+    _emit(output_format, lambda: render.sweep_json(result), lambda: render.sweep_csv(result),
+          lambda width: render.sweep_renderable(result, width))
     if plot_path is not None:
         from stabcli import plots
 
@@ -415,13 +411,8 @@ def thresholds(dtypes, atol, rtol, output_format):
     _check_tolerance(atol, "--atol")
     _check_tolerance(rtol, "--rtol")
     result = run_thresholds(parse_dtypes(dtypes), rtol, atol)
-    fmt = output_format.lower()
-    if fmt == "json":
-        click.echo(render.thresholds_json(result))
-    elif fmt == "csv":
-        click.echo(render.thresholds_csv(result), nl=False)
-    else:
-        _print(render.thresholds_renderable(result))
+    _emit(output_format, lambda: render.thresholds_json(result), lambda: render.thresholds_csv(result),
+          lambda width: render.thresholds_renderable(result))
 
 
 def _stderr_is_terminal() -> bool:
