@@ -48,6 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from stabcli.backends import NumpyOps
 from stabcli.formats import Format, to_float64
 from stabcli.formulas import LOG_CLAMP, METHODS
 
@@ -133,26 +134,17 @@ def _val(a):
     return a.val if isinstance(a, Dual) else a
 
 
-class DualOps:
-    """NumpyOps on :class:`Dual` numbers: the numpy backend's values, plus their op-by-op derivatives."""
+class DualOps(NumpyOps):
+    """NumpyOps on :class:`Dual` numbers: the numpy backend's values, plus their op-by-op derivatives.
 
-    name = "numpy"
-
-    def __init__(self, fmt: Format):
-        self.fmt = fmt
-        self.dtype = fmt.np_dtype
-
-    def array(self, values_in_dtype: np.ndarray):
-        """A constant (target, weight, pos_weight): a plain array, no derivative."""
-        return np.asarray(values_in_dtype, dtype=self.dtype)
+    Constants (target, weight, pos_weight; ``array`` and ``const``) are NumpyOps' plain arrays with no derivative;
+    every operation a formula applies to the logit is overridden below for duals.
+    """
 
     def variable(self, values_in_dtype: np.ndarray) -> Dual:
         """The logit: derivative 1 in every element."""
         val = np.array(values_in_dtype, dtype=self.dtype)
         return Dual(val, np.ones_like(val))
-
-    def const(self, value: float):
-        return self.dtype.type(value)
 
     def to_numpy(self, a) -> np.ndarray:
         return np.asarray(_val(a), dtype=self.dtype)
