@@ -271,7 +271,10 @@ def plot(dtypes, backends, targets, out, formats):
     folder = _writable_folder(out)
     from stabcli import plots
 
-    written = plots.write_figures(folder, chosen, parse_dtypes(dtypes), _backends(backends), ys)
+    try:
+        written = plots.write_figures(folder, chosen, parse_dtypes(dtypes), _backends(backends), ys)
+    except OSError as exc:  # os.access can say yes where writing fails (root on /proc, read-only mounts, a full disk)
+        raise UserError(f"--out {out!r} cannot be written ({exc.strerror or exc}); give a folder you can write") from None
     for path in written:
         click.echo(str(path))
 
@@ -366,7 +369,10 @@ def sweep(dtypes, backends, targets, weight, pos_weight, atol, rtol, output_form
     if plot_path is not None:
         from stabcli import plots
 
-        written = plots.write_sweep_figure(result, plot_path)
+        try:
+            written = plots.write_sweep_figure(result, plot_path)
+        except OSError as exc:
+            raise UserError(f"--plot {plot_path!r} cannot be written ({exc.strerror or exc})") from None
         click.echo(f"figure written to {written}", err=True)
 
 

@@ -362,7 +362,7 @@ def grad_sentence(rows: list) -> str:
             fine.append(r.method)
     if fine:
         parts.append(f"{', '.join(fine)} {'keeps its' if len(fine) == 1 else 'keep their'} gradient within tolerance "
-                     "over the whole range")
+                     "over the swept range")
     return "; ".join(parts)
 
 
@@ -381,14 +381,15 @@ def sweep_summary(sweep) -> dict[tuple[str, str, float], str]:
             cl = _where(b.clamped_pos, b.clamped_neg)
             bad = _where(b.inaccurate_pos, b.inaccurate_neg)
             if nf:
-                parts.append(f"{r.method} gives inf/NaN from {nf}")
+                parts.append(f"{r.method} gives inf/NaN from {nf}"
+                             + (f" (out of tolerance already from {bad})" if bad and bad != nf else ""))
             elif cl:
-                parts.append(f"{r.method} is finite everywhere, but only because the -100 clamp steps in from {cl}"
+                parts.append(f"{r.method} is finite over the swept range, but only because the -100 clamp steps in from {cl}"
                              + (f" (out of tolerance from {bad})" if bad else ""))
             elif bad:
                 parts.append(f"{r.method} stays finite but is out of tolerance from {bad}")
             else:
-                parts.append(f"{r.method} stays within tolerance over the whole range")
+                parts.append(f"{r.method} stays within tolerance over the swept range")
         sentence = f"{dtype} ({backend}), target {target:g}: " + "; ".join(parts) + "."
         grads = grad_sentence(rows)
         out[(backend, dtype, target)] = sentence + (f" Gradient: {grads}." if grads else "")

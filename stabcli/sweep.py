@@ -692,7 +692,7 @@ def _pool(workers: int):
     On Linux the workers are forks of this process: cheap, nothing to import again, and no rule on the caller's
     main module (a forkserver or spawn worker imports it again, so a script without ``if __name__ ==
     "__main__"`` would run again in every worker). If torch has run here, its OpenMP threads are gone in a fork and
-    a parallel torch kernel would wait for them forever: :func:`_sweep_piece` makes torch use one thread in a
+    a parallel torch kernel would wait for them forever: :func:`_worker_piece` makes torch use one thread in a
     worker before anything else (one worker per core anyway), which keeps it out of OpenMP. Elsewhere, the
     platform's default start method.
     """
@@ -700,7 +700,31 @@ def _pool(workers: int):
     from concurrent.futures import ProcessPoolExecutor
 
     ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else None)
-    return ProcessPoolExecutor(workers, mp_context=ctx)
+    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_ignore_interrupts)
+
+
+def _ignore_interrupts() -> None:
+    """Workers leave Ctrl-C to the parent, which cancels what is queued and stops them (see :func:`_pooled`)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def _pooled(workers: int):
+    """:func:`_pool` that, if the sweep is interrupted or fails, cancels the queued pieces and stops the workers
+    at once instead of waiting for every piece (a float32 exhaustive sweep has 256 of them)."""
+    pool = _pool(workers)
+    try:
+        yield pool
+    except BaseException:
+        processes = list(getattr(pool, "_processes", {}).values())  # concurrent.futures keeps no public handle
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        raise
+    else:
+        pool.shutdown(wait=True)
 
 
 def _sweep_parallel(pool, plan: _Plan, rows: list[SweepRow], workers: int,
@@ -756,7 +780,7 @@ def run_sweep(
         span(grid, fmt)  # refuses float64 --exhaustive before any work
     workers = _default_workers() if workers is None else max(int(workers), 1)
     parallel = workers > 1 and any(total_points(grid, f) >= PARALLEL_MIN_POINTS for f in formats)
-    with (_pool(workers) if parallel else contextlib.nullcontext()) as pool:
+    with (_pooled(workers) if parallel else contextlib.nullcontext()) as pool:
         return _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, methods, progress, chunk,
                     grad, workers, pool)
 

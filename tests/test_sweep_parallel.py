@@ -68,3 +68,24 @@ def test_float32_slice_counts_every_value_once():
     result = run_sweep([F32], ["numpy"], [1.0], grid, grad=False, workers=1)
     assert all(r.points == 12_002 == sum(r.counts.values()) for r in result.rows)
     assert result.grid.as_dict() == {"kind": "exhaustive", "ordinals": [-5000, 7000]}
+
+
+def test_an_interrupted_parallel_sweep_stops_its_workers_at_once(monkeypatch):
+    # Ctrl-C arrives as KeyboardInterrupt in the parent (the workers ignore SIGINT): the queued pieces must be
+    # cancelled and the workers stopped, not waited for (a float32 exhaustive sweep queues 256 pieces of ~4 s).
+    import multiprocessing
+    import time
+
+    monkeypatch.setattr(sweep_module, "PARALLEL_MIN_POINTS", 0)
+    monkeypatch.setattr(sweep_module, "PIECE", 2**16)
+
+    def interrupt(n):
+        raise KeyboardInterrupt
+
+    grid = make_grid(min=-1000, max=1000, points=50_000_000, spacing="linear")  # ~10 s of work on 2 cores
+    started = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep([F32], ["numpy"], [0.0], grid, grad=False, workers=2, progress=interrupt)
+    assert time.perf_counter() - started < 3  # waiting for all 763 queued pieces would take several times that
+    time.sleep(0.5)
+    assert not [p for p in multiprocessing.active_children() if p.is_alive()]
