@@ -334,7 +334,6 @@ def sweep(dtypes, backends, targets, weight, pos_weight, atol, rtol, output_form
     """
     import math
 
-    from stabcli import inputs as parse
     from stabcli.formats import parse_dtypes
     from stabcli.sweep import make_grid, run_sweep, total_points
 

@@ -16,7 +16,6 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from stabcli.explain import num
 from stabcli.numbers import fmt_number
 from stabcli.formats import to_float64
 
