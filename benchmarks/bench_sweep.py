@@ -83,8 +83,8 @@ def median_time(fn, repeat: int) -> float:
 
 
 def float16_ratio(repeat: int) -> bool:
-    from stabcli.formats import FORMATS
-    from stabcli.sweep import make_grid, run_sweep
+    from stabcli.core.formats import FORMATS
+    from stabcli.commands.sweep import make_grid, run_sweep
 
     f16 = FORMATS["float16"]
     xs = f16.all_finite()
@@ -170,8 +170,8 @@ def _mib(n: int) -> str:
 
 SLICES = """
 import json, sys, time
-from stabcli.formats import FORMATS
-from stabcli.sweep import Grid, max_ordinal, run_sweep
+from stabcli.core.formats import FORMATS
+from stabcli.commands.sweep import Grid, max_ordinal, run_sweep
 f32, n, k = FORMATS["float32"], int(sys.argv[1]), int(sys.argv[2])
 m = max_ordinal(f32)
 points = 0

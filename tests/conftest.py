@@ -12,8 +12,8 @@ def _plain_terminal(monkeypatch):
 def exhaustive16():
     """Every finite float16 and bfloat16 logit, numpy and torch, targets 0 and 1, every method, with gradients:
     {(dtype, backend, target, method): SweepRow}. Shared by the sweep tests (about 2 s)."""
-    from stabcli.formats import FORMATS
-    from stabcli.sweep import make_grid, run_sweep
+    from stabcli.core.formats import FORMATS
+    from stabcli.commands.sweep import make_grid, run_sweep
 
     sweep = run_sweep([FORMATS["float16"], FORMATS["bfloat16"]], ["numpy", "torch"], [0.0, 1.0],
                       make_grid(exhaustive=True), grad=True)

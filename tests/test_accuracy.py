@@ -14,10 +14,11 @@ import math
 import numpy as np
 import pytest
 
-from stabcli import reference
-from stabcli.analysis import Tolerance
-from stabcli.formats import FORMATS, round_float64, to_float64
-from stabcli.sweep import Scalars, classify
+from stabcli.losses.bce import reference
+from stabcli.core.analysis import Tolerance
+from stabcli.core.formats import FORMATS, round_float64, to_float64
+from stabcli.commands.sweep import classify
+from stabcli.losses.bce import SweepCase as Scalars
 
 BOUND_BITS = math.log2(1 + 2)  # 2 ulps
 TARGETS = (0.0, 1.0, 0.25)

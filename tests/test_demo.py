@@ -20,14 +20,17 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
-from stabcli import cli as cli_module
-from stabcli import demo, render
+from stabcli.cli import demo as cli_demo
+from stabcli.cli import options as cli_options
+from stabcli.present import demo
+from stabcli.present import demo_view as render
 from stabcli.cli import cli
-from stabcli.compare import Inputs, run_compare
-from stabcli.formats import FORMATS
-from stabcli.sweep import make_grid, run_sweep
-from stabcli.thresholds import predict
-from stabcli.thresholds_grad import grad_epsilon
+from stabcli.commands.compare import run_compare
+from stabcli.losses.bce import Inputs
+from stabcli.core.formats import FORMATS
+from stabcli.commands.sweep import make_grid, run_sweep
+from stabcli.losses.bce.thresholds import predict
+from stabcli.losses.bce.grad_thresholds import grad_epsilon
 
 STEPS = range(1, demo.STEP_COUNT + 1)
 # float32 is the default and tells the seed article's story; float16 takes the other branches (1e10 overflows,
@@ -231,7 +234,7 @@ def test_other_dtypes_fit_80_columns(dtype):
 
 
 def test_pause_waits_for_enter_on_a_terminal(monkeypatch):
-    monkeypatch.setattr(cli_module, "_stdin_is_terminal", lambda: True)
+    monkeypatch.setattr(cli_options, "stdin_is_terminal", lambda: True)
     result = run("demo", "--pause", input="\n" * 7)
     assert result.exit_code == 0, result.output
     prompts = re.findall(r"Press Enter for step (\d) of 8", result.stderr)
@@ -244,7 +247,7 @@ def test_pause_waits_for_enter_on_a_terminal(monkeypatch):
 
 
 def test_pause_runs_on_when_stdin_ends(monkeypatch):
-    monkeypatch.setattr(cli_module, "_stdin_is_terminal", lambda: True)
+    monkeypatch.setattr(cli_options, "stdin_is_terminal", lambda: True)
     result = run("demo", "--pause", input="\n")
     assert result.exit_code == 0, result.output
     assert re.findall(r"Press Enter for step (\d)", result.stderr) == ["2", "3"]
@@ -261,7 +264,7 @@ def test_pause_without_a_terminal_says_so_and_does_not_hang():
 
 
 def test_pause_with_one_step_does_not_wait(monkeypatch):
-    monkeypatch.setattr(cli_module, "_stdin_is_terminal", lambda: True)
+    monkeypatch.setattr(cli_options, "stdin_is_terminal", lambda: True)
     result = run("demo", "--pause", "--step", "3")
     assert result.exit_code == 0 and result.stderr == ""
 
@@ -287,7 +290,7 @@ def test_bad_input_is_one_error_line_exit_2(args, needle):
 
 
 def test_core_refuses_bad_steps_and_dtypes():
-    from stabcli.errors import InputError
+    from stabcli.core.errors import InputError
 
     with pytest.raises(InputError, match="1 to 8"):
         demo.build_step(9)
@@ -363,8 +366,8 @@ def test_ctrl_c_at_a_prompt_stops_the_demo(monkeypatch):
     def interrupted(next_number, total):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli_module, "_stdin_is_terminal", lambda: True)
-    monkeypatch.setattr(cli_module, "_wait_for_enter", interrupted)
+    monkeypatch.setattr(cli_options, "stdin_is_terminal", lambda: True)
+    monkeypatch.setattr(cli_demo, "wait_for_enter", interrupted)
     result = run("demo", "--pause")
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines()[-1] == "Aborted!"

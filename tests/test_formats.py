@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from stabcli.errors import InputError
-from stabcli.formats import FORMATS, get_format, parse_dtypes, round_float64, to_float64, ulps_between
+from stabcli.core.errors import InputError
+from stabcli.core.formats import FORMATS, get_format, parse_dtypes, round_float64, to_float64, ulps_between
 
 
 def test_constants_match_the_formats():

@@ -7,9 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stabcli.compare import Inputs, evaluate_method, run_compare
-from stabcli.formats import FORMATS, parse_dtypes, to_float64
-from stabcli.formulas import METHOD_NAMES, methods_for
+from stabcli.commands.compare import evaluate_method, run_compare
+from stabcli.losses.bce import Inputs
+from stabcli.core.formats import FORMATS, parse_dtypes, to_float64
+from stabcli.losses.bce.formulas import METHOD_NAMES, methods_for
 
 
 def one(x, y, w=1.0, pw=1.0, reduction="mean"):

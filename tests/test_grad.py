@@ -30,12 +30,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from stabcli.autodiff import DualOps, grad_details, grad_of
-from stabcli.backends import NumpyOps
+from stabcli.core.autodiff import DualOps
+from stabcli.losses.bce.gradients import grad_details, grad_of
+from stabcli.core.backends import NumpyOps
 from stabcli.cli import cli
-from stabcli.formats import FORMATS, to_float64
-from stabcli.formulas import METHODS, methods_for
-from stabcli import reference, thresholds_grad
+from stabcli.core.formats import FORMATS, to_float64
+from stabcli.losses.bce.formulas import METHODS, methods_for
+from stabcli.losses.bce import grad_thresholds as thresholds_grad, reference
 
 F16, BF16, F32, F64 = (FORMATS[n] for n in ("float16", "bfloat16", "float32", "float64"))
 SIGMOID_M50 = 1.9287498479639177830e-22  # mpmath, snippet above

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from stabcli import plots
+from stabcli.present import plots
 from stabcli.cli import cli
-from stabcli.curves import curve_set
-from stabcli.formats import FORMATS
+from stabcli.commands.curves import curve_set
+from stabcli.core.formats import FORMATS
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,7 @@ def test_gradient_panel_plots_the_gradients(f16_numpy):
 
 
 def test_overview_figure_has_a_bar_row_per_dtype_and_method():
-    from stabcli.sweep import make_grid, run_sweep
+    from stabcli.commands.sweep import make_grid, run_sweep
 
     sweep = run_sweep([FORMATS["float16"]], ["numpy"], [0.0, 1.0], make_grid(exhaustive=True))
     fig = plots.overview_figure(sweep)
@@ -138,8 +138,8 @@ def test_committed_figures_are_current():
     assert all((folder / n).exists() for n in names), "figures/ is incomplete: run `stabcli plot --out figures`"
     if matplotlib.__version__ != FIGURES_MATPLOTLIB:
         pytest.skip(f"figures/ were drawn by matplotlib {FIGURES_MATPLOTLIB}, this is {matplotlib.__version__}")
-    from stabcli import plots
-    from stabcli.formats import FORMATS
+    from stabcli.present import plots
+    from stabcli.core.formats import FORMATS
 
     with tempfile.TemporaryDirectory() as tmp:
         for dtype in ("float16", "bfloat16"):

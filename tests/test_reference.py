@@ -6,8 +6,8 @@ import mpmath
 import numpy as np
 import pytest
 
-from stabcli import reference
-from stabcli.formats import FORMATS, round_float64
+from stabcli.losses.bce import reference
+from stabcli.core.formats import FORMATS, round_float64
 
 # Literals made with a plain, independent snippet (200 bits, the log1p form written out again):
 #   import mpmath; mpmath.mp.prec = 200

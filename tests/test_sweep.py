@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from stabcli import reference
+from stabcli.losses.bce import reference
 from stabcli.cli import cli
-from stabcli.formats import FORMATS, round_float64, to_float64
-from stabcli.sweep import make_grid, run_sweep
+from stabcli.core.formats import FORMATS, round_float64, to_float64
+from stabcli.commands.sweep import make_grid, run_sweep
 
 F16, BF16 = FORMATS["float16"], FORMATS["bfloat16"]
 
@@ -57,7 +57,7 @@ def test_exhaustive_counts_are_consistent(exhaustive):
     # naive numpy float16, target 0: inf where p rounds to 1 (x >= 7.625: log(1-p) = -inf) and NaN where exp(-x)
     # overflows (x <= -11.09375: p = 0, 0·log 0). Counted from the format: values in [7.625, 65504] and
     # [-65504, -11.09375] (ordinals).
-    from stabcli.formats import ordinal
+    from stabcli.core.formats import ordinal
 
     row = exhaustive[("float16", "numpy", 0.0, "naive")]
     top = int(ordinal(np.float16(65504), F16))
@@ -194,10 +194,10 @@ def test_table_and_no_progress_in_a_pipe():
 
 
 def test_progress_on_a_terminal_never_touches_stdout(monkeypatch):
-    import stabcli.cli as cli_module
+    import stabcli.cli.options as cli_module
 
     plain = CliRunner().invoke(cli, SMALL).stdout
-    monkeypatch.setattr(cli_module, "_stderr_is_terminal", lambda: True)
+    monkeypatch.setattr(cli_module, "stderr_is_terminal", lambda: True)
     shown = CliRunner().invoke(cli, SMALL)
     assert shown.exit_code == 0, shown.output
     assert shown.stdout == plain  # the bar goes to stderr only

@@ -20,8 +20,8 @@ import struct
 import numpy as np
 import pytest
 
-from stabcli import reference
-from stabcli.formats import FORMATS, round_float64, to_float64
+from stabcli.losses.bce import reference
+from stabcli.core.formats import FORMATS, round_float64, to_float64
 
 F16, BF16, F32, F64 = (FORMATS[n] for n in ("float16", "bfloat16", "float32", "float64"))
 
@@ -117,7 +117,7 @@ def test_sweep_grad_reference_float32_sample_and_float64():
 @pytest.fixture(scope="module")
 def float32_torch():
     """float32 on the default grid (log-spaced to ±1e4; the search pins each breakdown to the exact float32)."""
-    from stabcli.sweep import run_sweep
+    from stabcli.commands.sweep import run_sweep
 
     sweep = run_sweep([F32], ["torch"], [0.0, 1.0], methods=["clamped", "torch_bce", "softplus"], grad=True)
     return {(r.target, r.method): r for r in sweep.rows}
@@ -188,7 +188,7 @@ def test_gradient_counts_add_up(exhaustive16):
     for row in exhaustive16.values():
         assert sum(row.grad.counts.values()) <= row.points
     # float16 torch torch_bce, target 0: NaN from 8.3203125 up and from -17.34375 down, counted from the format:
-    from stabcli.formats import ordinal
+    from stabcli.core.formats import ordinal
 
     top = int(ordinal(np.float16(65504), F16))
     nan = 2 * top - int(ordinal(np.float16(8.3203125), F16)) - int(ordinal(np.float16(17.34375), F16)) + 2
@@ -200,14 +200,15 @@ def test_gradient_counts_add_up(exhaustive16):
 @pytest.fixture(scope="module")
 def wide_sweeps():
     """float32 and float64 on the default grid, the rows the gradient thresholds are measured by."""
-    from stabcli.sweep import run_sweep
+    from stabcli.commands.sweep import run_sweep
 
     return run_sweep([F32, F64], ["numpy", "torch"], [0.0, 1.0], methods=["clamped", "torch_bce"], grad=True)
 
 
 def _measured(exhaustive16, wide_sweeps, fmt):
-    from stabcli.sweep import Sweep
-    from stabcli.thresholds import measure_thresholds, predict_grad
+    from stabcli.commands.sweep import Sweep
+    from stabcli.commands.thresholds import measure_thresholds
+    from stabcli.losses.bce.thresholds import predict_grad
 
     if fmt.bits == 16:
         rows = [r for (dtype, *_), r in exhaustive16.items() if dtype == fmt.name]
@@ -219,8 +220,8 @@ def _measured(exhaustive16, wide_sweeps, fmt):
 
 def _ulp(v: float, fmt) -> float:
     """The gap from |v| to the next larger value of ``fmt``."""
-    from stabcli.formats import ordinal
-    from stabcli.sweep import from_ordinal
+    from stabcli.core.formats import ordinal
+    from stabcli.core.formats import from_ordinal
 
     o = ordinal(fmt.round(np.array(abs(v))), fmt)
     return float(to_float64(from_ordinal(o + 1, fmt))) - abs(v)
@@ -249,7 +250,7 @@ def test_gradient_thresholds_within_theory(exhaustive16, wide_sweeps, fmt):
 def test_gradient_threshold_values():
     # The predictions themselves: DESIGN.md's saturation facts (torch fused in 16 bits, op by op in 32/64), and
     # float16's NaN/-inf logits derived in test_float16_bce_gradient_is_nan_and_inf.
-    from stabcli.thresholds import predict_grad
+    from stabcli.losses.bce.thresholds import predict_grad
 
     def keyed(fmt):
         return {(t.method, t.target, t.key): t.predicted for t in predict_grad(fmt)}
@@ -369,7 +370,7 @@ def test_grad_switch_errors_and_no_warnings():
     assert result.exit_code == 2 and result.output.strip() == "Error: Option '--grad' does not take a value."
     import warnings
 
-    from stabcli.sweep import make_grid, run_sweep
+    from stabcli.commands.sweep import make_grid, run_sweep
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a numpy RuntimeWarning (overflow, 0/0) would fail here

@@ -7,9 +7,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from stabcli import sweep as sweep_module
-from stabcli.formats import FORMATS
-from stabcli.sweep import Grid, logit_chunks, make_grid, run_sweep, span, total_points
+from stabcli.commands import sweep as sweep_module
+from stabcli.core.formats import FORMATS
+from stabcli.commands.sweep import Grid, logit_chunks, make_grid, run_sweep, span, total_points
 
 F16, F32 = FORMATS["float16"], FORMATS["float32"]
 

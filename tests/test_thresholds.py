@@ -9,8 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from stabcli.cli import cli
-from stabcli.formats import FORMATS
-from stabcli.thresholds import predict, run_thresholds
+from stabcli.core.formats import FORMATS
+from stabcli.commands.thresholds import run_thresholds
+from stabcli.losses.bce.thresholds import predict
 
 
 @pytest.fixture(scope="module")

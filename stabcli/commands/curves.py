@@ -10,12 +10,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stabcli import reference
-from stabcli.analysis import Tolerance
-from stabcli.autodiff import grad_of
-from stabcli.formats import Format, to_float64
-from stabcli.formulas import methods_for
-from stabcli.sweep import Scalars, chunk_reference, classify
+from stabcli.commands.sweep import classify
+from stabcli.core.analysis import Tolerance
+from stabcli.core.formats import Format, to_float64
+from stabcli.losses import get_family
 
 # How far out each figure reaches: past every breakdown of DESIGN.md's facts for that dtype (float16 torch
 # -17.3, bfloat16 -89, float32 -88.7, float64 -709.8) and past the clamp at |x| = 100.
@@ -62,18 +60,19 @@ def grid_between(fmt: Format, lo: float, hi: float, points: int = 401) -> np.nda
 
 
 def curve_set(fmt: Format, backend: str, target: float, x: np.ndarray | None = None, weight: float = 1.0,
-              pos_weight: float = 1.0, rtol: float | None = None, atol: float | None = None) -> CurveSet:
+              pos_weight: float = 1.0, rtol: float | None = None, atol: float | None = None,
+              loss: str | None = None) -> CurveSet:
     """Every method of ``backend`` on the grid ``x`` (default :func:`symmetric_grid`), against the reference."""
+    family = get_family(loss)
     x = symmetric_grid(fmt) if x is None else np.asarray(x, dtype=np.float64)
     xs = fmt.round(x)
-    s = Scalars(fmt, target, weight, pos_weight)
-    ref = chunk_reference(xs, s)
-    y, w, pw = s.wide()
-    grad_ref = np.array([reference.to_float64_nearest(reference.exact_grad(float(v), y, w, pw)) for v in x])
+    s = family.sweep_case(fmt, target, weight, pos_weight)
+    ref = s.reference(xs)
+    grad_ref = s.grad_reference_points(x)
     out = CurveSet(fmt.name, backend, target, x, ref[0], grad_ref)
     tol = Tolerance.for_format(fmt, rtol, atol)
-    for method in methods_for(backend):
-        c = classify(backend, fmt, method, xs, s, tol, ref)
-        grad = to_float64(grad_of(backend, fmt, method, s.arrays(xs))).reshape(x.shape)
+    for method in family.methods_for(backend):
+        c = classify(backend, fmt, method, xs, s, tol, ref, family=family)
+        grad = to_float64(family.grad_of(backend, fmt, method, s.arrays(xs))).reshape(x.shape)
         out.curves.append(Curve(method, c.loss, c.error_bits, c.status, grad))
     return out

@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-PRECISION_BITS = 160
+from stabcli.core.exact import PRECISION_BITS, to_float64_nearest, to_float64_odd
 
 
 def _softplus(mp, t):
@@ -62,64 +62,6 @@ def exact_grad(x: float, y: float, w: float = 1.0, pw: float = 1.0):
             return 1 / (1 + mp.exp(-t))
 
         return wm * ((1 - ym) * sigmoid(xm) - pwm * ym * sigmoid(-xm))
-
-
-def reduce_exact(values: list, reduction: str):
-    """Sum or mean of exact values (in mpmath), or the list itself for reduction 'none'."""
-    import mpmath
-
-    if reduction == "none":
-        return values
-    with mpmath.workprec(PRECISION_BITS):
-        total = mpmath.fsum(values)
-        return total / len(values) if reduction == "mean" else total
-
-
-def reduce_exact_grad(values: list, reduction: str) -> list:
-    """d (reduced loss) / d x_i for each element: divided by the number of elements for 'mean'."""
-    import mpmath
-
-    if reduction != "mean":
-        return list(values)
-    with mpmath.workprec(PRECISION_BITS):
-        return [v / len(values) for v in values]
-
-
-def to_float64_nearest(value) -> float:
-    """An mpmath number rounded to the nearest float64 (overflowing to ±inf)."""
-    import mpmath
-
-    if mpmath.isnan(value):
-        return math.nan
-    if mpmath.isinf(value):
-        return math.inf if value > 0 else -math.inf
-    return float(value)  # mpmath rounds to nearest, ties to even
-
-
-def to_float64_odd(value) -> float:
-    """An mpmath number rounded to float64 *to odd*: exact if representable, else the neighbour with an odd last bit.
-
-    Rounding to odd with 53 bits and then to nearest in a format of at most 51 bits gives the correctly rounded
-    result, so the reference can be rounded into float16, bfloat16 or float32 without double rounding.
-    """
-    import mpmath
-
-    nearest = to_float64_nearest(value)
-    if not math.isfinite(nearest):
-        if math.isnan(nearest) or mpmath.isinf(value):
-            return nearest
-        nearest = math.copysign(np.finfo(np.float64).max, nearest)  # truncation of a finite value
-        return nearest  # max float64 has an odd last bit
-    with mpmath.workprec(PRECISION_BITS):
-        exact = mpmath.mpf(nearest) == value
-    if exact:
-        return nearest
-    bits = np.array([nearest]).view(np.int64)[0]
-    with mpmath.workprec(PRECISION_BITS):
-        too_big = abs(mpmath.mpf(nearest)) > abs(value)
-    if too_big:  # step toward zero: the truncated value
-        bits -= 1
-    return float(np.array([bits | 1], dtype=np.int64).view(np.float64)[0])
 
 
 # --- the fast, vectorised reference used by sweeps --------------------------------------------------------------
@@ -294,7 +236,7 @@ def sweep_grad_reference(x: np.ndarray, fmt, y: float, w: float = 1.0, pw: float
         return ref, ref
     from fractions import Fraction
 
-    from stabcli.formats import to_float64
+    from stabcli.core.formats import to_float64
 
     fast, bound = _fast_grad_and_bound(x, y, w, pw)
     with np.errstate(all="ignore"):

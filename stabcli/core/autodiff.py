@@ -1,6 +1,6 @@
 """Gradients d loss / d x: forward-mode dual numbers for numpy, autograd for torch.
 
-The formulas in ``formulas.py`` are written once against an operation set, so the same code runs on
+A family's formulas are written once against an operation set, so the same code runs on
 :class:`Dual` numbers here. A :class:`Dual` carries a value and its derivative with respect to the logit, both
 arrays of the dtype, and every operation rounds both to the dtype, one rounding per numpy operation. That is
 "the derivative each formula yields when differentiated op by op in the dtype". The rules, with v the result:
@@ -26,7 +26,7 @@ Targets, weights and pos_weight are constants: plain arrays, which contribute no
 tensors without ``requires_grad`` in torch), so 0·inf never appears in a derivative of a constant.
 
 Each loss element depends only on its own logit, so one forward pass with derivative 1 in every element gives
-every d loss_i / d x_i at once: :func:`grad_of` is vectorised. Under torch the gradient is ``x.grad`` after
+every d loss_i / d x_i at once: :func:`differentiate` is vectorised. Under torch the gradient is ``x.grad`` after
 ``backward()`` through each method as written, the real ``torch_bce`` (whose backward is
 (p-y)/max(p(1-p), 1e-12), chained through ``torch.sigmoid``'s p(1-p)) and ``torch_bce_with_logits`` included.
 With reduction mean the gradient is divided by the number of elements, with sum it is not.
@@ -48,14 +48,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stabcli.backends import NumpyOps
-from stabcli.formats import Format, to_float64
-from stabcli.formulas import LOG_CLAMP, METHODS
-
-# torch BCELoss backward: (p-y)/max(p(1-p), EPSILON) (aten/src/ATen/native/Loss.cpp), where EPSILON is declared
-# `constexpr float EPSILON = 1e-12`: a float even for double tensors, so the guard is float32(1e-12) =
-# 9.999999960041972e-13 in float64 too (measured: at p(1-p) = 9.99999998e-13 torch's float64 gradient is exact).
-BCE_GRAD_EPSILON = float(np.float32(1e-12))
+from stabcli.core.backends import NumpyOps
+from stabcli.core.formats import Format
 
 
 class Dual:
@@ -221,17 +215,21 @@ class Gradient:
     """d (reduced loss) / d x_i per element (array of the dtype) and where a clamp changed it."""
 
     grad: np.ndarray
-    clamped: np.ndarray  # bool: the -100 clamp zeroed a term's derivative, or max(p(1-p), 1e-12) fired
-    details: dict  # float64 arrays for the trace: p, p(1-p), the denominator (torch_bce) ...
+    clamped: np.ndarray  # bool: a clamp of the method changed the gradient here
+    details: dict  # float64 arrays a family's trace shows (BCE: p, p(1-p), the denominator ...)
 
 
-def _inputs(arrays: dict, fmt: Format, broadcast: bool = True):
-    keys = ("logits", "targets", "weight", "pos_weight")
+def prepare(arrays: dict, keys: tuple[str, ...], fmt: Format, broadcast: bool = True):
+    """The inputs of a formula in ``keys`` order as arrays of ``fmt`` (a missing one is 1), and their shape.
+
+    ``broadcast=False`` keeps every input but the first (the variable) in its own shape: a sweep passes the
+    constants as 0-d arrays, so that an operation on them alone is done once, not once per logit.
+    """
     full = {k: np.asarray(arrays[k], dtype=fmt.np_dtype) if k in arrays else np.ones((), dtype=fmt.np_dtype)
             for k in keys}
     shape = np.broadcast_shapes(*(a.shape for a in full.values()))
-    if not broadcast:  # the logits as given, the constants as they are (0-d in a sweep): same per-element results
-        return [np.ascontiguousarray(full["logits"]), *(full[k] for k in keys[1:])], shape
+    if not broadcast:
+        return [np.ascontiguousarray(full[keys[0]]), *(full[k] for k in keys[1:])], shape
     return [np.ascontiguousarray(np.broadcast_to(full[k], shape)) for k in keys], shape
 
 
@@ -241,24 +239,26 @@ def _reduce_grad(der: np.ndarray, reduction: str, fmt: Format) -> np.ndarray:
     return der
 
 
-def _numpy_grad(fmt: Format, method: str, x, y, w, pw, reduction: str):
+def numpy_grad(fmt: Format, formula, x, constants, reduction: str = "none"):
+    """Forward mode: (d loss_i / d x_i in the dtype, the Evaluation) of ``formula(ops, x, *constants)``."""
     ops = DualOps(fmt)
     with np.errstate(all="ignore"):
-        ev = METHODS[method](ops, ops.variable(x), y, w, pw)
+        ev = formula(ops, ops.variable(x), *constants)
         der = np.broadcast_to(ops.derivative(ev.loss), x.shape).copy()
         return _reduce_grad(der, reduction, fmt), ev
 
 
-def _torch_grad(fmt: Format, method: str, x, y, w, pw, reduction: str):
+def torch_grad(fmt: Format, formula, x, constants, reduction: str = "none"):
+    """Reverse mode: x.grad after backward through ``formula(ops, x, *constants)`` on real torch kernels."""
     import torch
 
-    from stabcli.backends import TorchOps
+    from stabcli.core.backends import TorchOps
 
     ops = TorchOps(fmt)
     xt = ops.array(x).requires_grad_(True)
-    yt, wt, pwt = (ops.array(a) for a in (y, w, pw))
+    consts = [ops.array(a) for a in constants]
     with torch.enable_grad(), np.errstate(all="ignore"):
-        ev = METHODS[method](ops, xt, yt, wt, pwt)
+        ev = formula(ops, xt, *consts)
         loss = ops.reduce(ev.loss, reduction)
         if loss.requires_grad:
             # d(sum)/d(loss_i) is exactly 1, so this is backward(ones) per element; passing grad_outputs instead
@@ -268,69 +268,10 @@ def _torch_grad(fmt: Format, method: str, x, y, w, pw, reduction: str):
     return np.array(ops.to_numpy(grad), dtype=fmt.np_dtype), ev
 
 
-def grad_details(backend: str, fmt: Format, method: str, arrays: dict, reduction: str = "none") -> Gradient:
-    """The gradient of ``method`` and where a clamp changed it (see :func:`grad_of`)."""
-    (x, y, w, pw), shape = _inputs(arrays, fmt)
-    run = _numpy_grad if backend == "numpy" else _torch_grad
-    grad, _ = run(fmt, method, x, y, w, pw, reduction)
-    clamped = np.zeros(shape, dtype=bool)
-    details: dict = {}
-    if method in ("clamped", "torch_bce"):
-        p = _backend_sigmoid(backend, fmt, x)
-        with np.errstate(all="ignore"):
-            details["p"] = to_float64(p)
-            details["y"] = to_float64(y)
-            if method == "clamped":
-                # the -100 clamp replaced the derivative of a term whose coefficient is not 0 by 0
-                log_p, log_1mp = np.log(to_float64(p)), np.log1p(-to_float64(p))
-                pos_coef, neg_coef = to_float64(pw) * to_float64(y), 1 - to_float64(y)
-                clamped = ((log_p < LOG_CLAMP) & (pos_coef != 0)) | ((log_1mp < LOG_CLAMP) & (neg_coef != 0))
-                clamped &= to_float64(w) != 0
-            else:
-                prod = ((fmt.np_dtype.type(1) - p) * p).astype(fmt.np_dtype)  # the kernel's (1 - p)·p in the dtype
-                eps = fmt.round(BCE_GRAD_EPSILON)  # 1e-12 in the dtype: 0 in float16
-                details["p(1-p)"] = to_float64(prod)
-                details["epsilon"] = float(to_float64(eps))
-                details["denominator"] = np.maximum(to_float64(prod), float(to_float64(eps)))
-                clamped = (to_float64(prod) < to_float64(eps)) & (to_float64(p) != to_float64(y)) & (to_float64(w) != 0)
-    return Gradient(grad, np.asarray(clamped, dtype=bool), details)
+def differentiate(backend: str, fmt: Format, formula, x, constants, reduction: str = "none"):
+    """:func:`numpy_grad` or :func:`torch_grad`, by backend."""
+    run = numpy_grad if backend == "numpy" else torch_grad
+    return run(fmt, formula, x, constants, reduction)
 
 
-def _backend_sigmoid(backend: str, fmt: Format, x: np.ndarray) -> np.ndarray:
-    """p as the method computed it: op by op in numpy, torch.sigmoid in torch."""
-    if backend == "numpy":
-        from stabcli.backends import NumpyOps
-
-        ops = NumpyOps(fmt)
-        with np.errstate(all="ignore"):
-            return np.asarray(ops.sigmoid(ops.array(x)), dtype=fmt.np_dtype)
-    from stabcli.backends import TorchOps
-
-    ops = TorchOps(fmt)
-    return np.asarray(ops.to_numpy(ops.sigmoid(ops.array(x))), dtype=fmt.np_dtype)
-
-
-def grad_of(backend: str, fmt: Format, method: str, arrays: dict, reduction: str = "none",
-            broadcast: bool = True) -> np.ndarray:
-    """d loss / d x per element, as the backend computes it, in the dtype.
-
-    Args:
-        backend: "numpy" (forward-mode duals, op by op in the dtype) or "torch" (autograd, real kernels).
-        fmt: the format; every input must already be rounded to it.
-        method: one of ``formulas.METHOD_NAMES`` (torch_bce and torch_bce_with_logits need backend torch).
-        arrays: {"logits": ..., "targets": ..., "weight": ..., "pos_weight": ...}, arrays of ``fmt.np_dtype``
-            that broadcast together; weight and pos_weight default to 1.
-        reduction: "none" (d loss_i / d x_i), "mean" (divided by the number of elements) or "sum".
-        broadcast: False keeps the target, weight and pos_weight in their own shapes (a sweep passes them as 0-d
-            arrays, so that an operation on constants alone is done once, not once per logit); the logits must
-            then have the broadcast shape.
-
-    Returns:
-        An array of ``fmt.np_dtype`` of the broadcast shape. Vectorised: a sweep can pass a million logits.
-    """
-    (x, y, w, pw), _ = _inputs(arrays, fmt, broadcast)
-    run = _numpy_grad if backend == "numpy" else _torch_grad
-    return run(fmt, method, x, y, w, pw, reduction)[0]
-
-
-__all__ = ["BCE_GRAD_EPSILON", "Dual", "DualOps", "Gradient", "grad_details", "grad_of"]
+__all__ = ["Dual", "DualOps", "Gradient", "differentiate", "numpy_grad", "prepare", "torch_grad"]

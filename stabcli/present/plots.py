@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stabcli.numbers import fmt_number
+from stabcli.core.numbers import fmt_number
 
 # Okabe–Ito: a colour-blind-safe palette; each method also has its own line style.
 STYLE = {
@@ -221,7 +221,7 @@ def close(fig) -> None:
 
 def exact_breakdowns(fmt, backend: str, targets) -> dict:
     """target -> (pos, neg) exact naive breakdown logits from the sweep engine (exhaustive for 16-bit formats)."""
-    from stabcli.sweep import make_grid, run_sweep
+    from stabcli.commands.sweep import make_grid, run_sweep
 
     grid = make_grid(exhaustive=True) if fmt.bits == 16 else make_grid()
     sweep = run_sweep([fmt], [backend], list(targets), grid, methods=["naive"], grad=False)
@@ -230,8 +230,8 @@ def exact_breakdowns(fmt, backend: str, targets) -> dict:
 
 def write_figures(out: Path, formats, dtypes, backends, targets) -> list[Path]:
     """One figure per (dtype, backend) and the overview, written into ``out``; returns the files written."""
-    from stabcli.curves import curve_set
-    from stabcli.sweep import make_grid, run_sweep
+    from stabcli.commands.curves import curve_set
+    from stabcli.commands.sweep import make_grid, run_sweep
 
     out = Path(out)
     written: list[Path] = []
@@ -255,8 +255,8 @@ def write_figures(out: Path, formats, dtypes, backends, targets) -> list[Path]:
 def write_sweep_figure(sweep, path) -> Path:
     """The figure of a sweep at ``path`` (.png or .svg): for one dtype and backend its loss/error/gradient curves
     with the sweep's own breakdown logits; for several, the breakdown overview."""
-    from stabcli.curves import curve_set, grid_between
-    from stabcli.formats import get_format
+    from stabcli.commands.curves import curve_set, grid_between
+    from stabcli.core.formats import get_format
 
     path = Path(path)
     dtypes = list(dict.fromkeys(r.dtype for r in sweep.rows))

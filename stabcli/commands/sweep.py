@@ -22,8 +22,11 @@ and float64 the search samples the ordinals (4096 and 64 at a time) and narrows 
 that is exact for breakdowns that are monotone in |x| (inf/NaN, the clamp), while an out-of-tolerance logit
 isolated between two passing samples could be missed (the error of a rounded formula is not monotone in x).
 
-Gradients (``grad=True``): each method's d loss / d x (``autodiff.grad_of``: op-by-op duals in numpy, autograd in
-torch) against the reference gradient w·((1-y)·sigmoid(x) - pw·y·sigmoid(-x)) (``reference.sweep_grad_reference``),
+The loss family (``stabcli/losses/``) supplies, per (dtype, target), a *case* (``family.sweep_case``): the inputs
+of a method at the swept values and their reference; the engine itself never names a method or a formula.
+
+Gradients (``grad=True``): each method's d loss / d x (``family.grad_of``: op-by-op duals in numpy, autograd in
+torch) against the family's reference gradient (for BCE w·((1-y)·sigmoid(x) - pw·y·sigmoid(-x))),
 counted as ``nonfinite`` (inf/NaN where the reference is finite), ``vanished`` (0, or below eps·|reference|, where
 the reference in the dtype is not 0: ``analysis.vanished``) or ``inaccurate`` (finite, not vanished, outside the
 tolerance); a point counts under one of them at most. Their breakdowns (``GradBreakdown``) are found by the same
@@ -43,14 +46,12 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from stabcli import explain, reference
-from stabcli.analysis import INF, NAN, OK, Reference, Tolerance, judge, judge_grad
-from stabcli.autodiff import grad_of
-from stabcli.backends import BACKEND_NAMES
-from stabcli.compare import evaluate_method, exp_overflowed
-from stabcli.errors import InputError
-from stabcli.formats import FORMATS, Format, ordinal, to_float64
-from stabcli.formulas import methods_for
+from stabcli.commands.compare import evaluate_method, exp_overflowed
+from stabcli.core.analysis import INF, NAN, OK, Reference, Tolerance, judge, judge_grad
+from stabcli.core.backends import BACKEND_NAMES
+from stabcli.core.errors import InputError
+from stabcli.core.formats import FORMATS, Format, from_ordinal, max_ordinal, ordinal, to_float64
+from stabcli.losses import get_family
 
 SPACINGS: tuple[str, ...] = ("linear", "log")
 DEFAULT_MIN, DEFAULT_MAX, DEFAULT_POINTS = -1e4, 1e4, 4001
@@ -114,21 +115,6 @@ def make_grid(min: float | None = None, max: float | None = None, points: int | 
 
 
 # --- the logits, in chunks -----------------------------------------------------------------------------------
-
-def from_ordinal(o: np.ndarray, fmt: Format) -> np.ndarray:
-    """The values of ``fmt`` whose :func:`formats.ordinal` is ``o`` (0 gives +0)."""
-    o = np.asarray(o, dtype=np.int64)
-    mag = np.abs(o)
-    if fmt.bits < 64:
-        bits = np.where(o < 0, mag | (1 << (fmt.bits - 1)), mag).astype(fmt.uint_dtype)
-    else:
-        bits = np.where(o < 0, mag | np.int64(-(2**63)), mag).astype(np.int64)
-    return bits.view(fmt.np_dtype)
-
-
-def max_ordinal(fmt: Format) -> int:
-    return int(ordinal(np.array(fmt.max), fmt))
-
 
 def _log_sides(grid: Grid) -> tuple[int, int, int, float, float]:
     """How a log grid splits: (negative points, zero point (0/1), positive points, inner, ...)."""
@@ -238,39 +224,6 @@ def _plus_zero(values: np.ndarray, fmt: Format) -> np.ndarray:
 
 # --- evaluating one chunk ------------------------------------------------------------------------------------
 
-@dataclass
-class Scalars:
-    """The target, weight and pos_weight of one sweep, rounded to the dtype (and as float64)."""
-
-    fmt: Format
-    target: float
-    weight: float
-    pos_weight: float
-
-    def arrays(self, xs: np.ndarray) -> dict:
-        """The inputs of a method: the logits ``xs`` and the three constants as 0-d arrays of the dtype."""
-        return {"logits": xs, **self._constants}
-
-    @cached_property
-    def _constants(self) -> dict:
-        r = self.fmt.round
-        return {"targets": r(np.array(self.target)), "weight": r(np.array(self.weight)),
-                "pos_weight": r(np.array(self.pos_weight))}
-
-    def wide(self) -> tuple[float, float, float]:
-        return tuple(float(to_float64(self.fmt.round(np.array(v)))) for v in (self.target, self.weight, self.pos_weight))
-
-
-def chunk_reference(xs: np.ndarray, s: Scalars, cache: dict | None = None):
-    """(nearest, for_rounding) reference of the loss at the logits ``xs`` (see ``reference.sweep_reference``)."""
-    return reference.sweep_reference(to_float64(xs), s.fmt.bits, *s.wide(), cache=cache)
-
-
-def chunk_grad_reference(xs: np.ndarray, s: Scalars, cache: dict | None = None):
-    """(nearest, for_rounding) reference gradient at ``xs`` (see ``reference.sweep_grad_reference``)."""
-    return reference.sweep_grad_reference(to_float64(xs), s.fmt, *s.wide(), cache=cache)
-
-
 class Chunk:
     """Logits of the dtype and what every method judged on them shares, computed once: the reference (and the
     reference gradient), prepared for ``analysis.judge``, and where numpy's op-by-op sigmoid overflows.
@@ -280,21 +233,22 @@ class Chunk:
     for the same logits for every method). The streaming pass keeps none, so that its memory stays flat.
     """
 
-    def __init__(self, xs: np.ndarray, s: Scalars, tol: Tolerance, ref=None, grad_ref=None,
-                 cache: dict | None = None):
-        self.xs, self.s, self.tol = xs, s, tol
+    def __init__(self, xs: np.ndarray, s, tol: Tolerance, ref=None, grad_ref=None,
+                 cache: dict | None = None, family=None):
+        self.xs, self.s, self.tol = xs, s, tol  # s: the family's sweep case (target, weight, ...)
+        self.family = get_family() if family is None else family
         self.xs64 = to_float64(xs)
         self._ref, self._grad_ref, self._cache = ref, grad_ref, cache or {}
 
     @cached_property
     def ref(self) -> Reference:
-        nearest, for_rounding = chunk_reference(self.xs, self.s, self._cache.get("loss")) if self._ref is None \
+        nearest, for_rounding = self.s.reference(self.xs, self._cache.get("loss")) if self._ref is None \
             else self._ref
         return Reference.prepare(nearest, self.s.fmt, self.tol, for_rounding)
 
     @cached_property
     def grad_ref(self) -> Reference:
-        nearest, for_rounding = chunk_grad_reference(self.xs, self.s, self._cache.get("grad")) \
+        nearest, for_rounding = self.s.grad_reference(self.xs, self._cache.get("grad")) \
             if self._grad_ref is None else self._grad_ref
         return Reference.prepare(nearest, self.s.fmt, self.tol, for_rounding)
 
@@ -332,17 +286,18 @@ def _exp_overflow(ev, ops, chunk: Chunk) -> np.ndarray:
 def _judge_loss(backend: str, method: str, chunk: Chunk):
     """Evaluate ``method`` on the chunk: (judgement, where the clamp changed the loss or None, evaluation, ops)."""
     fmt = chunk.s.fmt
-    ev, ops = evaluate_method(backend, fmt, method, chunk.s.arrays(chunk.xs), broadcast=False)
+    ev, ops = evaluate_method(backend, fmt, method, chunk.s.arrays(chunk.xs), broadcast=False, family=chunk.family)
     loss = ops.to_numpy(ev.loss).reshape(chunk.xs.shape)
     changed = None if ev.clamp_changed is None else \
         np.broadcast_to(np.asarray(ev.clamp_changed, dtype=bool), chunk.xs.shape)
     return judge(loss, chunk.ref, changed), changed, ev, ops
 
 
-def classify(backend: str, fmt: Format, method: str, xs: np.ndarray, s: Scalars, tol: Tolerance,
-             ref=None) -> Classified:
-    """Evaluate ``method`` at the logits ``xs`` (dtype values) and judge every result against the reference."""
-    chunk = Chunk(xs, s, tol, ref)
+def classify(backend: str, fmt: Format, method: str, xs: np.ndarray, s, tol: Tolerance,
+             ref=None, family=None) -> Classified:
+    """Evaluate ``method`` at the logits ``xs`` (dtype values) of the sweep case ``s`` and judge every result
+    against the reference."""
+    chunk = Chunk(xs, s, tol, ref, family=family)
     j, changed, ev, ops = _judge_loss(backend, method, chunk)
     return Classified(
         status=j.status, loss=j.loss64, abs_error=j.abs_error, error_bits=j.error_bits(),
@@ -369,17 +324,17 @@ class GradClassified:
 def _judge_grad(backend: str, method: str, chunk: Chunk):
     """Differentiate ``method`` on the chunk: (judgement, nonfinite, nan, vanished) masks as GradClassified has them."""
     fmt = chunk.s.fmt
-    grad = grad_of(backend, fmt, method, chunk.s.arrays(chunk.xs), broadcast=False).reshape(chunk.xs.shape)
+    grad = chunk.family.grad_of(backend, fmt, method, chunk.s.arrays(chunk.xs), broadcast=False).reshape(chunk.xs.shape)
     j, gone = judge_grad(grad, chunk.grad_ref)
     nan = j.code == NAN
     nonfinite = j.code >= INF
     return j, nonfinite, nan, gone & ~nonfinite
 
 
-def classify_grad(backend: str, fmt: Format, method: str, xs: np.ndarray, s: Scalars, tol: Tolerance,
-                  ref=None) -> GradClassified:
+def classify_grad(backend: str, fmt: Format, method: str, xs: np.ndarray, s, tol: Tolerance,
+                  ref=None, family=None) -> GradClassified:
     """Differentiate ``method`` at the logits ``xs`` and judge every gradient against the reference gradient."""
-    j, nonfinite, nan, gone = _judge_grad(backend, method, Chunk(xs, s, tol, grad_ref=ref))
+    j, nonfinite, nan, gone = _judge_grad(backend, method, Chunk(xs, s, tol, grad_ref=ref, family=family))
     return GradClassified(nonfinite=nonfinite, nan=nan, vanished=gone, inaccurate=j.code != OK,
                           error_bits=j.error_bits(), grad=j.loss64, reference=j.ref.nearest)
 
@@ -477,6 +432,7 @@ class Sweep:
     notes: list[str] = field(default_factory=list)
     summary: dict[tuple[str, str, float], str] = field(default_factory=dict)  # (backend, dtype, target) -> sentence
     grad: bool = GRAD_DEFAULT  # whether the rows carry gradients
+    family: str = "bce"
 
 
 def _note_closest(closest: dict, kind: str, mask: np.ndarray | None, chunk: Chunk) -> None:
@@ -596,12 +552,12 @@ def _pin(closest: dict, kinds: tuple[str, ...], masks: Callable[[np.ndarray], di
     return {key: float(to_float64(from_ordinal(np.array([found[key]]), fmt))[0]) for key in order if key in found}
 
 
-def _refine(row: SweepRow, s: Scalars, tol: Tolerance, grid: Grid, cache: dict) -> None:
+def _refine(row: SweepRow, s, tol: Tolerance, grid: Grid, cache: dict, family) -> None:
     """Pin the loss breakdowns of ``row`` (see :func:`_pin`); ``cache`` is the Chunk cache of the dtype and target."""
     fmt = s.fmt
 
     def masks(xs: np.ndarray) -> dict:
-        chunk = Chunk(xs, s, tol, cache=cache)
+        chunk = Chunk(xs, s, tol, cache=cache, family=family)
         j, changed, _, _ = _judge_loss(row.backend, row.method, chunk)
         return _loss_masks(j, changed, chunk)
 
@@ -609,12 +565,12 @@ def _refine(row: SweepRow, s: Scalars, tol: Tolerance, grid: Grid, cache: dict) 
         setattr(row.breakdown, key, logit)
 
 
-def _refine_grad(row: SweepRow, s: Scalars, tol: Tolerance, grid: Grid, cache: dict) -> None:
+def _refine_grad(row: SweepRow, s, tol: Tolerance, grid: Grid, cache: dict, family) -> None:
     """Pin the gradient breakdowns of ``row`` with the same search, and keep the gradient and truth there."""
     fmt = s.fmt
 
     def judged(xs: np.ndarray):
-        return _judge_grad(row.backend, row.method, Chunk(xs, s, tol, cache=cache))
+        return _judge_grad(row.backend, row.method, Chunk(xs, s, tol, cache=cache, family=family))
 
     found = _pin(row.grad._closest, GRAD_KINDS, lambda xs: _grad_masks(*judged(xs)), fmt, grid)
     for key, logit in found.items():
@@ -644,23 +600,28 @@ class _Plan:
     grid: Grid
     grad: bool
     chunk: int
+    loss: str = "bce"
 
     def new_rows(self) -> list[SweepRow]:
         return [SweepRow(b, self.fmt, self.target, m, grad=GradStats() if self.grad else None) for b, m in self.rows]
 
     @property
-    def scalars(self) -> Scalars:
-        return Scalars(FORMATS[self.fmt], self.target, self.weight, self.pos_weight)
+    def family(self):
+        return get_family(self.loss)
+
+    @property
+    def case(self):
+        return self.family.sweep_case(FORMATS[self.fmt], self.target, self.weight, self.pos_weight)
 
 
 def _sweep_piece(plan: _Plan, start: int | None, stop: int | None, rows: list[SweepRow] | None = None,
                  progress: Callable[[int], None] | None = None) -> list[SweepRow]:
     """Sweep the positions [start, stop) (None: all) into ``rows`` (new ones if None) and return them."""
     rows = plan.new_rows() if rows is None else rows
-    s, fmt = plan.scalars, FORMATS[plan.fmt]
+    s, fmt, family = plan.case, FORMATS[plan.fmt], plan.family
     with np.errstate(all="ignore"):
         for xs in logit_chunks(plan.grid, fmt, plan.chunk, start, stop):
-            chunk = Chunk(xs, s, plan.tol)
+            chunk = Chunk(xs, s, plan.tol, family=family)
             for row in rows:
                 _tally(row, chunk)
                 if plan.grad:
@@ -762,6 +723,7 @@ def run_sweep(
     chunk: int = CHUNK,
     grad: bool = GRAD_DEFAULT,
     workers: int | None = None,
+    loss: str | None = None,
 ) -> Sweep:
     """Sweep every requested (backend, dtype, target, method); ``progress(n)`` is called after each n logits.
 
@@ -770,6 +732,7 @@ def run_sweep(
     per available core; 1 keeps everything in this process). The results are the same either way.
     """
     grid = grid or Grid()
+    family = get_family(loss)
     for t in targets:
         if not (0 <= t <= 1):
             raise InputError(f"target {t} is outside [0, 1]; targets are probabilities in [0, 1]")
@@ -782,28 +745,29 @@ def run_sweep(
     parallel = workers > 1 and any(total_points(grid, f) >= PARALLEL_MIN_POINTS for f in formats)
     with (_pooled(workers) if parallel else contextlib.nullcontext()) as pool:
         return _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, methods, progress, chunk,
-                    grad, workers, pool)
+                    grad, workers, pool, family)
 
 
 def _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, methods, progress, chunk, grad,
-         workers, pool) -> Sweep:
+         workers, pool, family) -> Sweep:
     notes: list[str] = []
     rows: list[SweepRow] = []
     for fmt in formats:
         tol = Tolerance.for_format(fmt, rtol, atol)
         for target in targets:
-            s = Scalars(fmt, float(target), float(weight), float(pos_weight))
+            s = family.sweep_case(fmt, float(target), float(weight), float(pos_weight))
             pairs = []
             for backend in backends:
-                for method in methods_for(backend) if methods is None else [m for m in methods if m in methods_for(backend)]:
-                    if method == "torch_bce" and pos_weight != 1:
-                        note = "torch_bce is left out: F.binary_cross_entropy has no pos_weight"
+                available = family.methods_for(backend)
+                for method in available if methods is None else [m for m in methods if m in available]:
+                    note = family.excluded(method, {"weight": weight, "pos_weight": pos_weight})
+                    if note is not None:
                         if note not in notes:
                             notes.append(note)
                         continue
                     pairs.append((backend, method))
             plan = _Plan(fmt.name, tuple(pairs), float(target), float(weight), float(pos_weight), tol, grid, grad,
-                         chunk)
+                         chunk, family.name)
             part = plan.new_rows()
             if pool is not None and total_points(grid, fmt) >= PARALLEL_MIN_POINTS:
                 _sweep_parallel(pool, plan, part, workers, progress)
@@ -812,10 +776,10 @@ def _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, metho
             cache: dict = {"loss": {}, "grad": {}}  # mpmath's answers, asked again by each row's search
             with np.errstate(all="ignore"):
                 for row in part:
-                    _refine(row, s, tol, grid, cache)
+                    _refine(row, s, tol, grid, cache, family)
                     if grad:
-                        _refine_grad(row, s, tol, grid, cache)
+                        _refine_grad(row, s, tol, grid, cache, family)
             rows.extend(part)
-    result = Sweep(grid, float(weight), float(pos_weight), rows, notes, grad=grad)
-    result.summary = explain.sweep_summary(result)
+    result = Sweep(grid, float(weight), float(pos_weight), rows, notes, grad=grad, family=family.name)
+    result.summary = family.notes.sweep_summary(result)
     return result

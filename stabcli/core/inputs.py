@@ -11,7 +11,7 @@ import re
 
 import numpy as np
 
-from stabcli.errors import InputError
+from stabcli.core.errors import InputError
 
 _SPECIAL = {"inf": math.inf, "+inf": math.inf, "-inf": -math.inf, "infinity": math.inf, "+infinity": math.inf,
             "-infinity": -math.inf, "nan": math.nan, "+nan": math.nan, "-nan": math.nan}

@@ -1,8 +1,9 @@
-"""`compare`: every method on the given logits and targets, per backend and dtype, against the exact loss.
+"""`compare`: every method of a loss family on the given inputs, per backend and dtype, against the exact loss.
 
 This is the numeric core behind ``stabcli compare``: it never prints. :func:`run_compare` returns a
 :class:`Comparison` whose rows carry the losses, the reference, the errors and statuses, and, for a single
-element, the step-by-step trace with notes (from ``explain.py``).
+element, the step-by-step trace with notes (from the family's ``notes.py``). The family (``stabcli/losses/``)
+supplies the formulas, the exact values and the words; this engine rounds, evaluates, measures and collects.
 """
 
 from __future__ import annotations
@@ -11,31 +12,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stabcli import explain, reference
-from stabcli.analysis import Tolerance, measure, measure_grad
-from stabcli.autodiff import grad_details
-from stabcli.backends import BACKEND_NAMES, make_ops
-from stabcli.errors import InputError
-from stabcli.formats import Format, to_float64
-from stabcli.formulas import METHODS, methods_for
+from stabcli.core import exact
+from stabcli.core.analysis import Tolerance, measure, measure_grad
+from stabcli.core.backends import BACKEND_NAMES, make_ops
+from stabcli.core.errors import InputError
+from stabcli.core.formats import Format, to_float64
+from stabcli.losses import get_family
 
 REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
 MAX_ELEMENTS = 10_000  # compare checks every element against mpmath (about 1 ms each per dtype); sweep streams
-
-
-@dataclass
-class Inputs:
-    """What the user asked for, as float64 arrays broadcast to one shape."""
-
-    logits: np.ndarray
-    targets: np.ndarray
-    weight: np.ndarray
-    pos_weight: np.ndarray
-    reduction: str = "mean"
-
-    @property
-    def size(self) -> int:
-        return int(self.logits.size)
 
 
 @dataclass
@@ -85,33 +70,41 @@ class DtypeNote:
 
 @dataclass
 class Comparison:
-    inputs: Inputs
+    inputs: object  # the family's Inputs
     rows: list[Row]
     dtype_notes: list[DtypeNote]
     notes: list[str] = field(default_factory=list)
     flipped: list[Row] = field(default_factory=list)  # one logit, hard target: BCELoss at the other target
     summary: list[str] = field(default_factory=list)  # plain sentences, per dtype, on what the rows show
+    family: str = "bce"
 
 
-def _rounded(fmt: Format, inputs: Inputs):
+def _rounded(fmt: Format, inputs, family):
     """The inputs rounded to ``fmt`` (arrays of the dtype) and what that rounding did."""
-    arrays = {k: fmt.round(getattr(inputs, k)) for k in ("logits", "targets", "weight", "pos_weight")}
+    given = inputs.arrays()
+    arrays = {k: fmt.round(v) for k, v in given.items()}
     changes = []
     overflow = False
+    variable = family.input_keys[0]
     for key, arr in arrays.items():
-        orig = getattr(inputs, key)
+        orig = given[key]
         back = to_float64(arr)
-        name = {"logits": "logit", "targets": "target"}.get(key, key)
+        name = family.input_labels.get(key, key)
         for o, b in zip(orig.ravel(), back.ravel()):
             if np.isnan(o) or o == b:
                 continue
             if np.isinf(b) and np.isfinite(o):
-                overflow = overflow or key == "logits"
-                changes.append(f"{name} {explain.num(o)} overflows {fmt.name} (max {explain.num(fmt.max)}) "
-                               f"and becomes {explain.num(b)}")
+                overflow = overflow or key == variable
+                changes.append(f"{name} {_num(o)} overflows {fmt.name} (max {_num(fmt.max)}) and becomes {_num(b)}")
             else:
                 changes.append(f"{name} {float(o)!r} is stored as {float(b)!r} in {fmt.name}")
     return arrays, overflow, list(dict.fromkeys(changes))
+
+
+def _num(v: float) -> str:
+    from stabcli.core.numbers import fmt_number
+
+    return fmt_number(v, 10)
 
 
 def exp_overflowed(ev, ops, shape, known=None) -> np.ndarray:
@@ -157,34 +150,39 @@ def _scalar_or_list(arr: np.ndarray, reduced: bool):
     return float(arr.reshape(())) if reduced else [float(v) for v in arr.ravel()]
 
 
-def evaluate_method(backend: str, fmt: Format, method: str, arrays: dict, broadcast: bool = True):
+def evaluate_method(backend: str, fmt: Format, method: str, arrays: dict, broadcast: bool = True, family=None):
     """Run one method; returns (Evaluation, ops) with the inputs of the dtype broadcast to one shape.
 
     With ``broadcast=False`` the inputs keep their shapes (a sweep passes the target, weight and pos_weight as 0-d
     arrays, so that an operation on them alone is done once instead of once per logit; every per-element result
     is the same).
     """
+    family = get_family() if family is None else family
     ops = make_ops(backend, fmt)
-    keys = ("logits", "targets", "weight", "pos_weight")
+    keys = family.input_keys
     if broadcast:
-        shape = np.broadcast_shapes(*(a.shape for a in arrays.values()))
-        x, y, w, pw = (ops.array(np.broadcast_to(arrays[k], shape)) for k in keys)
+        shape = np.broadcast_shapes(*(np.shape(arrays[k]) for k in keys))
+        values = [ops.array(np.broadcast_to(arrays[k], shape)) for k in keys]
     else:
-        x, y, w, pw = (ops.array(arrays[k]) for k in keys)
+        values = [ops.array(arrays[k]) for k in keys]
     with np.errstate(all="ignore"):
-        ev = METHODS[method](ops, x, y, w, pw)
+        ev = family.formula(method)(ops, *values)
     return ev, ops
 
 
 def run_compare(
-    inputs: Inputs,
+    inputs,
     formats: list[Format],
     backends: tuple[str, ...] = BACKEND_NAMES,
     methods: list[str] | None = None,
     rtol: float | None = None,
     atol: float | None = None,
+    loss: str | None = None,
 ) -> Comparison:
-    """Evaluate every requested method in every backend and dtype, and measure it against mpmath."""
+    """Evaluate every requested method of the family ``loss`` (default bce) in every backend and dtype, and
+    measure it against mpmath. ``inputs`` is the family's ``Inputs``."""
+    family = get_family(loss)
+    notes_text = family.notes
     if inputs.reduction not in REDUCTIONS:
         raise InputError(f"reduction {inputs.reduction!r} is not allowed; use one of {', '.join(REDUCTIONS)}")
     if inputs.size > MAX_ELEMENTS:
@@ -195,36 +193,36 @@ def run_compare(
     rows: list[Row] = []
     dtype_notes: list[DtypeNote] = []
     notes: list[str] = []
-    pw_is_one = bool(np.all(inputs.pos_weight == 1))
+    options = inputs.arrays()
+    keys = family.input_keys
     for fmt in formats:
-        arrays, overflow, changes = _rounded(fmt, inputs)
-        logits_in = [float(v) for v in to_float64(arrays["logits"]).ravel()]
+        arrays, overflow, changes = _rounded(fmt, inputs, family)
+        logits_in = [float(v) for v in to_float64(arrays[keys[0]]).ravel()]
         dtype_notes.append(DtypeNote(fmt.name, logits_in, overflow, changes))
         shape = np.broadcast_shapes(*(a.shape for a in arrays.values()))
         wide = {k: np.broadcast_to(to_float64(a), shape).ravel() for k, a in arrays.items()}
-        exact = [reference.exact_loss(*(float(wide[k][i]) for k in ("logits", "targets", "weight", "pos_weight")))
-                 for i in range(int(np.prod(shape, dtype=np.int64)))]
-        exact_red = reference.reduce_exact(exact, inputs.reduction)
-        exact_out = exact if not reduced else [exact_red]
-        ref_nearest = np.array([reference.to_float64_nearest(v) for v in exact_out])
+        n = int(np.prod(shape, dtype=np.int64))
+        exact_loss = [family.exact_loss(*(float(wide[k][i]) for k in keys)) for i in range(n)]
+        exact_red = exact.reduce_exact(exact_loss, inputs.reduction)
+        exact_out = exact_loss if not reduced else [exact_red]
+        ref_nearest = np.array([exact.to_float64_nearest(v) for v in exact_out])
         # Rounded into a narrower dtype from a round-to-odd float64, so that it is rounded only once in effect.
-        ref_odd = np.array([reference.to_float64_odd(v) for v in exact_out]) if fmt.bits < 64 else ref_nearest
+        ref_odd = np.array([exact.to_float64_odd(v) for v in exact_out]) if fmt.bits < 64 else ref_nearest
         tol = Tolerance.for_format(fmt, rtol, atol)
-        n = len(exact)
-        exact_grad = [reference.exact_grad(*(float(wide[k][i]) for k in ("logits", "targets", "weight", "pos_weight")))
-                      for i in range(n)]
-        exact_grad = reference.reduce_exact_grad(exact_grad, inputs.reduction)
-        grad_nearest = np.array([reference.to_float64_nearest(v) for v in exact_grad])
-        grad_odd = np.array([reference.to_float64_odd(v) for v in exact_grad]) if fmt.bits < 64 else grad_nearest
+        exact_grad = [family.exact_grad(*(float(wide[k][i]) for k in keys)) for i in range(n)]
+        exact_grad = exact.reduce_exact_grad(exact_grad, inputs.reduction)
+        grad_nearest = np.array([exact.to_float64_nearest(v) for v in exact_grad])
+        grad_odd = np.array([exact.to_float64_odd(v) for v in exact_grad]) if fmt.bits < 64 else grad_nearest
         grad_scalar = reduced and n == 1
         for backend in backends:
-            for method in methods_for(backend) if methods is None else [m for m in methods if m in methods_for(backend)]:
-                if method == "torch_bce" and not pw_is_one:
-                    note = "torch_bce is left out: F.binary_cross_entropy has no pos_weight"
+            available = family.methods_for(backend)
+            for method in available if methods is None else [m for m in methods if m in available]:
+                note = family.excluded(method, options)
+                if note is not None:
                     if note not in notes:
                         notes.append(note)
                     continue
-                ev, ops = evaluate_method(backend, fmt, method, arrays)
+                ev, ops = evaluate_method(backend, fmt, method, arrays, family=family)
                 with np.errstate(all="ignore"):
                     loss = ops.to_numpy(ops.reduce(ev.loss, inputs.reduction))
                 loss = np.asarray(loss).reshape(-1) if not reduced else np.asarray(loss).reshape(1)
@@ -244,7 +242,7 @@ def run_compare(
                     status=str(err.status[0]) if reduced else [str(s) for s in err.status],
                     events=_events(ev, ops),
                 )
-                gradient = grad_details(backend, fmt, method, arrays, inputs.reduction)
+                gradient = family.grad_details(backend, fmt, method, arrays, inputs.reduction)
                 gerr = measure_grad(gradient.grad.reshape(-1), grad_nearest, fmt, tol, gradient.clamped.reshape(-1),
                                     grad_odd)
                 row.grad = _scalar_or_list(to_float64(gradient.grad), grad_scalar)
@@ -254,21 +252,20 @@ def run_compare(
                 row.grad_status = str(gerr.status[0]) if grad_scalar else [str(s) for s in gerr.status]
                 if single:
                     row.steps = [TraceStep(s.name, float(to_float64(ops.to_numpy(s.value)).reshape(-1)[0]),
-                                           explain.note(s, ops, fmt)) for s in ev.steps]
+                                           notes_text.note(s, ops, fmt)) for s in ev.steps]
                     if ev.unclamped is not None:
                         row.unclamped_loss = float(to_float64(ops.to_numpy(ev.unclamped)).reshape(-1)[0])
-                    row.verdict = explain.verdict(row, fmt)
+                    row.verdict = notes_text.verdict(row, fmt)
                     row.steps += [TraceStep(name, value, note)
-                                  for name, value, note in explain.grad_steps(row, gradient, fmt)]
-                    row.grad_verdict = explain.grad_verdict(row, gradient, fmt)
+                                  for name, value, note in notes_text.grad_steps(row, gradient, fmt)]
+                    row.grad_verdict = notes_text.grad_verdict(row, gradient, fmt)
                 rows.append(row)
-    comparison = Comparison(inputs, rows, dtype_notes, notes)
-    y = float(inputs.targets.reshape(-1)[0]) if single else None
-    if single and y in (0.0, 1.0) and methods is None:
-        other = Inputs(inputs.logits, 1.0 - inputs.targets, inputs.weight, inputs.pos_weight, inputs.reduction)
-        bce = ["torch_bce"] if "torch" in backends and pw_is_one else ["clamped"]
-        comparison.flipped = run_compare(other, formats, [b for b in backends if b in ("torch",)] or backends,
-                                         bce, rtol, atol).rows
+    comparison = Comparison(inputs, rows, dtype_notes, notes, family=family.name)
     if single:
-        comparison.summary = explain.summary(comparison)
+        companion = family.companion(inputs, backends, methods)
+        if companion is not None:
+            other, other_backends, other_methods = companion
+            comparison.flipped = run_compare(other, formats, other_backends, other_methods, rtol, atol,
+                                             loss=family.name).rows
+        comparison.summary = notes_text.summary(comparison)
     return comparison

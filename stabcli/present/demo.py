@@ -28,9 +28,9 @@ from typing import Iterator
 
 import numpy as np
 
-from stabcli.errors import InputError
-from stabcli.formats import FORMATS, Format, ordinal, to_float64
-from stabcli.numbers import fmt_number
+from stabcli.core.errors import InputError
+from stabcli.core.formats import FORMATS, Format, ordinal, to_float64
+from stabcli.core.numbers import fmt_number
 
 STEP_COUNT = 8
 DEMO_DTYPES: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
@@ -109,7 +109,7 @@ def clipped_bce(x: float, y: float, fmt: Format, low: float, high: float) -> Cli
     the clip stores them in the dtype, so 1 - 1e-7 becomes the nearest value of the dtype (0.99999988 in float32,
     1.0 in float16, where the clip then does nothing). x and y are rounded to the dtype too.
     """
-    from stabcli.backends import NumpyOps
+    from stabcli.core.backends import NumpyOps
 
     ops = NumpyOps(fmt)
     dt = fmt.np_dtype.type
@@ -128,7 +128,7 @@ def clipped_bce(x: float, y: float, fmt: Format, low: float, high: float) -> Cli
 # --- the calls, made once per demo run -----------------------------------------------------------------------
 
 def _inputs(logits, targets):
-    from stabcli.compare import Inputs
+    from stabcli.losses.bce import Inputs
 
     x = np.asarray(logits, dtype=np.float64)
     y = np.asarray(targets, dtype=np.float64)
@@ -152,14 +152,14 @@ class _Lab:
         return self._cache[key]
 
     def comparison(self, logits, targets, dtype: str):
-        from stabcli.compare import run_compare
+        from stabcli.commands.compare import run_compare
 
         return self._memo(_key("compare", logits, targets, dtype),
                           lambda: run_compare(_inputs(logits, targets), [FORMATS[dtype]]))
 
     def sweep16(self):
         """Every finite float16 logit through `naive`, numpy and torch, targets 0 and 1."""
-        from stabcli.sweep import make_grid, run_sweep
+        from stabcli.commands.sweep import make_grid, run_sweep
 
         return self._memo("sweep16", lambda: run_sweep([FORMATS["float16"]], ["numpy", "torch"], [0.0, 1.0],
                                                        make_grid(exhaustive=True), methods=["naive"]))
@@ -189,7 +189,7 @@ def sweep_value(sweep, backend: str, target: float, key: str) -> float | None:
 
 
 def step_note(comparison, backend: str, method: str, name: str) -> str:
-    """The explanation the trace gives for step NAME (text written by ``explain.py``)."""
+    """The explanation the trace gives for step NAME (text written by the family's ``notes.py``)."""
     row = next(r for r in comparison.rows if r.backend == backend and r.method == method)
     return next((s.note for s in row.steps or [] if s.name == name), "")
 
@@ -224,13 +224,13 @@ class _Builder:
                                                 "method": "naive", "target": target, "field": key}, None))
 
     def threshold(self, dtype: str, name: str) -> Quote:
-        from stabcli.thresholds import predict
+        from stabcli.losses.bce.thresholds import predict
 
         t = next(t for t in predict(FORMATS[dtype]) if t.name == name)
         return self._add(Quote(t.predicted, "threshold", {"dtype": dtype, "name": name}, None))
 
     def grad_epsilon(self, dtype: str) -> Quote:
-        from stabcli.thresholds_grad import grad_epsilon
+        from stabcli.losses.bce.grad_thresholds import grad_epsilon
 
         return self._add(Quote(grad_epsilon(FORMATS[dtype]), "thresholds_grad",
                                {"dtype": dtype, "function": "grad_epsilon"}, 3))
@@ -256,7 +256,7 @@ class _Builder:
 
 def format_constant(fmt: Format, what: str, at: float | None = None) -> float:
     """max, smallest_subnormal, below_one (the largest value under 1) or spacing (the gap above ``at``)."""
-    from stabcli.sweep import from_ordinal
+    from stabcli.core.formats import from_ordinal
 
     if what in ("max", "smallest_subnormal", "eps"):
         return float(getattr(fmt, what))
@@ -357,7 +357,7 @@ def _step2(b: _Builder) -> DemoStep:
         f"The naive formula gives {naive1} and {naive0}. BCELoss gives {bce1} and {bce0}: no NaN, no inf, "
         f"nothing to warn you. The log-sum-exp form gives {lse1} and {lse0}. The status says which are right: "
         "'clamped' means BCELoss's -100 clamp decided the answer. Steps 3 and 4 show why.",
-    ] + ([f"Here the logit itself is already inf, so the log-sum-exp form and torch's BCEWithLogitsLoss meet "
+    ] + (["Here the logit itself is already inf, so the log-sum-exp form and torch's BCEWithLogitsLoss meet "
           "0·inf or inf - inf = NaN; only the softplus form, which takes a zero coefficient as exactly 0, still "
           "gives the exact limits (0 for target 1, inf for target 0). Step 5 shows where float16 breaks for finite "
           "logits; run the demo with --dtype float32 for the seed article's story."] if _overflows(b, BIG) else []))

@@ -25,7 +25,7 @@ from functools import cached_property
 
 import numpy as np
 
-from stabcli.formats import Format, ordinal, round_float64, to_float64, ulps_between
+from stabcli.core.formats import Format, ordinal, round_float64, to_float64, ulps_between
 
 STATUSES: tuple[str, ...] = ("ok", "inaccurate", "clamped", "inf", "nan")  # status codes 0..4
 OK, INACCURATE, CLAMPED, INF, NAN = range(len(STATUSES))

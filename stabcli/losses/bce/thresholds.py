@@ -1,4 +1,4 @@
-"""`thresholds`: the breakdown logits predicted from a format's constants, next to those the sweep measures.
+"""BCE's breakdown logits predicted from a format's constants (``commands/thresholds.py`` measures them).
 
 p is the significand precision (the implicit bit included), eps = 2**(1-p), emax the largest exponent, so that
 max = 2**emax·(2 - 2**(1-p)), and tiny the smallest subnormal. "The first value >= t" means the smallest value of
@@ -9,43 +9,11 @@ Nothing here prints.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
-from stabcli.formats import Format, ordinal, to_float64
-from stabcli.sweep import Grid, from_ordinal, make_grid, run_sweep
-
-
-@dataclass
-class Threshold:
-    """One predicted breakdown logit, the measurement it is checked against, and what explains a difference."""
-
-    dtype: str
-    name: str  # what happens there
-    formula: str  # how the prediction follows from the format's constants
-    predicted: float
-    backend: str  # where it is measured: a sweep row's backend, method, target and breakdown key
-    method: str
-    target: float
-    key: str
-    measured: float | None = None
-    explanation: str = ""
-    quantity: str = "loss"  # "loss": the row's loss breakdown ``key``; "gradient": its gradient breakdown
-
-    @property
-    def difference(self) -> float | None:
-        return None if self.measured is None else self.measured - self.predicted
-
-
-def first_at_least(t, fmt: Format) -> float:
-    """The smallest value of ``fmt`` that is >= t (t an mpmath number, so float64 thresholds are exact too)."""
-    import mpmath
-
-    r = fmt.round(np.array(float(t)))
-    if mpmath.mpf(float(to_float64(r))) < t:
-        r = np.nextafter(r.astype(np.float64), np.inf) if fmt.bits == 64 else _next_up(r, fmt)
-    return float(to_float64(r))
+from stabcli.core.formats import Format, first_at_least, from_ordinal, next_up, ordinal, to_float64
+from stabcli.losses.base import Threshold
 
 
 def _closest_below(t, fmt: Format, strict: bool = False) -> float:
@@ -53,15 +21,8 @@ def _closest_below(t, fmt: Format, strict: bool = False) -> float:
     mirrors to x <= -t."""
     v = first_at_least(t, fmt)
     if strict and v == t:
-        v = float(to_float64(_next_up(fmt.round(np.array(v)), fmt)))
+        v = float(to_float64(next_up(fmt.round(np.array(v)), fmt)))
     return v
-
-
-def _next_up(r: np.ndarray, fmt: Format) -> np.ndarray:
-    from stabcli.formats import ordinal
-    from stabcli.sweep import from_ordinal
-
-    return from_ordinal(ordinal(r, fmt) + 1, fmt)
 
 
 def predict(fmt: Format, rtol: float | None = None) -> list[Threshold]:
@@ -119,7 +80,7 @@ def predict_grad(fmt: Format, rtol: float | None = None) -> list[Threshold]:
     """
     import mpmath
 
-    from stabcli import thresholds_grad as tg
+    from stabcli.losses.bce import grad_thresholds as tg
 
     mp = mpmath.mp
     fused = fmt.bits == 16
@@ -170,7 +131,7 @@ def predict_grad(fmt: Format, rtol: float | None = None) -> list[Threshold]:
             emax = math.frexp(fmt.max)[1] - 1
             limit = mp.mpf(fmt.max) + mp.mpf(fmt.eps) * mp.mpf(2) ** emax / 2  # max + ulp(max)/2: rounds to inf
             p_star = _largest_at_most(1 / limit, fmt)  # the largest p with 1/p >= limit
-            p_next = mp.mpf(float(to_float64(_next_up(fmt.round(np.array(p_star)), fmt))))
+            p_next = mp.mpf(float(to_float64(next_up(fmt.round(np.array(p_star)), fmt))))
             boundary = (mp.mpf(p_star) + p_next) / 2  # sigmoid(x) below this rounds to p_star or less
             t_inf = mp.log(boundary / (1 - boundary))  # tg.grad_inf_logit_neg, with p rounded
             out.append(Threshold(
@@ -192,7 +153,8 @@ def _largest_at_most(t, fmt: Format) -> float:
     return v
 
 
-def _explain(t: Threshold, fmt: Format) -> str:
+def explain(t: Threshold, fmt: Format) -> str:
+    """Why a measured threshold differs from its prediction (or that it agrees)."""
     if t.measured is None:
         return "not reached in the swept range"
     if t.measured == t.predicted:
@@ -217,29 +179,3 @@ def _explain(t: Threshold, fmt: Format) -> str:
         return ("the prediction is where a typical error of one eps exceeds the tolerance; the first logit "
                 "where the actual rounding errors add up to more lies a little further out")
     return "differs"
-
-
-def run_thresholds(formats: list[Format], rtol: float | None = None, atol: float | None = None,
-                   progress=None) -> list[Threshold]:
-    """Predict every threshold of ``formats`` (the loss's, then the gradient's) and measure it with the sweep engine.
-
-    16-bit formats are swept exhaustively; float32 and float64 on the default grid, whose breakdown search pins
-    monotone breakdowns exactly (see ``sweep.py``).
-    """
-    out: list[Threshold] = []
-    for fmt in formats:
-        grid: Grid = make_grid(exhaustive=True) if fmt.bits == 16 else make_grid()
-        sw = run_sweep([fmt], ["numpy", "torch"], [0.0, 1.0], grid, rtol=rtol, atol=atol,
-                       methods=["naive", "clamped", "logsumexp", "torch_bce"], progress=progress, grad=True)
-        out += measure_thresholds(predict(fmt, rtol) + predict_grad(fmt, rtol), sw, fmt)
-    return out
-
-
-def measure_thresholds(preds: list[Threshold], sweep, fmt: Format) -> list[Threshold]:
-    """Fill in each prediction's measured logit (and explanation) from a gradient sweep of ``fmt``."""
-    rows = {(r.backend, r.method, r.target): r for r in sweep.rows if r.dtype == fmt.name}
-    for t in preds:
-        row = rows[(t.backend, t.method, t.target)]
-        t.measured = getattr(row.grad.breakdown if t.quantity == "gradient" else row.breakdown, t.key)
-        t.explanation = _explain(t, fmt)
-    return preds

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from stabcli.formats import FORMATS
+from stabcli.core.formats import FORMATS
 
 
 def fmt_number(v, digits: int | str | None = 7) -> str:

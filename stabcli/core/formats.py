@@ -12,7 +12,7 @@ from functools import cached_property
 import ml_dtypes
 import numpy as np
 
-from stabcli.errors import InputError
+from stabcli.core.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -170,3 +170,34 @@ def ulps_between(a, b, fmt: Format) -> np.ndarray:
         near = np.abs(oa - ob).astype(np.float64)
     far = np.abs(oa).astype(np.float64) + np.abs(ob).astype(np.float64)
     return np.where(same_side, near, far)
+
+
+def from_ordinal(o, fmt: Format) -> np.ndarray:
+    """The values of ``fmt`` whose :func:`ordinal` is ``o`` (0 gives +0)."""
+    o = np.asarray(o, dtype=np.int64)
+    mag = np.abs(o)
+    if fmt.bits < 64:
+        bits = np.where(o < 0, mag | (1 << (fmt.bits - 1)), mag).astype(fmt.uint_dtype)
+    else:
+        bits = np.where(o < 0, mag | np.int64(-(2**63)), mag).astype(np.int64)
+    return bits.view(fmt.np_dtype)
+
+
+def max_ordinal(fmt: Format) -> int:
+    """The ordinal of the format's largest finite value."""
+    return int(ordinal(np.array(fmt.max), fmt))
+
+
+def next_up(r, fmt: Format) -> np.ndarray:
+    """The next value of ``fmt`` above each of ``r`` (values of the format)."""
+    return from_ordinal(ordinal(r, fmt) + 1, fmt)
+
+
+def first_at_least(t, fmt: Format) -> float:
+    """The smallest value of ``fmt`` that is >= t (t an mpmath number, so float64 thresholds are exact too)."""
+    import mpmath
+
+    r = fmt.round(np.array(float(t)))
+    if mpmath.mpf(float(to_float64(r))) < t:
+        r = np.nextafter(r.astype(np.float64), np.inf) if fmt.bits == 64 else next_up(r, fmt)
+    return float(to_float64(r))

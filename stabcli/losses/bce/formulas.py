@@ -2,16 +2,17 @@
 
 x is the logit, y the target in [0, 1], w the per-element weight, pw the pos_weight, lw = 1 + (pw - 1)·y.
 Every function takes an operation set from ``backends.py`` and inputs already rounded to the dtype, and returns
-an :class:`Evaluation`: the per-element loss and the named intermediate steps, so that a trace can show what
-each operation did. Nothing here prints; the notes on the steps are written in ``explain.py``.
+an :class:`~stabcli.losses.base.Evaluation`: the per-element loss and the named intermediate steps, so that a trace can show what
+each operation did. Nothing here prints; the notes on the steps are written in ``notes.py``.
 
 Where the -100 clamp lives: :func:`clamped` (and, inside torch, ``torch_bce``), with ``LOG_CLAMP`` below.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
+
+from stabcli.losses.base import Evaluation
 
 LOG_CLAMP = -100.0  # torch.nn.BCELoss clamps both logs to >= -100 (documented; aten/src/ATen/native/Loss.cpp)
 
@@ -24,35 +25,7 @@ METHOD_NAMES: tuple[str, ...] = (
     "torch_bce_with_logits",
 )
 TORCH_ONLY: frozenset[str] = frozenset({"torch_bce", "torch_bce_with_logits"})
-
-
-@dataclass
-class Step:
-    """One named intermediate of a formula.
-
-    ``kind`` says what produced it ("sigmoid", "exp", "softplus", "log", "clamp", "mul", "sub", "arith", "loss",
-    "torch_bce", "torch_bcewl") so that
-    ``explain.py`` can say what happened; ``args`` are the operand values (for a mul: the two factors).
-    """
-
-    name: str
-    value: Any
-    kind: str
-    args: tuple = ()
-
-
-@dataclass
-class Evaluation:
-    """A method's per-element loss (backend array of the dtype) and its steps in order."""
-
-    loss: Any
-    steps: list[Step] = field(default_factory=list)
-    clamp_changed: Any = None  # boolean array: where the -100 clamp changed the loss (clamped, torch_bce)
-    unclamped: Any = None  # the same formula without the clamp (clamped, torch_bce): what the clamp replaced
-
-    def step(self, name: str, value, kind: str, *args):
-        self.steps.append(Step(name, value, kind, args))
-        return value
+INPUT_KEYS: tuple[str, ...] = ("logits", "targets", "weight", "pos_weight")  # the order every method takes
 
 
 def naive(ops, x, y, w, pw) -> Evaluation:

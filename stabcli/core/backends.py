@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stabcli.formats import Format, to_float64
+from stabcli.core.formats import Format, to_float64
 
 BACKEND_NAMES: tuple[str, ...] = ("numpy", "torch")
 

@@ -1,4 +1,7 @@
-"""Plain-language notes on each step of a trace, and verdicts on results. Text only: nothing here prints."""
+"""BCE in plain language: notes on each step of a trace, verdicts, and the summaries of compare and sweep.
+
+Text only: nothing here prints.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +9,9 @@ import math
 
 import numpy as np
 
-from stabcli.formats import Format, to_float64
-from stabcli.formulas import LOG_CLAMP
-from stabcli.numbers import fmt_number
+from stabcli.core.formats import Format, to_float64
+from stabcli.core.numbers import fmt_number
+from stabcli.losses.bce.formulas import LOG_CLAMP
 
 
 def num(v: float) -> str:

@@ -1,7 +1,7 @@
 """Where the gradient of BCELoss(sigmoid(x), y) is predicted to collapse, as pure functions of the format.
 
 torch's BCELoss backward is (p-y)/max(p(1-p), ε) with ε = 1e-12 in the dtype, chained through torch.sigmoid's
-backward p(1-p) (``autodiff.BCE_GRAD_EPSILON``). So the gradient is exact-ish while p(1-p) >= ε and becomes
+backward p(1-p) (``gradients.BCE_GRAD_EPSILON``). So the gradient is exact-ish while p(1-p) >= ε and becomes
 (p-y)·p(1-p)/ε, shrinking toward 0, once p(1-p) < ε. Two things push p(1-p) below ε:
 
 * p saturates: 1 + exp(-x) rounds to 1 (op by op, a rounding of the sum: exp(-x) < eps/2, x > ln(2/eps)), or the
@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import math
 
-from stabcli.autodiff import BCE_GRAD_EPSILON
-from stabcli.formats import Format
+from stabcli.losses.bce.gradients import BCE_GRAD_EPSILON
+from stabcli.core.formats import Format
 
 
 def grad_epsilon(fmt: Format) -> float:

@@ -1,0 +1,69 @@
+"""`stabcli plot`: check the folder, write the figures, list them."""
+
+from __future__ import annotations
+
+import click
+
+from stabcli.cli import options
+
+
+def _writable_folder(path: str):
+    """Check that ``path`` is, or can be made, a writable folder; nothing is created here (the figures' writer
+    makes it), so a refused command leaves nothing behind."""
+    import os
+    from pathlib import Path
+
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise options.UserError(f"--out {path!r} is a file; give a folder to write the figures into")
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise options.UserError(f"--out {path!r} cannot be created: {str(existing)!r} is a file; give a folder you can write")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise options.UserError(f"--out {path!r} cannot be written ({str(existing)!r} is not writable); give a folder you "
+                        "can write")
+    return folder
+
+
+def _plot_formats(text: str) -> tuple[str, ...]:
+    chosen = tuple(dict.fromkeys(p.strip().lower() for p in text.split(",") if p.strip()))
+    bad = [p for p in chosen if p not in ("png", "svg")]
+    if bad or not chosen:
+        raise options.UserError(f"--format {text!r} is not allowed; use png, svg or png,svg")
+    return chosen
+
+
+@click.command(short_help="Write figures of loss and error against the logit.")
+@options.dtype_option
+@options.backend_option
+@click.option("--target", "targets", multiple=True,
+              help="Target y in [0, 1] to plot (a column of panels each); repeatable. [default: 0 and 1]")
+@click.option("--out", default="figures", show_default=True, help="Folder to write the figures into.")
+@click.option("--format", "formats", default="png,svg", show_default=True, help="png, svg or png,svg.")
+@options.core_errors
+def plot(dtypes, backends, targets, out, formats):
+    """Write, per dtype and backend, a figure of every method's loss and error against the logit.
+
+    Non-finite losses are markers at the panel's top edge, the naive breakdown logits are dashed lines, and the
+    region where the -100 clamp changes the answer is shaded. Output is deterministic (same bytes every run).
+
+    \b
+    Example:
+        stabcli plot --out figures
+        stabcli plot --dtype float16 --backend numpy --format png
+    """
+    from stabcli.core.formats import parse_dtypes
+
+    chosen = _plot_formats(formats)
+    ys = options.parse_targets(targets)
+    folder = _writable_folder(out)
+    from stabcli.present import plots
+
+    try:
+        written = plots.write_figures(folder, chosen, parse_dtypes(dtypes), options.backends(backends), ys)
+    except OSError as exc:  # os.access can say yes where writing fails (root on /proc, read-only mounts, a full disk)
+        raise options.UserError(f"--out {out!r} cannot be written ({exc.strerror or exc}); give a folder you can write") from None
+    for path in written:
+        click.echo(str(path))

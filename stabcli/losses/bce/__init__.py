@@ -1,0 +1,150 @@
+"""Binary cross-entropy: the naive BCELoss(sigmoid(x), y) against the log-sum-exp / softplus form.
+
+The package, by file: ``formulas.py`` (the six methods; the -100 clamp lives there), ``reference.py`` (mpmath and
+the float64 forms sweeps use), ``gradients.py`` (every method's gradient; BCELoss's backward guard),
+``notes.py`` (what each step did, verdicts, summaries), ``thresholds.py`` and ``grad_thresholds.py``
+(breakdown logits predicted from a format's constants). This file plugs them into the engines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from stabcli.core.formats import Format, to_float64
+from stabcli.losses.base import LossFamily
+from stabcli.losses.bce import formulas
+
+
+@dataclass
+class Inputs:
+    """What the user asked ``compare`` for, as float64 arrays broadcast to one shape."""
+
+    logits: np.ndarray
+    targets: np.ndarray
+    weight: np.ndarray
+    pos_weight: np.ndarray
+    reduction: str = "mean"
+
+    @property
+    def size(self) -> int:
+        return int(self.logits.size)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {k: getattr(self, k) for k in formulas.INPUT_KEYS}
+
+
+@dataclass
+class SweepCase:
+    """One (dtype, target) of a sweep: the target, weight and pos_weight, rounded to the dtype (and as float64)."""
+
+    fmt: Format
+    target: float
+    weight: float = 1.0
+    pos_weight: float = 1.0
+
+    def arrays(self, xs: np.ndarray) -> dict:
+        """The inputs of a method: the logits ``xs`` and the three constants as 0-d arrays of the dtype."""
+        return {"logits": xs, **self._constants}
+
+    @cached_property
+    def _constants(self) -> dict:
+        r = self.fmt.round
+        return {"targets": r(np.array(self.target)), "weight": r(np.array(self.weight)),
+                "pos_weight": r(np.array(self.pos_weight))}
+
+    def wide(self) -> tuple[float, float, float]:
+        return tuple(float(to_float64(self.fmt.round(np.array(v)))) for v in (self.target, self.weight, self.pos_weight))
+
+    def reference(self, xs: np.ndarray, cache: dict | None = None):
+        """(nearest, for_rounding) reference of the loss at the logits ``xs`` (see ``reference.sweep_reference``)."""
+        from stabcli.losses.bce import reference
+
+        return reference.sweep_reference(to_float64(xs), self.fmt.bits, *self.wide(), cache=cache)
+
+    def grad_reference(self, xs: np.ndarray, cache: dict | None = None):
+        """(nearest, for_rounding) reference gradient at ``xs`` (see ``reference.sweep_grad_reference``)."""
+        from stabcli.losses.bce import reference
+
+        return reference.sweep_grad_reference(to_float64(xs), self.fmt, *self.wide(), cache=cache)
+
+    def grad_reference_points(self, xs64: np.ndarray) -> np.ndarray:
+        """The exact gradient rounded to float64 at each point, from mpmath (figures: a few hundred points)."""
+        from stabcli.core.exact import to_float64_nearest
+        from stabcli.losses.bce import reference
+
+        y, w, pw = self.wide()
+        return np.array([to_float64_nearest(reference.exact_grad(float(v), y, w, pw)) for v in xs64])
+
+
+class BCE(LossFamily):
+    name = "bce"
+    title = "binary cross-entropy"
+    method_names = formulas.METHOD_NAMES
+    torch_only = formulas.TORCH_ONLY
+    input_keys = formulas.INPUT_KEYS
+    input_labels = {"logits": "logit", "targets": "target", "weight": "weight", "pos_weight": "pos_weight"}
+    threshold_methods = ("naive", "clamped", "logsumexp", "torch_bce")
+    Inputs = Inputs
+
+    def formula(self, method: str):
+        return formulas.METHODS[method]
+
+    def excluded(self, method: str, options: dict) -> str | None:
+        if method == "torch_bce" and not bool(np.all(np.asarray(options.get("pos_weight", 1.0)) == 1)):
+            return "torch_bce is left out: F.binary_cross_entropy has no pos_weight"
+        return None
+
+    def exact_loss(self, *element: float):
+        from stabcli.losses.bce.reference import exact_loss
+
+        return exact_loss(*element)
+
+    def exact_grad(self, *element: float):
+        from stabcli.losses.bce.reference import exact_grad
+
+        return exact_grad(*element)
+
+    def grad_details(self, backend, fmt, method, arrays, reduction="none"):
+        from stabcli.losses.bce.gradients import grad_details
+
+        return grad_details(backend, fmt, method, arrays, reduction)
+
+    def grad_of(self, backend, fmt, method, arrays, reduction="none", broadcast=True):
+        from stabcli.losses.bce.gradients import grad_of
+
+        return grad_of(backend, fmt, method, arrays, reduction, broadcast)
+
+    @cached_property
+    def notes(self):
+        from stabcli.losses.bce import notes
+
+        return notes
+
+    def companion(self, inputs, backends, methods):
+        """For one logit and a hard target: BCELoss at the other target (what the clamp does there), or None."""
+        y = float(inputs.targets.reshape(-1)[0])
+        if inputs.size != 1 or y not in (0.0, 1.0) or methods is not None:
+            return None
+        other = Inputs(inputs.logits, 1.0 - inputs.targets, inputs.weight, inputs.pos_weight, inputs.reduction)
+        pw_is_one = bool(np.all(inputs.pos_weight == 1))
+        bce = ["torch_bce"] if "torch" in backends and pw_is_one else ["clamped"]
+        return other, [b for b in backends if b == "torch"] or list(backends), bce
+
+    def sweep_case(self, fmt, target, weight=1.0, pos_weight=1.0) -> SweepCase:
+        return SweepCase(fmt, float(target), float(weight), float(pos_weight))
+
+    def predict_thresholds(self, fmt, rtol=None):
+        from stabcli.losses.bce.thresholds import predict, predict_grad
+
+        return predict(fmt, rtol) + predict_grad(fmt, rtol)
+
+    def explain_threshold(self, t, fmt) -> str:
+        from stabcli.losses.bce.thresholds import explain
+
+        return explain(t, fmt)
+
+
+FAMILY = BCE()

@@ -1,0 +1,255 @@
+"""`compare` as rich tables (answer, results, gradients, traces), strict JSON and CSV. Returns; never prints."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import asdict
+
+import numpy as np
+from rich import box
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from stabcli.present.common import (
+    csv_cell,
+    dumps,
+    fit,
+    short,
+    status_text,
+    value_text,
+)
+
+
+def _row_dict(row) -> dict:
+    d = {
+        "backend": row.backend, "dtype": row.dtype, "method": row.method,
+        "input": row.input, "input_overflow": row.input_overflow,
+        "loss": row.loss, "reference": row.reference, "abs_error": row.abs_error, "rel_error": row.rel_error,
+        "error_bits": row.error_bits, "status": row.status, "fp_events": row.events,
+        "grad": row.grad, "grad_reference": row.grad_reference, "grad_abs_error": row.grad_abs_error,
+        "grad_error_bits": row.grad_error_bits, "grad_status": row.grad_status,
+    }
+    if row.steps is not None:
+        d["steps"] = [asdict(s) for s in row.steps]
+        d["verdict"] = row.verdict
+        d["grad_verdict"] = row.grad_verdict
+    return d
+
+
+def compare_json(comparison) -> str:
+    inp = comparison.inputs
+    doc = {
+        "command": "compare",
+        "logits": np.atleast_1d(inp.logits).tolist(),
+        "targets": np.atleast_1d(inp.targets).tolist(),
+        "weight": inp.weight.tolist(),
+        "pos_weight": inp.pos_weight.tolist(),
+        "reduction": inp.reduction,
+        "results": [_row_dict(r) for r in comparison.rows],
+        "notes": comparison.notes + [c for dn in comparison.dtype_notes for c in dn.changes],
+    }
+    if comparison.summary:
+        doc["summary"] = comparison.summary
+    return dumps(doc)
+
+
+CSV_COLUMNS = ("backend", "dtype", "method", "index", "input", "input_overflow", "loss", "reference", "abs_error",
+               "rel_error", "error_bits", "status", "overflow", "divide_by_zero", "invalid", "grad", "grad_reference",
+               "grad_abs_error", "grad_error_bits", "grad_status")
+
+
+def compare_csv(comparison) -> str:
+    """One line per row, or per row and element with reduction 'none' (then `index` numbers the elements)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for r in comparison.rows:
+        per_element = isinstance(r.loss, list)
+        n = len(r.loss) if per_element else 1
+        for i in range(n):
+            pick = (lambda v: v[i]) if per_element else (lambda v: v)  # noqa: E731
+            # the gradient is per element even when the loss is reduced: one line per row, its values joined by ';'
+            gpick = (lambda v: v[i]) if per_element else (  # noqa: E731
+                lambda v: (v[0] if len(v) == 1 else ";".join(csv_cell(e) for e in v)) if isinstance(v, list) else v)
+            inp = r.input[i] if per_element and len(r.input) == n else (r.input[0] if len(r.input) == 1 else ";".join(map(repr, r.input)))
+            writer.writerow([csv_cell(v) for v in (
+                r.backend, r.dtype, r.method, i if per_element else "", inp, r.input_overflow,
+                pick(r.loss), pick(r.reference), pick(r.abs_error), pick(r.rel_error), pick(r.error_bits),
+                pick(r.status), r.events["overflow"], r.events["divide_by_zero"], r.events["invalid"],
+                gpick(r.grad), gpick(r.grad_reference), gpick(r.grad_abs_error), gpick(r.grad_error_bits),
+                gpick(r.grad_status))])
+    return out.getvalue()
+
+
+def _inputs_line(values: list, limit: int = 6) -> str:
+    shown = ", ".join(short(v, 10) for v in values[:limit])
+    return shown + (f", ... ({len(values)} values)" if len(values) > limit else "")
+
+
+MAX_NOTES = 4  # notes on inputs changed by rounding, per dtype, in a table
+MAX_ELEMENT_ROWS = 12  # per method, in a table of per-element results; the rest are in --format json or csv
+
+
+def element_table(title: str, rows, xs: list, value: str, ref: str, bits: str, status: str) -> Table:
+    """Per-element results (reduction 'none', or per-element gradients): a row per method and element."""
+    table = Table(title=title, title_justify="left", pad_edge=False, box=box.SIMPLE_HEAD)
+    for name, justify in (("method", "left"), ("x", "right"), (value, "right"), ("reference", "right"),
+                          ("bits", "right"), ("status", "left")):
+        table.add_column(name, justify=justify, no_wrap=True)
+    backend = None
+    for r in rows:
+        values = getattr(r, value)
+        if values is None:
+            continue
+        if r.backend != backend:
+            if backend is not None:
+                table.add_section()
+            backend = r.backend
+            table.add_row(Text(f"{backend} backend", style="bold"), "", "", "", "", "")
+        refs, errs, stats = getattr(r, ref), getattr(r, bits), getattr(r, status)
+        for i, (v, rv, e, st) in enumerate(zip(values, refs, errs, stats)):
+            if i == MAX_ELEMENT_ROWS:
+                table.caption = (f"Only the first {MAX_ELEMENT_ROWS} elements of each method are shown; "
+                                 "--format json or csv has them all.")
+                break
+            x = xs[i] if len(xs) == len(values) else xs[0]
+            table.add_row("  " + r.method if i == 0 else "", fit(x), value_text(v), value_text(rv, alarm=False),
+                          Text(short(e, 3)), status_text(st))
+    return table
+
+
+def compare_tables(comparison) -> list:
+    """One results table per dtype (and, for a single element, its trace), then the notes and summary."""
+    out: list = []
+    by_dtype: dict[str, list] = {}
+    for r in comparison.rows:
+        by_dtype.setdefault(r.dtype, []).append(r)
+    notes = {dn.dtype: dn for dn in comparison.dtype_notes}
+    single = comparison.inputs.size == 1
+    for dtype, rows in by_dtype.items():
+        dn = notes[dtype]
+        title = f"[bold]{dtype}[/]  x = {_inputs_line(dn.logits)}"
+        if dn.input_overflow:
+            title += "  [bold red](overflowed)[/]"
+        per_element = isinstance(rows[0].loss, list)
+        table = Table(title=title, title_justify="left", pad_edge=False, box=box.SIMPLE_HEAD)
+        for name, justify in (("method", "left"), ("loss", "right"), ("reference", "right"),
+                              ("abs err", "right"), ("bits", "right"), ("status", "left")):
+            table.add_column(name, justify=justify, no_wrap=True)
+        backend = None
+        for r in rows:
+            if r.backend != backend:
+                if backend is not None:
+                    table.add_section()
+                backend = r.backend
+                table.add_row(Text(f"{backend} backend", style="bold"), "", "", "", "", "")
+            if isinstance(r.loss, list):
+                loss, ref = Text(_inputs_line(r.loss, 2)), Text(_inputs_line(r.reference, 2))
+                err, bits = Text(short(max(r.abs_error), 3)), Text(short(max(r.error_bits), 3))
+                worst = [s for s in ("nan", "inf", "clamped", "inaccurate") if s in r.status]
+                status = status_text(worst[0] if worst else "ok")
+                if worst:
+                    status.append(f" ({sum(s == worst[0] for s in r.status)}/{len(r.status)})")
+            else:
+                loss, ref = value_text(r.loss), value_text(r.reference, alarm=False)
+                err, bits = Text(short(r.abs_error, 3)), Text(short(r.error_bits, 3))
+                status = status_text(r.status)
+            table.add_row("  " + r.method, loss, ref, err, bits, status)
+        if per_element:
+            table = element_table(title, rows, dn.logits, "loss", "reference", "error_bits", "status")
+        out.append(table)
+        if any(isinstance(r.grad, list) for r in rows):
+            out.append(element_table(f"[bold]{dtype}[/]  gradient d loss / d x", rows, dn.logits, "grad",
+                                     "grad_reference", "grad_error_bits", "grad_status"))
+        elif any(r.grad is not None for r in rows):
+            out.append(grad_table(rows, dtype))
+        for change in dn.changes[:MAX_NOTES]:
+            out.append(Text(f"  note: {change}", style="dim"))
+        if len(dn.changes) > MAX_NOTES:
+            out.append(Text(f"  note: ... and {len(dn.changes) - MAX_NOTES} more inputs changed by rounding to "
+                            f"{dtype} (--format json lists them all)", style="dim"))
+        if single and any(r.steps for r in rows):
+            out.append(trace_table(rows))
+        out.append(Text(""))
+    for note in comparison.notes:
+        out.append(Text(f"note: {note}", style="dim"))
+    if comparison.summary:
+        out.append(Panel("\n".join(comparison.summary), title="What this shows", title_align="left"))
+    return out
+
+
+def _worst(statuses: list) -> Text:
+    worst = [s for s in ("nan", "inf", "clamped", "inaccurate") if s in statuses]
+    text = status_text(worst[0] if worst else "ok")
+    if worst:
+        text.append(f" ({sum(s == worst[0] for s in statuses)}/{len(statuses)})")
+    return text
+
+
+def _compact(values: list) -> str:
+    """The first value with 4 digits, then how many there are: keeps the gradient table within 80 columns."""
+    return short(values[0], 4) + (f", … ({len(values)})" if len(values) > 1 else "")
+
+
+def grad_table(rows, dtype: str) -> Table:
+    """The gradient d loss / d x of every row, compact (within 80 columns), per backend."""
+    table = Table(title=f"[bold]{dtype}[/]  gradient d loss / d x", title_justify="left", pad_edge=False,
+                  box=box.SIMPLE_HEAD)
+    for name, justify in (("method", "left"), ("grad", "right"), ("reference", "right"), ("bits", "right"),
+                          ("status", "left")):
+        table.add_column(name, justify=justify, no_wrap=True)
+    backend = None
+    for r in rows:
+        if r.grad is None:
+            continue
+        if r.backend != backend:
+            if backend is not None:
+                table.add_section()
+            backend = r.backend
+            table.add_row(Text(f"{backend} backend", style="bold"), "", "", "", "")
+        if isinstance(r.grad, list):
+            grad, ref = Text(_compact(r.grad)), Text(_compact(r.grad_reference))
+            bits = Text(short(max(r.grad_error_bits), 3))
+            status = _worst(r.grad_status)
+        else:
+            grad, ref = value_text(r.grad), value_text(r.grad_reference, alarm=False)
+            bits, status = Text(short(r.grad_error_bits, 3)), status_text(r.grad_status)
+        table.add_row("  " + r.method, grad, ref, bits, status)
+    return table
+
+
+def trace_table(rows) -> Table:
+    """The steps of every method side by side for the backends that ran, with the notes."""
+    backends = list(dict.fromkeys(r.backend for r in rows))
+    table = Table(title="step by step", title_justify="left", pad_edge=False, box=box.SIMPLE_HEAD)
+    table.add_column("step", no_wrap=True)
+    for b in backends:
+        table.add_column(b, justify="right", no_wrap=True)
+    table.add_column("note", overflow="fold")
+    methods = list(dict.fromkeys(r.method for r in rows))
+    for method in methods:
+        mrows = {r.backend: r for r in rows if r.method == method}
+        verdicts = list(dict.fromkeys(r.verdict for r in mrows.values() if r.verdict))
+        verdict = verdicts[0] if len(verdicts) == 1 else "; ".join(f"{b}: {r.verdict}" for b, r in mrows.items())
+        table.add_row(Text(method, style="bold"), *(status_text(mrows[b].status) if b in mrows else Text("")
+                                                      for b in backends), Text(verdict, style="bold"))
+        names = list(dict.fromkeys(s.name for r in mrows.values() for s in r.steps))
+        for name in names:
+            cells, notes = [], []
+            for b in backends:
+                step = next((s for s in mrows[b].steps if s.name == name), None) if b in mrows else None
+                cells.append(value_text(step.value, 8) if step else Text(""))
+                if step and step.note:
+                    notes.append((b, step.note))
+            distinct = list(dict.fromkeys(n for _, n in notes))
+            note = distinct[0] if len(distinct) == 1 else "; ".join(f"{b}: {n}" for b, n in notes)
+            table.add_row("  " + name, *cells, Text(note, style="italic"))
+        table.add_section()
+    return table
+
+
+def compare_renderable(comparison):
+    return Group(*compare_tables(comparison))

@@ -1,0 +1,175 @@
+"""`sweep` as rich tables and sentences, strict JSON and CSV. Returns; never prints."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from rich import box
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from stabcli.present.common import (
+    count_text,
+    csv_cell,
+    dumps,
+    logit_text,
+    short,
+    value_text,
+)
+
+BREAKDOWN_KEYS = ("nonfinite_pos", "nonfinite_neg", "inaccurate_pos", "inaccurate_neg", "clamped_pos", "clamped_neg")
+GRAD_BREAKDOWN_KEYS = ("nonfinite_pos", "nonfinite_neg", "inaccurate_pos", "inaccurate_neg", "vanished_pos",
+                       "vanished_neg", "nan_pos", "nan_neg")
+GRAD_COUNT_KEYS = ("grad_count_nonfinite", "grad_count_vanished", "grad_count_inaccurate", "grad_max_error_bits")
+
+
+def sweep_row_dict(row) -> dict:
+    """A sweep row for JSON; the gradient fields are null when the sweep ran with --no-grad."""
+    g = row.grad
+    return {
+        "backend": row.backend, "dtype": row.dtype, "target": row.target, "method": row.method,
+        "points": row.points,
+        **{f"count_{k}": v for k, v in row.counts.items()},
+        "count_overflow": row.count_overflow,
+        "max_abs_error": row.max_abs_error, "max_error_bits": row.max_error_bits,
+        "breakdown": {k: getattr(row.breakdown, k) for k in BREAKDOWN_KEYS},
+        "grad_count_nonfinite": g.counts["nonfinite"] if g else None,
+        "grad_count_vanished": g.counts["vanished"] if g else None,
+        "grad_count_inaccurate": g.counts["inaccurate"] if g else None,
+        "grad_max_error_bits": g.max_error_bits if g else None,
+        "grad_breakdown": {k: getattr(g.breakdown, k) for k in GRAD_BREAKDOWN_KEYS} if g else None,
+    }
+
+
+def sweep_json(sweep) -> str:
+    doc = {
+        "command": "sweep",
+        "grid": sweep.grid.as_dict(),
+        "weight": sweep.weight,
+        "pos_weight": sweep.pos_weight,
+        "grad": sweep.grad,
+        "results": [sweep_row_dict(r) for r in sweep.rows],
+        "summary": list(sweep.summary.values()),
+        "notes": sweep.notes,
+    }
+    return dumps(doc)
+
+
+SWEEP_SCALAR_COLUMNS = ("backend", "dtype", "target", "method", "points", "count_ok", "count_inaccurate",
+                        "count_clamped", "count_inf", "count_nan", "count_overflow", "max_abs_error", "max_error_bits")
+SWEEP_CSV_COLUMNS = (*SWEEP_SCALAR_COLUMNS, *BREAKDOWN_KEYS, *GRAD_COUNT_KEYS,
+                     *(f"grad_{k}" for k in GRAD_BREAKDOWN_KEYS))
+
+
+def sweep_csv(sweep) -> str:
+    """One line per (backend, dtype, target, method); an empty breakdown cell means none was found, and the
+    gradient cells are all empty when the sweep ran with --no-grad."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(SWEEP_CSV_COLUMNS)
+    for r in sweep.rows:
+        d = sweep_row_dict(r)
+        grad_breakdown = d["grad_breakdown"] or {}
+        cells = ([d[k] for k in SWEEP_SCALAR_COLUMNS] + [d["breakdown"][k] for k in BREAKDOWN_KEYS]
+                 + [d[k] for k in GRAD_COUNT_KEYS] + [grad_breakdown.get(k) for k in GRAD_BREAKDOWN_KEYS])
+        writer.writerow(["" if v is None else csv_cell(v) for v in cells])
+    return out.getvalue()
+
+
+WIDE_LAYOUT = 118  # from this console width on, counts and breakdowns share one table per (backend, dtype, target)
+
+
+def sweep_tables(sweep, width: int = 80) -> list:
+    """One table per (backend, dtype, target), each followed by its plain sentence.
+
+    At least WIDE_LAYOUT columns: one table with counts, errors and breakdown logits. Narrower (80 columns, or a
+    pipe): the same rows as two stacked tables, counts and errors, then breakdown logits, so nothing wraps.
+    """
+    out: list = [Text(_grid_line(sweep), style="dim")]
+    groups: dict = {}
+    for r in sweep.rows:
+        groups.setdefault((r.backend, r.dtype, r.target), []).append(r)
+    wide = width >= WIDE_LAYOUT
+    for (backend, dtype, target), rows in groups.items():
+        title = f"[bold]{dtype}[/] · {backend} · target {target:g} · {rows[0].points:,} logits"
+        counts = Table(title=title, title_justify="left", pad_edge=False, box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1))
+        counts.add_column("method", no_wrap=True)
+        for name in ("ok", "inacc", "clamp", "inf", "nan", "ovf"):
+            counts.add_column(name, justify="right", no_wrap=True)
+        counts.add_column("max err", justify="right", no_wrap=True)
+        counts.add_column("bits", justify="right", no_wrap=True)
+        brk = counts if wide else Table(pad_edge=False, box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1))
+        if not wide:
+            brk.add_column("breaks (closest to 0)", no_wrap=True)
+        for name in ("inf/NaN x≥", "inf/NaN x≤", "off tol x≥", "off tol x≤"):
+            brk.add_column(name, justify="right", no_wrap=True)
+        for r in rows:
+            c = r.counts
+            count_cells = [Text(r.method), count_text(c["ok"], "green"), count_text(c["inaccurate"], "yellow"),
+                           count_text(c["clamped"], "magenta"), count_text(c["inf"], "bold red"), count_text(c["nan"], "bold red"),
+                           count_text(r.count_overflow, "red"), value_text(r.max_abs_error, 3),
+                           Text(short(r.max_error_bits, 3))]
+            b = r.breakdown
+            brk_cells = [logit_text(b.nonfinite_pos, dtype), logit_text(b.nonfinite_neg, dtype),
+                         logit_text(b.inaccurate_pos, dtype), logit_text(b.inaccurate_neg, dtype)]
+            if wide:
+                counts.add_row(*count_cells, *brk_cells)
+            else:
+                counts.add_row(*count_cells)
+                brk.add_row(Text(r.method), *brk_cells)
+        out.append(counts)
+        if not wide:
+            out.append(brk)
+        if any(r.grad is not None for r in rows):
+            out.append(grad_sweep_table(rows, wide, dtype))
+        sentence = sweep.summary.get((backend, dtype, target))
+        if sentence:
+            out.append(Text(sentence))
+        out.append(Text(""))
+    for note in sweep.notes:
+        out.append(Text(f"note: {note}", style="dim"))
+    return out
+
+
+def grad_sweep_table(rows, wide: bool = False, dtype: str | None = None) -> Table:
+    """The gradient section of one (backend, dtype, target): counts, worst error and where it first goes wrong.
+
+    "wrong" is the logit closest to 0 on each side where the gradient is inf/NaN, vanished or off tolerance; the
+    sentence below the tables says which (and where it vanishes or turns NaN further out). Fits 80 columns;
+    ``wide`` (a console of WIDE_LAYOUT columns or more) shows float64 logits whole.
+    """
+    # No padding: the box's one-space column separators suffice. 21 + 6 + 6 + 5 + 4 + 2·15 = 72 characters of cells,
+    # 6 separators and 2 edges make 80; a float64 logit longer than 15 characters ends in an ellipsis.
+    table = Table(pad_edge=False, box=box.SIMPLE_HEAD, padding=0)
+    table.add_column("gradient d/dx", no_wrap=True, min_width=len("torch_bce_with_logits"))
+    for name in ("nonfin", "vanish", "inacc", "bits"):
+        table.add_column(name, justify="right", no_wrap=True, min_width=len(name))
+    for name in ("wrong x≥", "wrong x≤"):
+        table.add_column(name, justify="right", no_wrap=True, max_width=None if wide else 15)
+    for r in rows:
+        if r.grad is None:
+            continue
+        c, b = r.grad.counts, r.grad.breakdown
+        table.add_row(Text(r.method), count_text(c["nonfinite"], "bold red"), count_text(c["vanished"], "red"),
+                      count_text(c["inaccurate"], "yellow"), Text(short(r.grad.max_error_bits, 3)),
+                      logit_text(b.inaccurate_pos, dtype), logit_text(b.inaccurate_neg, dtype))
+    return table
+
+
+def _grid_line(sweep) -> str:
+    g = sweep.grid
+    if g.exhaustive:
+        where = "every finite value of the dtype"
+    else:
+        where = f"{g.points:,} {g.spacing}-spaced logits from {g.min:g} to {g.max:g}, rounded to the dtype"
+    extra = "" if sweep.weight == 1 and sweep.pos_weight == 1 else f", weight {sweep.weight:g}, pos_weight {sweep.pos_weight:g}"
+    grad = (" Gradients (d loss/d x) count inf/NaN, vanished (0 or below eps·|truth| where the truth is not) and "
+            "off-tolerance points; wrong x≥/x≤ is where the gradient first goes wrong." if sweep.grad else "")
+    return (f"sweep over {where}{extra}. Breakdowns are the logits closest to 0 where a method first gives inf/NaN "
+            f"or leaves the tolerance; ovf counts the logits where an intermediate exp overflowed.{grad}")
+
+
+def sweep_renderable(sweep, width: int = 80):
+    return Group(*sweep_tables(sweep, width))
