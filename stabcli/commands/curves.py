@@ -61,18 +61,19 @@ def grid_between(fmt: Format, lo: float, hi: float, points: int = 401) -> np.nda
 
 def curve_set(fmt: Format, backend: str, target: float, x: np.ndarray | None = None, weight: float = 1.0,
               pos_weight: float = 1.0, rtol: float | None = None, atol: float | None = None,
-              loss: str | None = None) -> CurveSet:
+              loss: str | None = None, options: dict | None = None) -> CurveSet:
     """Every method of ``backend`` on the grid ``x`` (default :func:`symmetric_grid`), against the reference."""
     family = get_family(loss)
     x = symmetric_grid(fmt) if x is None else np.asarray(x, dtype=np.float64)
     xs = fmt.round(x)
-    s = family.sweep_case(fmt, target, weight, pos_weight)
+    s = family.sweep_case(fmt, target, weight, pos_weight, **(options or {}))
     ref = s.reference(xs)
     grad_ref = s.grad_reference_points(x)
     out = CurveSet(fmt.name, backend, target, x, ref[0], grad_ref)
     tol = Tolerance.for_format(fmt, rtol, atol)
     for method in family.methods_for(backend):
         c = classify(backend, fmt, method, xs, s, tol, ref, family=family)
-        grad = to_float64(family.grad_of(backend, fmt, method, s.arrays(xs))).reshape(x.shape)
+        with np.errstate(all="ignore"):
+            grad = to_float64(family.sweep_grad(s, backend, method, xs)).reshape(x.shape)
         out.curves.append(Curve(method, c.loss, c.error_bits, c.status, grad))
     return out

@@ -74,10 +74,15 @@ class Threshold:
 class LossFamily:
     """The hooks every engine calls. A family subclasses this once and registers the instance.
 
-    Inputs: a family's compare inputs are an object with ``arrays()`` (a dict of float64 arrays of one shape,
-    keyed by :attr:`input_keys`, the differentiated variable first), ``reduction`` and ``size``. Sweep inputs are
-    a *case* (:meth:`sweep_case`): the swept variable is one number per point (a logit, a logit gap); the case
-    turns those values into a method's arrays and knows their reference.
+    Inputs: a family's compare inputs are an object with ``arrays()`` (a dict of float64 arrays, or int64 class
+    indices, keyed by :attr:`input_keys`, the differentiated variable first), ``reduction`` and ``size`` (the number
+    of loss elements: logits for BCE, rows of logits for softmax). Sweep inputs are a *case* (:meth:`sweep_case`):
+    the swept variable is one number per point (a logit, a logit gap); the case turns those values into a method's
+    arrays and knows their reference.
+
+    The defaults below suit an *elementwise* family, whose loss element i depends on element i of each input
+    (broadcast like torch) and whose variable has one value per loss element: BCE, or a focal loss. A family with
+    a class axis (softmax cross-entropy) overrides the input, reduction and reference hooks.
     """
 
     name: str = ""
@@ -87,6 +92,7 @@ class LossFamily:
     input_keys: tuple[str, ...] = ()
     input_labels: dict[str, str] = {}  # input key -> the word a note uses for one of its values ("logit")
     variable: str = "x"  # what the swept variable is called in sentences and figures
+    pos_weight: bool = False  # whether the family takes --pos-weight (BCE); the CLI refuses it otherwise
 
     # methods -----------------------------------------------------------------------------------------------
     def methods_for(self, backend: str) -> tuple[str, ...]:
@@ -101,21 +107,69 @@ class LossFamily:
         """Why ``method`` cannot run with these options (weight, pos_weight, ...), or None."""
         return None
 
+    # inputs and reductions ---------------------------------------------------------------------------------
+    def round_inputs(self, fmt, arrays: dict) -> dict:
+        """The inputs as the methods receive them in ``fmt``: by default every array rounded to the dtype (a
+        family keeps what is not a number of the dtype, such as class indices, as it is)."""
+        return {k: fmt.round(v) for k, v in arrays.items()}
+
+    def backend_inputs(self, ops, arrays: dict, broadcast: bool = True) -> list:
+        """The arguments of a formula, in :attr:`input_keys` order, as values of ``ops`` (numpy arrays or torch
+        tensors of the dtype). By default every input is broadcast to one shape; with ``broadcast=False`` each
+        keeps its own (a sweep passes constants as 0-d arrays, so that an operation on them alone is done once)."""
+        import numpy as np
+
+        keys = self.input_keys
+        if broadcast:
+            shape = np.broadcast_shapes(*(np.shape(arrays[k]) for k in keys))
+            return [ops.array(np.broadcast_to(arrays[k], shape)) for k in keys]
+        return [ops.array(arrays[k]) for k in keys]
+
+    def reduce(self, ops, loss, reduction: str, arrays: dict):
+        """The per-element ``loss`` reduced as torch reduces this loss ("mean", "sum", "none"); ``arrays`` are
+        the inputs in the dtype (a weighted mean needs them). Default: the plain mean or sum."""
+        return ops.reduce(loss, reduction)
+
     # exact reference (mpmath) ------------------------------------------------------------------------------
     def exact_loss(self, *element: float):
+        """The exact loss of one element (elementwise families) as an mpmath number."""
         raise NotImplementedError
 
     def exact_grad(self, *element: float):
+        """The exact d loss / d (the variable) of one element (elementwise families) as an mpmath number."""
         raise NotImplementedError
+
+    def exact_reference(self, arrays: dict, reduction: str) -> tuple[list, list]:
+        """The exact loss and gradient at ``arrays`` (the inputs as rounded to the dtype, widened to float64), as
+        mpmath numbers: (the loss per element, or one value if reduced; d (reduced loss) / d v for every element v
+        of the variable, in row-major order). Default: elementwise, from :meth:`exact_loss` and :meth:`exact_grad`."""
+        import numpy as np
+
+        from stabcli.core import exact
+
+        keys = self.input_keys
+        shape = np.broadcast_shapes(*(np.shape(a) for a in arrays.values()))
+        wide = {k: np.broadcast_to(a, shape).ravel() for k, a in arrays.items()}
+        n = int(np.prod(shape, dtype=np.int64))
+        losses = [self.exact_loss(*(float(wide[k][i]) for k in keys)) for i in range(n)]
+        loss = losses if reduction == "none" else [exact.reduce_exact(losses, reduction)]
+        grads = [self.exact_grad(*(float(wide[k][i]) for k in keys)) for i in range(n)]
+        return loss, exact.reduce_exact_grad(grads, reduction)
 
     # gradients ---------------------------------------------------------------------------------------------
     def grad_details(self, backend: str, fmt, method: str, arrays: dict, reduction: str = "none"):
-        """The gradient of ``method`` (``core.autodiff.Gradient``) and where a clamp changed it."""
+        """The gradient of ``method`` (``core.autodiff.Gradient``, its ``grad`` shaped as the variable) and where a
+        clamp changed it; None for a method with no gradient (a peer library that cannot differentiate)."""
         raise NotImplementedError
 
     def grad_of(self, backend: str, fmt, method: str, arrays: dict, reduction: str = "none", broadcast: bool = True):
         """d loss / d (the variable) per element, in the dtype, vectorised (sweeps pass a chunk of logits)."""
         raise NotImplementedError
+
+    def sweep_grad(self, case, backend: str, method: str, xs):
+        """d loss / d (the swept variable) at the swept values ``xs`` (values of the dtype) of a sweep case.
+        Default: :meth:`grad_of` on the case's arrays (the swept variable is the formula's first input)."""
+        return self.grad_of(backend, case.fmt, method, case.arrays(xs), broadcast=False)
 
     # text --------------------------------------------------------------------------------------------------
     notes: Any = None  # a module with note, verdict, grad_steps, grad_verdict, summary, sweep_summary
@@ -125,10 +179,20 @@ class LossFamily:
         other hard target), as (inputs, backends, methods); None for none."""
         return None
 
+    def target_label(self, target) -> str:
+        """How a sweep target is named in a title ("target 0"; softmax: "class 1")."""
+        return f"target {target:g}"
+
     # sweeps ------------------------------------------------------------------------------------------------
-    def sweep_case(self, fmt, target: float, weight: float = 1.0, pos_weight: float = 1.0):
-        """The inputs of one (dtype, target) of a sweep: ``arrays(xs)``, ``reference(xs, cache)``,
-        ``grad_reference(xs, cache)`` (each (nearest, for_rounding) float64 pairs), ``wide()``."""
+    default_targets: tuple = (0.0, 1.0)  # a sweep's targets when none are given (and a thresholds sweep's)
+
+    def check_sweep(self, targets, weight, pos_weight, options: dict) -> None:
+        """Refuse sweep inputs this family cannot take, with an ``InputError`` naming the value."""
+
+    def sweep_case(self, fmt, target, weight=1.0, pos_weight: float = 1.0, **options):
+        """The inputs of one (dtype, target) of a sweep: ``fmt``, ``arrays(xs)``, ``reference(xs, cache)``,
+        ``grad_reference(xs, cache)`` (each (nearest, for_rounding) float64 pairs), ``grad_reference_points(xs64)``
+        (figures). ``options`` are the family's own sweep options (softmax: classes, shift, label_smoothing)."""
         raise NotImplementedError
 
     # thresholds --------------------------------------------------------------------------------------------

@@ -11,8 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
+import math
+
 import numpy as np
 
+from stabcli.core.errors import InputError
 from stabcli.core.formats import Format, to_float64
 from stabcli.losses.base import LossFamily
 from stabcli.losses.bce import formulas
@@ -87,6 +90,7 @@ class BCE(LossFamily):
     input_keys = formulas.INPUT_KEYS
     input_labels = {"logits": "logit", "targets": "target", "weight": "weight", "pos_weight": "pos_weight"}
     threshold_methods = ("naive", "clamped", "logsumexp", "torch_bce")
+    pos_weight = True
     Inputs = Inputs
 
     def formula(self, method: str):
@@ -133,7 +137,17 @@ class BCE(LossFamily):
         bce = ["torch_bce"] if "torch" in backends and pw_is_one else ["clamped"]
         return other, [b for b in backends if b == "torch"] or list(backends), bce
 
-    def sweep_case(self, fmt, target, weight=1.0, pos_weight=1.0) -> SweepCase:
+    def check_sweep(self, targets, weight, pos_weight, options) -> None:
+        for t in targets:
+            if not (0 <= t <= 1):
+                raise InputError(f"target {t} is outside [0, 1]; targets are probabilities in [0, 1]")
+        for name, v in (("weight", weight), ("pos_weight", pos_weight)):
+            if not (math.isfinite(v) and v >= 0):
+                raise InputError(f"{name} {v} is not allowed; {name}s are finite numbers >= 0")
+        if options:
+            raise InputError(f"binary cross-entropy has no sweep option {', '.join(options)}")
+
+    def sweep_case(self, fmt, target, weight=1.0, pos_weight=1.0, **options) -> SweepCase:
         return SweepCase(fmt, float(target), float(weight), float(pos_weight))
 
     def predict_thresholds(self, fmt, rtol=None):
