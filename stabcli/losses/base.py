@@ -184,7 +184,12 @@ class LossFamily:
         return f"target {target:g}"
 
     # sweeps ------------------------------------------------------------------------------------------------
-    default_targets: tuple = (0.0, 1.0)  # a sweep's targets when none are given (and a thresholds sweep's)
+    default_targets: tuple = (0.0, 1.0)  # a sweep's targets when none are given
+
+    @property
+    def threshold_targets(self) -> tuple:
+        """The targets a thresholds sweep runs (default: :attr:`default_targets`)."""
+        return self.default_targets
 
     def check_sweep(self, targets, weight, pos_weight, options: dict) -> None:
         """Refuse sweep inputs this family cannot take, with an ``InputError`` naming the value."""
