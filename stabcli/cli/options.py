@@ -74,8 +74,37 @@ def weight_options(func):
     func = click.option("--pos-weight", default="1", show_default=True,
                         help="pos_weight (number or list, >= 0): scales the target-1 term.")(func)
     func = click.option("--weight", default="1", show_default=True,
-                        help="Per-element weight (number or list, >= 0).")(func)
+                        help="Per-element weight (number or list, >= 0); softmax: one per class.")(func)
     return func
+
+
+def loss_option(func):
+    """--loss: the loss family, its choices read from the registry (``stabcli/losses/__init__.py``; cheap)."""
+    from stabcli.losses import DEFAULT, family_names
+
+    return click.option(
+        "--loss", type=click.Choice(family_names(), case_sensitive=False), default=DEFAULT, show_default=True,
+        help="Loss family: bce (binary cross-entropy: a logit per element) or softmax (softmax cross-entropy: "
+             "a row of class logits per element).",
+    )(func)
+
+
+def label_smoothing_option(func):
+    return click.option("--label-smoothing", type=float, default=None,
+                        help="softmax: label smoothing ε in [0, 1], as torch's cross_entropy. [default: 0]")(func)
+
+
+def family_of(loss: str, **given):
+    """The loss family called ``loss``; refuses a family option (``given``, None when not given) it does not take."""
+    from stabcli.losses import get_family
+
+    family = get_family(loss.lower())
+    for name, value in given.items():
+        if value is not None and name not in family.options:
+            takers = "--loss softmax" if family.name != "softmax" else "another loss"
+            raise UserError(f"--{name.replace('_', '-')} is not an option of --loss {family.name}; it is for "
+                            f"{takers}")
+    return family
 
 
 def backends(names) -> list[str]:

@@ -94,6 +94,22 @@ class LossFamily:
     variable: str = "x"  # what the swept variable is called in sentences and figures
     pos_weight: bool = False  # whether the family takes --pos-weight (BCE); the CLI refuses it otherwise
 
+    options: tuple[str, ...] = ()  # the family's own command-line options (softmax: label_smoothing, classes, shift)
+
+    # what the user typed -----------------------------------------------------------------------------------
+    def parse_inputs(self, logits: str, targets: str, reduction: str = "mean", weight: str = "1",
+                     pos_weight: str = "1", **options):
+        """compare's inputs from the command line's text, or None: then the CLI reads them as an elementwise
+        family's (LOGITS and TARGETS numbers or lists broadcast like torch, targets in [0, 1], --weight and
+        --pos-weight >= 0) into ``self.Inputs(logits, targets, weight, pos_weight, reduction=...)``. Bad input
+        raises ``InputError`` (one line naming the value)."""
+        return None
+
+    def parse_sweep(self, targets: tuple[str, ...], weight: str, pos_weight: str, **options):
+        """A sweep's (targets, weight, pos_weight, options for :meth:`sweep_case`) from the command line's text, or
+        None: then the CLI reads them as an elementwise family's (targets in [0, 1], one weight and pos_weight)."""
+        return None
+
     # methods -----------------------------------------------------------------------------------------------
     def methods_for(self, backend: str) -> tuple[str, ...]:
         """The methods a backend can run, in the contract's order."""

@@ -43,10 +43,8 @@ def compare_json(comparison) -> str:
     inp = comparison.inputs
     doc = {
         "command": "compare",
-        "logits": np.atleast_1d(inp.logits).tolist(),
-        "targets": np.atleast_1d(inp.targets).tolist(),
-        "weight": inp.weight.tolist(),
-        "pos_weight": inp.pos_weight.tolist(),
+        "loss": comparison.family,
+        **inp.as_json(),
         "reduction": inp.reduction,
         "results": [_row_dict(r) for r in comparison.rows],
         "notes": comparison.notes + [c for dn in comparison.dtype_notes for c in dn.changes],
@@ -161,7 +159,9 @@ def compare_tables(comparison) -> list:
         if per_element:
             table = element_table(title, rows, dn.logits, "loss", "reference", "error_bits", "status")
         out.append(table)
-        if any(isinstance(r.grad, list) for r in rows):
+        if single and any(isinstance(r.grad, list) and len(r.grad) > 1 for r in rows):
+            out.append(grad_table(rows, dtype, vector=True))  # one row of class logits: its gradient vector
+        elif any(isinstance(r.grad, list) for r in rows):
             out.append(element_table(f"[bold]{dtype}[/]  gradient d loss / d x", rows, dn.logits, "grad",
                                      "grad_reference", "grad_error_bits", "grad_status"))
         elif any(r.grad is not None for r in rows):
@@ -172,7 +172,12 @@ def compare_tables(comparison) -> list:
             out.append(Text(f"  note: ... and {len(dn.changes) - MAX_NOTES} more inputs changed by rounding to "
                             f"{dtype} (--format json lists them all)", style="dim"))
         if single and any(r.steps for r in rows):
-            out.append(trace_table(rows))
+            if any(isinstance(st.value, list) for r in rows for st in r.steps or []):
+                # a row of class logits: vectors need the width, so one trace per backend
+                for backend in dict.fromkeys(r.backend for r in rows):
+                    out.append(trace_table([r for r in rows if r.backend == backend], f"step by step ({backend})"))
+            else:
+                out.append(trace_table(rows))
         out.append(Text(""))
     for note in comparison.notes:
         out.append(Text(f"note: {note}", style="dim"))
@@ -194,8 +199,9 @@ def _compact(values: list) -> str:
     return short(values[0], 4) + (f", … ({len(values)})" if len(values) > 1 else "")
 
 
-def grad_table(rows, dtype: str) -> Table:
-    """The gradient d loss / d x of every row, compact (within 80 columns), per backend."""
+def grad_table(rows, dtype: str, vector: bool = False) -> Table:
+    """The gradient d loss / d x of every row, compact (within 80 columns), per backend; ``vector``: each row's
+    gradient is one vector (a row of class logits), shown whole."""
     table = Table(title=f"[bold]{dtype}[/]  gradient d loss / d x", title_justify="left", pad_edge=False,
                   box=box.SIMPLE_HEAD)
     for name, justify in (("method", "left"), ("grad", "right"), ("reference", "right"), ("bits", "right"),
@@ -210,7 +216,12 @@ def grad_table(rows, dtype: str) -> Table:
                 table.add_section()
             backend = r.backend
             table.add_row(Text(f"{backend} backend", style="bold"), "", "", "", "")
-        if isinstance(r.grad, list):
+        if vector:
+            grad, ref = value_text(r.grad), value_text(r.grad_reference, alarm=False)
+            bits = Text(short(max(r.grad_error_bits), 3))
+            status = _worst(r.grad_status)
+            status.truncate(len(status.plain.split(" (")[0]))  # the worst status alone: the vector shows which
+        elif isinstance(r.grad, list):
             grad, ref = Text(_compact(r.grad)), Text(_compact(r.grad_reference))
             bits = Text(short(max(r.grad_error_bits), 3))
             status = _worst(r.grad_status)
@@ -221,10 +232,10 @@ def grad_table(rows, dtype: str) -> Table:
     return table
 
 
-def trace_table(rows) -> Table:
+def trace_table(rows, title: str = "step by step") -> Table:
     """The steps of every method side by side for the backends that ran, with the notes."""
     backends = list(dict.fromkeys(r.backend for r in rows))
-    table = Table(title="step by step", title_justify="left", pad_edge=False, box=box.SIMPLE_HEAD)
+    table = Table(title=title, title_justify="left", pad_edge=False, box=box.SIMPLE_HEAD)
     table.add_column("step", no_wrap=True)
     for b in backends:
         table.add_column(b, justify="right", no_wrap=True)

@@ -38,6 +38,11 @@ class Inputs:
     def arrays(self) -> dict[str, np.ndarray]:
         return {k: getattr(self, k) for k in formulas.INPUT_KEYS}
 
+    def as_json(self) -> dict:
+        """The inputs as compare's JSON shows them (logits and targets always lists)."""
+        return {"logits": np.atleast_1d(self.logits).tolist(), "targets": np.atleast_1d(self.targets).tolist(),
+                "weight": self.weight.tolist(), "pos_weight": self.pos_weight.tolist()}
+
 
 @dataclass
 class SweepCase:

@@ -127,7 +127,20 @@ class Softmax(LossFamily):
     threshold_methods = ("naive", "log_of_softmax", "logsumexp", "torch_cross_entropy")
     default_targets = (0, 1)
     threshold_targets = (0, 1, (1.0, 0.0, 0.0))
+    options = ("label_smoothing", "classes", "shift")
     Inputs = Inputs
+
+    def parse_inputs(self, logits, targets, reduction="mean", weight="1", pos_weight="1", label_smoothing=None,
+                     **options):
+        from stabcli.losses.softmax.inputs import no_pos_weight, parse
+
+        no_pos_weight(pos_weight)
+        return parse(logits, targets, weight, 0.0 if label_smoothing is None else label_smoothing, reduction)
+
+    def parse_sweep(self, targets, weight, pos_weight, classes=None, shift=None, label_smoothing=None, **options):
+        from stabcli.losses.softmax.inputs import parse_sweep
+
+        return parse_sweep(targets, weight, pos_weight, classes, shift, label_smoothing)
 
     def formula(self, method: str):
         return formulas.METHODS[method]

@@ -48,9 +48,10 @@ def _assemble(ev: Evaluation, ops, logp, y, w, eps: float) -> Evaluation:
     """The loss of each row from its log-probabilities, as torch's cross_entropy assembles it (see the module)."""
     n_classes = logp.shape[-1]
     if is_index(y):
-        log_py = ev.step("log p[y]", ops.take(logp, y), "take", logp)
+        log_py = ev.step("log p_y", ops.take(logp, y), "take", logp)
         wy = w[y]
-        nll = ev.step("-w[y]·log p[y]" if eps == 0 else "nll = -w[y]·log p[y]", -(wy * log_py), "mul", wy, log_py)
+        nll = ev.step("loss = -w_y·log p_y" if eps == 0 else "nll = -w_y·log p_y", -(wy * log_py), "mul", wy,
+                      log_py)
         if eps == 0:
             ev.loss = nll
             return ev

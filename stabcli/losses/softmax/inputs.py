@@ -134,3 +134,31 @@ def check_sweep(targets, weight, pos_weight, options: dict) -> None:
             if row.size != n:
                 raise InputError(f"target {list(t)} has {row.size} entries for {n} classes")
             check_probability_row(row, str(list(t)))
+
+
+def no_pos_weight(pos_weight) -> None:
+    if str(pos_weight).strip() not in ("1", "1.0"):
+        raise InputError(f"--pos-weight {pos_weight!r} is for --loss bce; softmax cross-entropy takes --weight, one "
+                         "per class")
+
+
+def parse_sweep(targets, weight: str, pos_weight: str, classes=None, shift=None, label_smoothing=None):
+    """(targets, per-class weight, pos_weight, options) of a softmax sweep from the command line's text."""
+    from stabcli.core import inputs as parse_text
+    from stabcli.losses.softmax import DEFAULT_CLASSES
+
+    no_pos_weight(pos_weight)
+    n = DEFAULT_CLASSES if classes is None else classes
+    if not 2 <= n <= 1000:
+        raise InputError(f"--classes {n} is not allowed; give a whole number of classes from 2 to 1000")
+    if shift is not None and not math.isfinite(shift):
+        raise InputError(f"--shift {shift!r} is not allowed; give a finite number")
+    eps = check_label_smoothing(0.0 if label_smoothing is None else label_smoothing)
+    ys: list = []
+    for text in targets or ("0", "1"):
+        y = sweep_target(str(text), n)
+        if y not in ys:
+            ys.append(y)
+    w = class_weights(parse_text.parse_array(weight, "weight"), n, weight)
+    options = {"classes": int(n), "shift": 0.0 if shift is None else float(shift), "label_smoothing": eps}
+    return ys, tuple(float(v) for v in w), 1.0, options

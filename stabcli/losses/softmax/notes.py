@@ -138,16 +138,29 @@ def grad_steps(row, gradient, fmt: Format) -> list[tuple[str, object, str]]:
     return [("dloss/dx", value, grad_note(row))]
 
 
+def _short(v) -> str:
+    return "[" + ", ".join(fmt_number(x, 4) for x in v) + "]"
+
+
+def _step_has_zero(row, name: str) -> bool:
+    step = next((s for s in row.steps or [] if s.name == name), None)
+    return step is not None and any(v == 0 for v in _as_list(step.value))
+
+
 def grad_note(row) -> str:
     status = _worst(row.grad_status)
     g, ref = _as_list(row.grad), _as_list(row.grad_reference)
     if status == "ok":
         return ""
     if any(math.isnan(v) for v in g):
-        return f"NaN from an infinite or NaN intermediate; true softmax - target = {num(ref)}"
+        p_name = "p = softmax(x)" if row.method == "log_of_softmax" else "p = exp(x)/sum"
+        if row.backend == "torch" and _step_has_zero(row, p_name):
+            return ("autograd sends 0 back for the classes the loss does not use, but log's backward divides it by "
+                    f"p = 0: 0/0 = NaN, and the softmax's backward spreads it to every class (true {_short(ref)})")
+        return f"NaN from an infinite or NaN intermediate (true softmax - target: {_short(ref)})"
     if status == "inaccurate" and any(v == 0 and r != 0 for v, r in zip(g, ref)):
-        return f"a component vanished: the true gradient is {num(ref)}"
-    return f"the true gradient (softmax - target) is {num(ref)}"
+        return f"a component vanished: the true gradient is {_short(ref)}"
+    return f"the true gradient (softmax - target) is {_short(ref)}"
 
 
 def grad_verdict(row, gradient, fmt: Format) -> str:
@@ -170,8 +183,10 @@ def _pick(rows, dtype: str, method: str):
 
 
 def _why(row) -> str:
-    notes = [s.note for s in row.steps or [] if s.note]
-    return f" ({'; '.join(dict.fromkeys(notes))})" if notes else ""
+    """The first three notes of the forward steps (not the gradient's), as a parenthesis."""
+    notes = [s.note for s in row.steps or [] if s.note and s.name != "dloss/dx"]
+    notes = list(dict.fromkeys(notes))[:3]
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 def summary(comparison) -> list[str]:
@@ -256,3 +271,26 @@ def sweep_summary(sweep) -> dict:
             sentence += " Every gradient d loss/d g stays within tolerance."
         out[(backend, dtype, target)] = sentence
     return out
+
+
+def grid_line(sweep) -> str:
+    """The line above a softmax sweep's tables: what was swept and how to read the tables."""
+    g, opts = sweep.grid, sweep.options
+    n, shift = opts.get("classes", 3), opts.get("shift", 0.0)
+    row = "[" + ", ".join(["g" if shift == 0 else f"{shift:g} + g"] + [f"{shift:g}"] * (n - 1)) + "]"
+    if n > 4:
+        row = f"[g, 0, ..., 0] ({n} classes)" if shift == 0 else f"[{shift:g} + g, {shift:g}, ...] ({n} classes)"
+    where = "every finite value of the dtype" if g.exhaustive else \
+        f"{g.points:,} {g.spacing}-spaced values from {g.min:g} to {g.max:g}, rounded to the dtype"
+    extra = []
+    if opts.get("label_smoothing"):
+        extra.append(f"label smoothing {opts['label_smoothing']:g}")
+    if any(w != 1 for w in np.ravel(sweep.weight)):
+        extra.append("class weights " + ", ".join(f"{w:g}" for w in np.ravel(sweep.weight)))
+    more = f" ({'; '.join(extra)})" if extra else ""
+    grad = (" Gradients are d loss/d g (softmax - target at the first class): inf/NaN, vanished (0 or below "
+            "eps·|truth| where the truth is not) and off-tolerance counts; wrong g≥/g≤ is where it first goes wrong."
+            if sweep.grad else "")
+    return (f"softmax cross-entropy of the logit rows {row}, g over {where}{more}. Breakdowns are the gaps g closest "
+            f"to 0 where a method first gives inf/NaN or leaves the tolerance; ovf counts the rows where an exp "
+            f"overflowed.{grad}")
