@@ -36,33 +36,40 @@ def _plot_formats(text: str) -> tuple[str, ...]:
 
 
 @click.command(short_help="Write figures of loss and error against the logit.")
+@options.loss_option
 @options.dtype_option
 @options.backend_option
 @click.option("--target", "targets", multiple=True,
-              help="Target y in [0, 1] to plot (a column of panels each); repeatable. [default: 0 and 1]")
+              help="Target y in [0, 1] to plot (a column of panels each); repeatable; softmax: a class index or a "
+                   "probability vector. [default: 0 and 1]")
 @click.option("--out", default="figures", show_default=True, help="Folder to write the figures into.")
 @click.option("--format", "formats", default="png,svg", show_default=True, help="png, svg or png,svg.")
 @options.core_errors
-def plot(dtypes, backends, targets, out, formats):
+def plot(loss, dtypes, backends, targets, out, formats):
     """Write, per dtype and backend, a figure of every method's loss and error against the logit.
 
     Non-finite losses are markers at the panel's top edge, the naive breakdown logits are dashed lines, and the
     region where the -100 clamp changes the answer is shaded. Output is deterministic (same bytes every run).
+    With --loss softmax the figures are against the gap g of the logits [g, 0, 0] (softmax_<dtype>_<backend>).
 
     \b
     Example:
         stabcli plot --out figures
         stabcli plot --dtype float16 --backend numpy --format png
+        stabcli plot --loss softmax --dtype float16 --out figures
     """
     from stabcli.core.formats import parse_dtypes
 
     chosen = _plot_formats(formats)
-    ys = options.parse_targets(targets)
+    family = options.family_of(loss)
+    parsed = family.parse_sweep(targets, "1", "1")
+    ys, extra = (options.parse_targets(targets), None) if parsed is None else (parsed[0], parsed[3])
     folder = _writable_folder(out)
     from stabcli.present import plots
 
     try:
-        written = plots.write_figures(folder, chosen, parse_dtypes(dtypes), options.backends(backends), ys)
+        written = plots.write_figures(folder, chosen, parse_dtypes(dtypes), options.backends(backends), ys,
+                                      family.name, extra)
     except OSError as exc:  # os.access can say yes where writing fails (root on /proc, read-only mounts, a full disk)
         raise options.UserError(f"--out {out!r} cannot be written ({exc.strerror or exc}); give a folder you can write") from None
     for path in written:

@@ -92,6 +92,9 @@ class LossFamily:
     input_keys: tuple[str, ...] = ()
     input_labels: dict[str, str] = {}  # input key -> the word a note uses for one of its values ("logit")
     variable: str = "x"  # what the swept variable is called in sentences and figures
+    variable_label: str = "logit x"  # a figure's axis label for it
+    figure_name: str = "loss"  # "naive <figure_name> gives inf/NaN at ..." in a figure's title
+    figure_note: str = ""  # the title's second line: what to look for
     pos_weight: bool = False  # whether the family takes --pos-weight (BCE); the CLI refuses it otherwise
 
     options: tuple[str, ...] = ()  # the family's own command-line options (softmax: label_smoothing, classes, shift)

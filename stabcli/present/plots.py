@@ -23,7 +23,19 @@ STYLE = {
     "softplus": dict(color="#009E73", linestyle=":", linewidth=2.5),
     "torch_bce": dict(color="#E69F00", linestyle=(0, (5, 1, 1, 1)), linewidth=2.0),
     "torch_bce_with_logits": dict(color="#56B4E9", linestyle=(0, (1, 1)), linewidth=2.0),
+    # softmax cross-entropy
+    "log_of_softmax": dict(color="#CC79A7", linestyle="--", linewidth=2.0),
+    "torch_log_softmax_nll": dict(color="#E69F00", linestyle=(0, (5, 1, 1, 1)), linewidth=2.0),
+    "torch_cross_entropy": dict(color="#56B4E9", linestyle=(0, (1, 1)), linewidth=2.0),
 }
+# methods of a family registered later: these, in order of their names' sum of character codes (deterministic)
+EXTRA_STYLES = [dict(color=c, linestyle=ls, linewidth=2.0) for c, ls in
+                (("#882255", "-"), ("#117733", "--"), ("#332288", "-."), ("#999933", ":"), ("#44AA99", (0, (3, 1))))]
+
+
+def style_of(method: str) -> dict:
+    """The line style of ``method``: its own, or one of EXTRA_STYLES for a method without one."""
+    return STYLE.get(method) or EXTRA_STYLES[sum(map(ord, method)) % len(EXTRA_STYLES)]
 FORMATS_WRITTEN = ("png", "svg")
 CLAMP_SHADE = dict(color="#CC79A7", alpha=0.12, lw=0)
 
@@ -61,10 +73,10 @@ def _edge_markers(ax, cs, values, reference, what: str, curve) -> None:
         mask = (np.isinf(values) if kind == "inf" else np.isnan(values)) & np.isfinite(reference)
         if mask.any():
             ax.scatter(cs.x[mask], np.full(int(mask.sum()), height), transform=edge, marker=marker, s=30,
-                       color=STYLE[curve.method]["color"], clip_on=False, label=f"{curve.method}: {kind}{what}")
+                       color=style_of(curve.method)["color"], clip_on=False, label=f"{curve.method}: {kind}{what}")
 
 
-def loss_figure(curve_sets: list, breakdowns: dict | None = None):
+def loss_figure(curve_sets: list, breakdowns: dict | None = None, loss: str | None = None):
     """One figure for one dtype and backend: a column per target; rows: loss, error bits, gradient.
 
     ``breakdowns`` maps a target to the exact (pos, neg) logits where naive turns non-finite (from the sweep
@@ -74,6 +86,10 @@ def loss_figure(curve_sets: list, breakdowns: dict | None = None):
     plt = _pyplot()
     from matplotlib.transforms import blended_transform_factory
 
+    from stabcli.losses import get_family
+
+    family = get_family(loss)
+    v = family.variable
     ncol = len(curve_sets)
     fig, axes = plt.subplots(3, ncol, figsize=(7 * ncol, 12), squeeze=False, sharex="col",
                              gridspec_kw={"height_ratios": [3, 2, 2]})
@@ -84,7 +100,7 @@ def loss_figure(curve_sets: list, breakdowns: dict | None = None):
         ax_loss.plot(cs.x, cs.reference, label="reference (mpmath)", **STYLE["reference"])
         ax_grad.plot(cs.x, cs.grad_reference, label="reference (mpmath)", **STYLE["reference"])
         for curve in cs.curves:
-            style = STYLE[curve.method]
+            style = style_of(curve.method)
             ax_loss.plot(cs.x, np.where(np.isfinite(curve.loss), curve.loss, np.nan), label=curve.method, **style)
             ax_bits.plot(cs.x, curve.error_bits, label=curve.method, **style)
             ax_grad.plot(cs.x, np.where(np.isfinite(curve.grad), curve.grad, np.nan), label=curve.method, **style)
@@ -103,7 +119,7 @@ def loss_figure(curve_sets: list, breakdowns: dict | None = None):
                 continue
             for ax in (ax_loss, ax_bits, ax_grad):
                 ax.axvline(value, color=STYLE["naive"]["color"], linewidth=1, linestyle="--", label="_breakdown")
-            ax_loss.annotate(f"naive breaks\nx = {num(value)}", (value, 0.72), xycoords=edge,
+            ax_loss.annotate(f"naive breaks\n{v} = {num(value)}", (value, 0.72), xycoords=edge,
                              ha="right" if value > 0 else "left", fontsize=10, color=STYLE["naive"]["color"],
                              xytext=(-4 if value > 0 else 4, 0), textcoords="offset points")
         for ax in (ax_loss, ax_bits, ax_grad):
@@ -116,11 +132,13 @@ def loss_figure(curve_sets: list, breakdowns: dict | None = None):
         ax_grad.set_ylim(-lim, lim)
         ax_loss.set_ylabel("loss")
         ax_bits.set_ylabel("error (bits, Herbie)")
-        ax_grad.set_ylabel("d loss / d x")
-        ax_grad.set_xlabel("logit x")
-        ax_loss.set_title(f"target y = {cs.target:g}")
-        where = " and ".join(f"x {'≥' if v > 0 else '≤'} {num(v)}" for v in (pos, neg) if v is not None)
-        titles.append(f"y = {cs.target:g}: {where}" if where else f"y = {cs.target:g}: never")
+        ax_grad.set_ylabel(f"d loss / d {v}")
+        ax_grad.set_xlabel(family.variable_label)
+        label = "target y = " + f"{cs.target:g}" if v == "x" else family.target_label(cs.target)
+        short = f"y = {cs.target:g}" if v == "x" else family.target_label(cs.target)
+        ax_loss.set_title(label)
+        where = " and ".join(f"{v} {'≥' if b > 0 else '≤'} {num(b)}" for b in (pos, neg) if b is not None)
+        titles.append(f"{short}: {where}" if where else f"{short}: never")
     seen: dict = {}
     for ax in axes.ravel():
         for h, lab in zip(*ax.get_legend_handles_labels()):
@@ -128,8 +146,8 @@ def loss_figure(curve_sets: list, breakdowns: dict | None = None):
                 seen.setdefault(lab, h)
     fig.legend(list(seen.values()), list(seen.keys()), loc="lower center", ncol=4, fontsize=10, frameon=False)
     cs0 = curve_sets[0]
-    fig.suptitle(f"{cs0.dtype} ({cs0.backend}): naive BCE gives inf/NaN at " + "; ".join(titles)
-                 + "\nsoftplus follows the truth; shaded: the -100 clamp changes the answer", fontsize=14)
+    fig.suptitle(f"{cs0.dtype} ({cs0.backend}): naive {family.figure_name} gives inf/NaN at " + "; ".join(titles)
+                 + "\n" + family.figure_note, fontsize=14)
     fig.tight_layout(rect=(0, 0.09, 1, 0.94))
     return fig
 
@@ -141,6 +159,9 @@ def overview_figure(sweep):
     is finite but out of tolerance, red where it is inf or NaN (worst over the sweep's targets).
     """
     plt = _pyplot()
+    from stabcli.losses import get_family
+
+    family = get_family(sweep.family)
     backends = list(dict.fromkeys(r.backend for r in sweep.rows))
     dtypes = list(dict.fromkeys(r.dtype for r in sweep.rows))
     methods = list(dict.fromkeys(r.method for r in sweep.rows))
@@ -174,7 +195,7 @@ def overview_figure(sweep):
         ax.set_xscale("symlog", linthresh=1.0)
         ax.set_xlim(-reach, reach)
         ax.set_title(f"{backend} backend")
-        ax.set_xlabel("logit x")
+        ax.set_xlabel(family.variable_label)
         ax.grid(True, axis="x", alpha=0.3)
     axes[0, 0].set_yticks(range(len(labels)), labels[::-1], fontsize=9)
     from matplotlib.patches import Patch
@@ -182,8 +203,11 @@ def overview_figure(sweep):
     fig.legend([Patch(color="#009E73"), Patch(color="#F0E442"), Patch(color="#D55E00")],
                ["within tolerance", "finite, out of tolerance", "inf or NaN"], loc="lower center", ncol=3,
                frameon=False)
-    fig.suptitle("Where each method breaks, per dtype (labels: first logit giving inf/NaN; worst over targets "
-                 + ", ".join(f"{t:g}" for t in dict.fromkeys(r.target for r in sweep.rows)) + ")", fontsize=13)
+    targets = list(dict.fromkeys(r.target for r in sweep.rows))
+    over = ("targets " + ", ".join(f"{t:g}" for t in targets) if family.variable == "x"
+            else ", ".join(family.target_label(t) for t in targets))
+    fig.suptitle(f"Where each method breaks, per dtype (labels: first {family.variable_label.split(' (')[0]} giving "
+                 f"inf/NaN; worst over {over})", fontsize=13)
     fig.tight_layout(rect=(0, 0.05, 1, 0.95))
     return fig
 
@@ -219,34 +243,43 @@ def close(fig) -> None:
     _pyplot().close(fig)
 
 
-def exact_breakdowns(fmt, backend: str, targets) -> dict:
+def exact_breakdowns(fmt, backend: str, targets, loss: str | None = None, options: dict | None = None) -> dict:
     """target -> (pos, neg) exact naive breakdown logits from the sweep engine (exhaustive for 16-bit formats)."""
     from stabcli.commands.sweep import make_grid, run_sweep
 
     grid = make_grid(exhaustive=True) if fmt.bits == 16 else make_grid()
-    sweep = run_sweep([fmt], [backend], list(targets), grid, methods=["naive"], grad=False)
+    sweep = run_sweep([fmt], [backend], list(targets), grid, methods=["naive"], grad=False, loss=loss,
+                      options=options)
     return {r.target: (r.breakdown.nonfinite_pos, r.breakdown.nonfinite_neg) for r in sweep.rows}
 
 
-def write_figures(out: Path, formats, dtypes, backends, targets) -> list[Path]:
-    """One figure per (dtype, backend) and the overview, written into ``out``; returns the files written."""
+def write_figures(out: Path, formats, dtypes, backends, targets, loss: str | None = None,
+                  options: dict | None = None) -> list[Path]:
+    """One figure per (dtype, backend) and the overview, written into ``out``; returns the files written.
+
+    Files are named after the family: bce_float16_numpy.png, softmax_float16_numpy.png, ...; the overview of a
+    family other than bce is <family>_breakdown_overview."""
     from stabcli.commands.curves import curve_set
     from stabcli.commands.sweep import make_grid, run_sweep
+    from stabcli.losses import get_family
 
+    family = get_family(loss)
     out = Path(out)
     written: list[Path] = []
     for fmt in dtypes:
         for backend in backends:
-            fig = loss_figure([curve_set(fmt, backend, float(y)) for y in targets],
-                              exact_breakdowns(fmt, backend, targets))
+            fig = loss_figure([curve_set(fmt, backend, y, loss=family.name, options=options) for y in targets],
+                              exact_breakdowns(fmt, backend, targets, family.name, options), family.name)
             try:
-                written += save(fig, out, f"bce_{fmt.name}_{backend}", formats)
+                written += save(fig, out, f"{family.name}_{fmt.name}_{backend}", formats)
             finally:
                 close(fig)
-    sweep = run_sweep(list(dtypes), list(backends), list(targets), make_grid(), grad=False)  # loss breakdowns only
+    sweep = run_sweep(list(dtypes), list(backends), list(targets), make_grid(), grad=False, loss=family.name,
+                      options=options)  # loss breakdowns only
     fig = overview_figure(sweep)
     try:
-        written += save(fig, out, "breakdown_overview", formats)
+        written += save(fig, out, "breakdown_overview" if family.name == "bce" else f"{family.name}_breakdown_overview",
+                        formats)
     finally:
         close(fig)
     return written
@@ -268,8 +301,8 @@ def write_sweep_figure(sweep, path) -> Path:
                  for r in sweep.rows if r.method == "naive"}
         g = sweep.grid
         x = None if g.exhaustive else grid_between(fmt, g.min, g.max)
-        fig = loss_figure([curve_set(fmt, backends[0], t, x, sweep.weight, sweep.pos_weight) for t in targets],
-                          naive)
+        fig = loss_figure([curve_set(fmt, backends[0], t, x, sweep.weight, sweep.pos_weight, loss=sweep.family,
+                                     options=sweep.options) for t in targets], naive, sweep.family)
     else:
         fig = overview_figure(sweep)
     try:

@@ -96,6 +96,8 @@ class BCE(LossFamily):
     input_labels = {"logits": "logit", "targets": "target", "weight": "weight", "pos_weight": "pos_weight"}
     threshold_methods = ("naive", "clamped", "logsumexp", "torch_bce")
     pos_weight = True
+    figure_name = "BCE"
+    figure_note = "softplus follows the truth; shaded: the -100 clamp changes the answer"
     Inputs = Inputs
 
     def formula(self, method: str):

@@ -124,6 +124,9 @@ class Softmax(LossFamily):
     input_keys = formulas.INPUT_KEYS
     input_labels = {"logits": "logit", "targets": "target", "weight": "weight", "label_smoothing": "label_smoothing"}
     variable = "g"
+    variable_label = "gap g (logits [g, 0, 0])"
+    figure_name = "softmax cross-entropy"
+    figure_note = "logsumexp and torch's cross_entropy follow the truth"
     threshold_methods = ("naive", "log_of_softmax", "logsumexp", "torch_cross_entropy")
     default_targets = (0, 1)
     threshold_targets = (0, 1, (1.0, 0.0, 0.0))
