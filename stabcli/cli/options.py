@@ -78,12 +78,30 @@ def weight_options(func):
     return func
 
 
+class LossChoice(click.Choice):
+    """--loss's choices, read from the registry (``stabcli/losses/__init__.py``, cheap to import) whenever they are
+    needed, so that a family registered after the CLI was imported (a plug-in, a test) is a choice too."""
+
+    def __init__(self):
+        super().__init__((), case_sensitive=False)
+
+    @property
+    def choices(self):
+        from stabcli.losses import family_names
+
+        return family_names()
+
+    @choices.setter
+    def choices(self, value):  # click.Choice.__init__ assigns it; the registry is the only source
+        pass
+
+
 def loss_option(func):
-    """--loss: the loss family, its choices read from the registry (``stabcli/losses/__init__.py``; cheap)."""
-    from stabcli.losses import DEFAULT, family_names
+    """--loss: the loss family (default bce)."""
+    from stabcli.losses import DEFAULT
 
     return click.option(
-        "--loss", type=click.Choice(family_names(), case_sensitive=False), default=DEFAULT, show_default=True,
+        "--loss", type=LossChoice(), default=DEFAULT, show_default=True,
         help="Loss family: bce (binary cross-entropy: a logit per element) or softmax (softmax cross-entropy: "
              "a row of class logits per element).",
     )(func)

@@ -178,12 +178,22 @@ class LossFamily:
     # gradients ---------------------------------------------------------------------------------------------
     def grad_details(self, backend: str, fmt, method: str, arrays: dict, reduction: str = "none"):
         """The gradient of ``method`` (``core.autodiff.Gradient``, its ``grad`` shaped as the variable) and where a
-        clamp changed it; None for a method with no gradient (a peer library that cannot differentiate)."""
-        raise NotImplementedError
+        clamp changed it; None for a method with no gradient (a peer library that cannot differentiate).
+        Default (elementwise): :meth:`grad_of`, nothing clamped."""
+        import numpy as np
+
+        from stabcli.core.autodiff import Gradient
+
+        grad = self.grad_of(backend, fmt, method, arrays, reduction)
+        return Gradient(grad, np.zeros(np.shape(grad), dtype=bool), {})
 
     def grad_of(self, backend: str, fmt, method: str, arrays: dict, reduction: str = "none", broadcast: bool = True):
-        """d loss / d (the variable) per element, in the dtype, vectorised (sweeps pass a chunk of logits)."""
-        raise NotImplementedError
+        """d loss / d (the variable) per element, in the dtype, vectorised (sweeps pass a chunk of logits).
+        Default (elementwise): ``core.autodiff`` (op-by-op duals in numpy, autograd in torch) on the formula."""
+        from stabcli.core.autodiff import differentiate, prepare
+
+        (x, *consts), _ = prepare(arrays, self.input_keys, fmt, broadcast)
+        return differentiate(backend, fmt, self.formula(method), x, consts, reduction)[0]
 
     def sweep_grad(self, case, backend: str, method: str, xs):
         """d loss / d (the swept variable) at the swept values ``xs`` (values of the dtype) of a sweep case.
@@ -191,7 +201,13 @@ class LossFamily:
         return self.grad_of(backend, case.fmt, method, case.arrays(xs), broadcast=False)
 
     # text --------------------------------------------------------------------------------------------------
-    notes: Any = None  # a module with note, verdict, grad_steps, grad_verdict, summary, sweep_summary
+    @property
+    def notes(self) -> Any:
+        """A module with note, verdict, grad_steps, grad_verdict, summary, sweep_summary (and optionally
+        grid_line): the family's words. Default: ``losses/plain_notes.py``, which says what any loss's numbers say."""
+        from stabcli.losses import plain_notes
+
+        return plain_notes
 
     def companion(self, inputs, backends, methods):
         """A second comparison a single-element compare also runs, for the summary to quote (BCE: BCELoss at the
@@ -214,10 +230,13 @@ class LossFamily:
         """Refuse sweep inputs this family cannot take, with an ``InputError`` naming the value."""
 
     def sweep_case(self, fmt, target, weight=1.0, pos_weight: float = 1.0, **options):
-        """The inputs of one (dtype, target) of a sweep: ``fmt``, ``arrays(xs)``, ``reference(xs, cache)``,
-        ``grad_reference(xs, cache)`` (each (nearest, for_rounding) float64 pairs), ``grad_reference_points(xs64)``
-        (figures). ``options`` are the family's own sweep options (softmax: classes, shift, label_smoothing)."""
-        raise NotImplementedError
+        """The inputs of one (dtype, target) of a sweep: ``fmt``, ``target``, ``weight``, ``pos_weight``,
+        ``arrays(xs)``, ``reference(xs, cache)``, ``grad_reference(xs, cache)`` (each (nearest, for_rounding) float64
+        pairs), ``grad_reference_points(xs64)`` (figures). ``options`` are the family's own sweep options (softmax:
+        classes, shift, label_smoothing). Default (elementwise): :class:`ElementwiseCase`, whose reference is
+        mpmath's at every point: right, but ~0.1 ms a point, so a family meant for exhaustive sweeps gives a fast
+        float64 reference of its own (as ``bce/reference.py`` does)."""
+        return ElementwiseCase(self, fmt, float(target), float(weight), float(pos_weight))
 
     # thresholds --------------------------------------------------------------------------------------------
     threshold_methods: tuple[str, ...] = ()  # the methods a thresholds sweep has to run
@@ -227,3 +246,52 @@ class LossFamily:
 
     def explain_threshold(self, t: Threshold, fmt) -> str:
         return "agrees exactly" if t.measured == t.predicted else "differs"
+
+
+class ElementwiseCase:
+    """A sweep case of an elementwise family, from its formulas' inputs and its exact reference (mpmath per point).
+
+    The swept logits are the first input; the others (target, weight, pos_weight, in :attr:`LossFamily.input_keys`
+    order; missing ones are 1) are 0-d arrays of the dtype.
+    """
+
+    def __init__(self, family: LossFamily, fmt, target: float, weight: float = 1.0, pos_weight: float = 1.0):
+        self.family, self.fmt = family, fmt
+        self.target, self.weight, self.pos_weight = target, weight, pos_weight
+
+    def _constants(self) -> dict:
+        import numpy as np
+
+        values = dict(zip(self.family.input_keys[1:], (self.target, self.weight, self.pos_weight)))
+        return {k: self.fmt.round(np.array(v)) for k, v in values.items()}
+
+    def arrays(self, xs) -> dict:
+        return {self.family.input_keys[0]: xs, **self._constants()}
+
+    def _exact(self, xs, cache, which):
+        import numpy as np
+
+        from stabcli.core.exact import to_float64_nearest, to_float64_odd
+        from stabcli.core.formats import to_float64
+
+        consts = [float(to_float64(v)) for v in self._constants().values()]
+        exact = self.family.exact_loss if which == "loss" else self.family.exact_grad
+        cache = {} if cache is None else cache
+        pairs = []
+        for v in to_float64(xs).reshape(-1):
+            if float(v) not in cache:
+                e = exact(float(v), *consts)
+                cache[float(v)] = (to_float64_nearest(e), to_float64_odd(e))
+            pairs.append(cache[float(v)])
+        nearest = np.array([p[0] for p in pairs], dtype=np.float64)
+        odd = np.array([p[1] for p in pairs], dtype=np.float64) if self.fmt.bits < 64 else nearest
+        return nearest, odd
+
+    def reference(self, xs, cache=None):
+        return self._exact(xs, cache, "loss")
+
+    def grad_reference(self, xs, cache=None):
+        return self._exact(xs, cache, "grad")
+
+    def grad_reference_points(self, xs64):
+        return self._exact(self.fmt.round(xs64), None, "grad")[0]
