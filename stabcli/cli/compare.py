@@ -22,9 +22,12 @@ from stabcli.cli import options
 @options.format_option
 @click.option("--steps/--no-steps", default=True, show_default=True,
               help="For a single logit, show every method's trace step by step.")
+@click.option("--peers", is_flag=True,
+              help="Also run the peer libraries' real losses where installed (Keras 3 on torch, optax on jax, "
+                   "scikit-learn; pip install 'stabcli[peers]'). Off by default: importing Keras alone takes ~4 s.")
 @options.core_errors
 def compare(logits, targets, loss, dtypes, backends, weight, pos_weight, reduction, label_smoothing, atol, rtol,
-            output_format, steps):
+            output_format, steps, peers):
     """Compare every method on LOGITS and TARGETS against the exact loss.
 
     LOGITS and TARGETS are a number or a comma-separated list (broadcast like torch); nested lists such as
@@ -43,6 +46,7 @@ def compare(logits, targets, loss, dtypes, backends, weight, pos_weight, reducti
         stabcli compare 1,2,3 0,1,1 --reduction none --format json
         stabcli compare "[[12,0,-12]]" 1 --loss softmax --dtype float16
         stabcli compare "[[1e4,0,0]]" "[[0,0.5,0.5]]" --loss softmax --label-smoothing 0.1
+        stabcli compare 1e10 0 --dtype float32 --peers
     """
     from stabcli.commands.compare import run_compare
     from stabcli.core.formats import parse_dtypes
@@ -58,7 +62,7 @@ def compare(logits, targets, loss, dtypes, backends, weight, pos_weight, reducti
     if inp is None:  # an elementwise family: numbers or lists broadcast like torch
         inp = _elementwise_inputs(family, logits, targets, weight, pos_weight, reduction)
     result = run_compare(inp, parse_dtypes(dtypes), options.backends(backends), rtol=rtol, atol=atol,
-                         loss=family.name)
+                         loss=family.name, peers=peers)
     if not steps:
         for row in result.rows:
             row.steps = None

@@ -50,9 +50,12 @@ def _scalar(text: str, what: str) -> float:
               help="Also sweep each method's gradient d loss/d x: counts of inf/NaN, vanished and off-tolerance "
                    "gradients and where they start. On by default: it costs about 1.5x the time of a loss-only "
                    "sweep (the default sweep: 3.1 s -> 4.6 s); --no-grad skips it.")
+@click.option("--peers", is_flag=True,
+              help="Also sweep the peer libraries' real losses where installed (Keras on torch, optax on jax; "
+                   "pip install 'stabcli[peers]').")
 @options.core_errors
 def sweep(loss, dtypes, backends, targets, weight, pos_weight, label_smoothing, classes, shift, atol, rtol,
-          output_format, xmin, xmax, points, spacing, exhaustive, plot_path, grad):
+          output_format, xmin, xmax, points, spacing, exhaustive, plot_path, grad, peers):
     """Count, per method, where the loss is inf, NaN, clamped or inaccurate over many logits, and where it breaks.
 
     The grid brackets each breakdown; a search over the dtype's representable values then pins the exact logit
@@ -107,10 +110,11 @@ def sweep(loss, dtypes, backends, targets, weight, pos_weight, label_smoothing, 
                       console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("sweep", total=total)
             result = run_sweep(formats, options.backends(backends), ys, grid, w, pw, rtol, atol,
-                               progress=lambda n: bar.advance(task, n), grad=grad, loss=family.name, options=extra)
+                               progress=lambda n: bar.advance(task, n), grad=grad, loss=family.name, options=extra,
+                               peers=peers)
     else:
         result = run_sweep(formats, options.backends(backends), ys, grid, w, pw, rtol, atol, grad=grad,
-                           loss=family.name, options=extra)
+                           loss=family.name, options=extra, peers=peers)
     options.emit(output_format, lambda: view.sweep_json(result), lambda: view.sweep_csv(result),
                  lambda width: view.sweep_renderable(result, width))
     if plot_path is not None:

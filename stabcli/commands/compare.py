@@ -56,6 +56,7 @@ class Row:
     grad_status: object = None
     grad_verdict: str | None = None
     unclamped_loss: float | None = None  # single element, clamped/torch_bce: the loss without the -100 clamp
+    library: str | None = None  # a peer row: the library, its version and what it computed in
 
 
 @dataclass
@@ -189,9 +190,11 @@ def run_compare(
     rtol: float | None = None,
     atol: float | None = None,
     loss: str | None = None,
+    peers: bool = False,
 ) -> Comparison:
     """Evaluate every requested method of the family ``loss`` (default bce) in every backend and dtype, and
-    measure it against mpmath. ``inputs`` is the family's ``Inputs``."""
+    measure it against mpmath. ``inputs`` is the family's ``Inputs``. ``peers``: also the peer libraries' real
+    losses (the ``peers`` pseudo-backend), those installed; a note says how to add the others."""
     family = get_family(loss)
     notes_text = family.notes
     if inputs.reduction not in REDUCTIONS:
@@ -206,6 +209,13 @@ def run_compare(
     notes: list[str] = []
     options = inputs.arrays()
     keys = family.input_keys
+    if peers:
+        backends = (*backends, "peers")
+        missing = family.missing_peers()
+        if missing:
+            from stabcli.core.peers import INSTALL_HINT
+
+            notes.append(f"{', '.join(missing)} not installed: their rows need the peers extra ({INSTALL_HINT})")
     for fmt in formats:
         arrays, overflow, changes = _rounded(fmt, inputs, family)
         logits_in = [float(v) for v in to_float64(arrays[keys[0]]).ravel()]
@@ -238,6 +248,7 @@ def run_compare(
                 err = measure(loss, ref_nearest, fmt, tol, changed, ref_odd)
                 row = Row(
                     backend=backend, dtype=fmt.name, method=method,
+                    library=family.peer_methods[method].describe(fmt) if backend == "peers" else None,
                     input=logits_in, input_overflow=overflow,
                     loss=_scalar_or_list(to_float64(loss), reduced),
                     reference=_scalar_or_list(ref_nearest, reduced),

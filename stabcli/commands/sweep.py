@@ -727,10 +727,12 @@ def run_sweep(
     workers: int | None = None,
     loss: str | None = None,
     options: dict | None = None,
+    peers: bool = False,
 ) -> Sweep:
     """Sweep every requested (backend, dtype, target, method) of the family ``loss`` (default bce);
     ``progress(n)`` is called after each n logits. ``options`` are the family's own sweep options (softmax:
-    classes, shift, label_smoothing).
+    classes, shift, label_smoothing). ``peers``: also the peer libraries' real losses that are installed (the
+    ``peers`` pseudo-backend; scikit-learn's log_loss is left out, one call per logit being too slow).
 
     With ``grad`` (the default) every row also carries its gradient's counts and breakdowns (``SweepRow.grad``).
     A (dtype, target) of at least PARALLEL_MIN_POINTS logits is split among ``workers`` processes (default: one
@@ -740,6 +742,7 @@ def run_sweep(
     family = get_family(loss)
     options = dict(options or {})
     family.check_sweep(targets, weight, pos_weight, options)
+    backends = [*backends, "peers"] if peers else list(backends)
     for fmt in formats:
         span(grid, fmt)  # refuses float64 --exhaustive before any work
     workers = _default_workers() if workers is None else max(int(workers), 1)
@@ -782,6 +785,11 @@ def _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, metho
                     if grad:
                         _refine_grad(row, s, tol, grid, cache, family)
             rows.extend(part)
+    if "peers" in backends and family.missing_peers():
+        from stabcli.core.peers import INSTALL_HINT
+
+        notes.append(f"{', '.join(family.missing_peers())} not installed: their rows need the peers extra "
+                     f"({INSTALL_HINT})")
     result = Sweep(grid, weight, pos_weight, rows, notes, grad=grad, family=family.name, options=options)
     result.summary = family.notes.sweep_summary(result)
     return result

@@ -176,8 +176,9 @@ class TorchOps:
 
 
 def make_ops(backend: str, fmt: Format):
-    """The operation set of ``backend`` ("numpy" or "torch") in format ``fmt``."""
-    return NumpyOps(fmt) if backend == "numpy" else TorchOps(fmt)
+    """The operation set of ``backend`` ("numpy" or "torch") in format ``fmt``; the ``peers`` pseudo-backend gets
+    numpy's (peer formulas take numpy arrays of the dtype and hand them to their library)."""
+    return TorchOps(fmt) if backend == "torch" else NumpyOps(fmt)
 
 
 __all__ = ["BACKEND_NAMES", "NumpyOps", "TorchOps", "make_ops", "to_float64"]

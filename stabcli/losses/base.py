@@ -114,9 +114,18 @@ class LossFamily:
         return None
 
     # methods -----------------------------------------------------------------------------------------------
+    peer_methods: dict = {}  # method name -> core.peers.PeerMethod: a peer library's real loss (``--peers``)
+
     def methods_for(self, backend: str) -> tuple[str, ...]:
-        """The methods a backend can run, in the contract's order."""
+        """The methods a backend can run, in the contract's order; for the ``peers`` pseudo-backend, the peer
+        methods whose libraries are installed."""
+        if backend == "peers":
+            return tuple(m for m, peer in self.peer_methods.items() if peer.available())
         return tuple(m for m in self.method_names if backend == "torch" or m not in self.torch_only)
+
+    def missing_peers(self) -> list[str]:
+        """The peer libraries this family has methods for that are not installed."""
+        return list(dict.fromkeys(p.library for p in self.peer_methods.values() if not p.available()))
 
     def formula(self, method: str) -> Callable:
         """``method``'s formula: f(ops, *arrays in input_keys order) -> Evaluation."""
@@ -185,7 +194,7 @@ class LossFamily:
         from stabcli.core.autodiff import Gradient
 
         grad = self.grad_of(backend, fmt, method, arrays, reduction)
-        return Gradient(grad, np.zeros(np.shape(grad), dtype=bool), {})
+        return None if grad is None else Gradient(grad, np.zeros(np.shape(grad), dtype=bool), {})
 
     def grad_of(self, backend: str, fmt, method: str, arrays: dict, reduction: str = "none", broadcast: bool = True):
         """d loss / d (the variable) per element, in the dtype, vectorised (sweeps pass a chunk of logits).

@@ -23,6 +23,11 @@ from stabcli.present.common import (
 )
 
 
+def _section(backend: str) -> str:
+    """A backend's heading in a table ("numpy backend"; the peers pseudo-backend's rows are "peer libraries")."""
+    return "peer libraries" if backend == "peers" else f"{backend} backend"
+
+
 def _row_dict(row) -> dict:
     d = {
         "backend": row.backend, "dtype": row.dtype, "method": row.method,
@@ -32,6 +37,8 @@ def _row_dict(row) -> dict:
         "grad": row.grad, "grad_reference": row.grad_reference, "grad_abs_error": row.grad_abs_error,
         "grad_error_bits": row.grad_error_bits, "grad_status": row.grad_status,
     }
+    if row.library is not None:
+        d["library"] = row.library
     if row.steps is not None:
         d["steps"] = [asdict(s) for s in row.steps]
         d["verdict"] = row.verdict
@@ -106,7 +113,7 @@ def element_table(title: str, rows, xs: list, value: str, ref: str, bits: str, s
             if backend is not None:
                 table.add_section()
             backend = r.backend
-            table.add_row(Text(f"{backend} backend", style="bold"), "", "", "", "", "")
+            table.add_row(Text(_section(backend), style="bold"), "", "", "", "", "")
         refs, errs, stats = getattr(r, ref), getattr(r, bits), getattr(r, status)
         for i, (v, rv, e, st) in enumerate(zip(values, refs, errs, stats)):
             if i == MAX_ELEMENT_ROWS:
@@ -143,7 +150,7 @@ def compare_tables(comparison) -> list:
                 if backend is not None:
                     table.add_section()
                 backend = r.backend
-                table.add_row(Text(f"{backend} backend", style="bold"), "", "", "", "", "")
+                table.add_row(Text(_section(backend), style="bold"), "", "", "", "", "")
             if isinstance(r.loss, list):
                 loss, ref = Text(_inputs_line(r.loss, 2)), Text(_inputs_line(r.reference, 2))
                 err, bits = Text(short(max(r.abs_error), 3)), Text(short(max(r.error_bits), 3))
@@ -166,6 +173,9 @@ def compare_tables(comparison) -> list:
                                      "grad_reference", "grad_error_bits", "grad_status"))
         elif any(r.grad is not None for r in rows):
             out.append(grad_table(rows, dtype))
+        for r in rows:
+            if r.library is not None:
+                out.append(Text(f"  {r.method}: {r.library}", style="dim"))
         for change in dn.changes[:MAX_NOTES]:
             out.append(Text(f"  note: {change}", style="dim"))
         if len(dn.changes) > MAX_NOTES:
@@ -215,7 +225,7 @@ def grad_table(rows, dtype: str, vector: bool = False) -> Table:
             if backend is not None:
                 table.add_section()
             backend = r.backend
-            table.add_row(Text(f"{backend} backend", style="bold"), "", "", "", "")
+            table.add_row(Text(_section(backend), style="bold"), "", "", "", "")
         if vector:
             grad, ref = value_text(r.grad), value_text(r.grad_reference, alarm=False)
             bits = Text(short(max(r.grad_error_bits), 3))

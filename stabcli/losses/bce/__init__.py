@@ -100,10 +100,23 @@ class BCE(LossFamily):
     figure_note = "softplus follows the truth; shaded: the -100 clamp changes the answer"
     Inputs = Inputs
 
+    @cached_property
+    def peer_methods(self) -> dict:
+        from stabcli.losses.bce import peers
+
+        return peers.METHODS
+
     def formula(self, method: str):
+        if method in self.peer_methods:
+            peer = self.peer_methods[method]
+            return peer.load(peer.formula)
         return formulas.METHODS[method]
 
     def excluded(self, method: str, options: dict) -> str | None:
+        if method in self.peer_methods:
+            from stabcli.losses.bce.peers import excluded
+
+            return excluded(method, options)
         if method == "torch_bce" and not bool(np.all(np.asarray(options.get("pos_weight", 1.0)) == 1)):
             return "torch_bce is left out: F.binary_cross_entropy has no pos_weight"
         return None
@@ -119,11 +132,29 @@ class BCE(LossFamily):
         return exact_grad(*element)
 
     def grad_details(self, backend, fmt, method, arrays, reduction="none"):
+        if method in self.peer_methods:
+            gradient = super().grad_details(backend, fmt, method, arrays, reduction)
+            if gradient is not None:  # a clip that fired also changed the gradient (torch.clip's backward is 0)
+                from stabcli.commands.compare import evaluate_method
+
+                ev, _ = evaluate_method(backend, fmt, method, arrays, family=self)
+                if ev.clamp_changed is not None:
+                    gradient.clamped = np.broadcast_to(ev.clamp_changed, gradient.grad.shape).copy()
+            return gradient
         from stabcli.losses.bce.gradients import grad_details
 
         return grad_details(backend, fmt, method, arrays, reduction)
 
     def grad_of(self, backend, fmt, method, arrays, reduction="none", broadcast=True):
+        if method in self.peer_methods:
+            from stabcli.losses.bce.peers import grad_of
+
+            n = np.broadcast_shapes(*(np.shape(a) for a in arrays.values()))
+            full = {k: np.broadcast_to(np.asarray(a, dtype=fmt.np_dtype), n) for k, a in arrays.items()}
+            g = grad_of(method, fmt, full)
+            if g is not None and reduction == "mean":
+                g = (g / fmt.np_dtype.type(max(g.size, 1))).astype(fmt.np_dtype)
+            return g
         from stabcli.losses.bce.gradients import grad_of
 
         return grad_of(backend, fmt, method, arrays, reduction, broadcast)

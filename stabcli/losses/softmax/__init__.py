@@ -145,10 +145,23 @@ class Softmax(LossFamily):
 
         return parse_sweep(targets, weight, pos_weight, classes, shift, label_smoothing)
 
+    @cached_property
+    def peer_methods(self) -> dict:
+        from stabcli.losses.softmax import peers
+
+        return peers.METHODS
+
     def formula(self, method: str):
+        if method in self.peer_methods:
+            peer = self.peer_methods[method]
+            return peer.load(peer.formula)
         return formulas.METHODS[method]
 
     def excluded(self, method: str, options: dict) -> str | None:
+        if method in self.peer_methods:
+            from stabcli.losses.softmax.peers import excluded
+
+            return excluded(method, options)
         if method != "torch_log_softmax_nll":
             return None
         if "targets" in options:  # compare: the targets array (int64 class indices or float probabilities)

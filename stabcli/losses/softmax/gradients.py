@@ -67,6 +67,19 @@ def grad_of(backend: str, fmt: Format, method: str, arrays: dict, reduction: str
     """
     n_classes = np.shape(arrays["logits"])[-1]
     columns = range(n_classes) if columns is None else columns
+    if backend == "peers":
+        from stabcli.losses.softmax import FAMILY
+
+        peer = FAMILY.peer_methods[method]
+        if peer.grad is None:
+            return None
+        g = peer.load(peer.grad)(method, fmt, arrays["logits"], arrays["targets"],
+                                 float(np.asarray(arrays["label_smoothing"])))
+        if reduction == "mean":
+            from stabcli.core.backends import NumpyOps
+
+            g = (g / fmt.np_dtype.type(FAMILY.mean_denominator(NumpyOps(fmt), arrays))).astype(fmt.np_dtype)
+        return g[..., list(columns)]
     if backend == "numpy":
         return _numpy_columns(fmt, method, arrays, reduction, list(columns))
     return _torch_grad(fmt, method, arrays, reduction)[..., list(columns)]
@@ -75,4 +88,4 @@ def grad_of(backend: str, fmt: Format, method: str, arrays: dict, reduction: str
 def grad_details(backend: str, fmt: Format, method: str, arrays: dict, reduction: str = "none") -> Gradient:
     """The whole gradient (N, C) of ``method``; no clamp in any softmax method, so nothing is marked clamped."""
     grad = grad_of(backend, fmt, method, arrays, reduction)
-    return Gradient(grad, np.zeros(grad.shape, dtype=bool), {})
+    return None if grad is None else Gradient(grad, np.zeros(grad.shape, dtype=bool), {})
