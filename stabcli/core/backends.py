@@ -74,11 +74,18 @@ class NumpyOps:
         return total
 
     def max_last(self, a):
-        """The largest value over the last axis (kept as an axis of length 1): the shift of a stable softmax."""
-        return np.max(a, axis=-1, keepdims=True)
+        """The largest value over the last axis (kept as an axis of length 1): the shift of a stable softmax. Taken
+        one class at a time (exact, and several times faster than numpy's reduction over a short axis); a NaN
+        propagates, as np.max's does."""
+        top = a[..., 0:1]
+        for c in range(1, a.shape[-1]):
+            top = np.maximum(top, a[..., c:c + 1])
+        return top
 
     def take(self, a, idx):
         """a[..., idx] per row: the entry of each row's class index (idx broadcast to the rows)."""
+        if np.ndim(idx) == 0:  # one class for every row (a sweep's target): a plain column
+            return a[..., int(idx)]
         rows = np.broadcast_to(np.asarray(idx), np.shape(a)[:-1])
         return np.take_along_axis(a, rows[..., None], axis=-1)[..., 0]
 
