@@ -143,8 +143,10 @@ def _short(v) -> str:
 
 
 def _step_has_zero(row, name: str) -> bool:
+    """Whether the step ``name`` holds a 0 among finite values only (no NaN or inf came before it)."""
     step = next((s for s in row.steps or [] if s.name == name), None)
-    return step is not None and any(v == 0 for v in _as_list(step.value))
+    values = _as_list(step.value) if step is not None else []
+    return any(v == 0 for v in values) and all(math.isfinite(v) for v in values)
 
 
 def grad_note(row) -> str:
@@ -207,6 +209,9 @@ def summary(comparison) -> list[str]:
                 parts.append(f"{method} gives {num(loss)}, off the true {num(ref)}.")
             else:
                 parts.append(f"{method} gives {num(loss)} (true {num(ref)}, ok).")
+                if _worst(row.grad_status) in ("nan", "inf") and row.grad is not None:
+                    parts[-1] = parts[-1][:-1] + (f", but its {row.backend} gradient is "
+                                                  f"{num(_as_list(row.grad))}: {grad_note(row) or 'see the trace'}.")
         good = _pick(comparison.rows, dn.dtype, "torch_cross_entropy") or _pick(comparison.rows, dn.dtype, "logsumexp")
         if good is not None and good.grad is not None:
             parts.append(f"Gradient (softmax - target): {good.method} gives {num(_as_list(good.grad))} "
