@@ -45,7 +45,7 @@ def compare(logits, targets, loss, dtypes, backends, weight, pos_weight, reducti
         stabcli compare -100 1 --dtype float32 --backend torch
         stabcli compare 1,2,3 0,1,1 --reduction none --format json
         stabcli compare "[[12,0,-12]]" 1 --loss softmax --dtype float16
-        stabcli compare "[[1e4,0,0]]" "[[0,0.5,0.5]]" --loss softmax --label-smoothing 0.1
+        stabcli compare "[[1e4,0,0]]" 1 --loss softmax --label-smoothing 0.1
         stabcli compare 1e10 0 --dtype float32 --peers
     """
     from stabcli.commands.compare import run_compare

@@ -746,7 +746,9 @@ def run_sweep(
     for fmt in formats:
         span(grid, fmt)  # refuses float64 --exhaustive before any work
     workers = _default_workers() if workers is None else max(int(workers), 1)
-    parallel = workers > 1 and any(total_points(grid, f) >= PARALLEL_MIN_POINTS for f in formats)
+    # Peer rows run in this process: jax and Keras start threads that a forked worker would not have (jax warns
+    # that a fork after its import can deadlock).
+    parallel = workers > 1 and not peers and any(total_points(grid, f) >= PARALLEL_MIN_POINTS for f in formats)
     with (_pooled(workers) if parallel else contextlib.nullcontext()) as pool:
         return _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, methods, progress, chunk,
                     grad, workers, pool, family, options)

@@ -121,7 +121,11 @@ def element_table(title: str, rows, xs: list, value: str, ref: str, bits: str, s
                                  "--format json or csv has them all.")
                 break
             x = xs[i] if len(xs) == len(values) else xs[0]
-            table.add_row("  " + r.method if i == 0 else "", fit(x), value_text(v), value_text(rv, alarm=False),
+            per_row = len(xs) // len(values) if len(xs) % len(values) == 0 else 0
+            if per_row > 1:  # a row of class logits per element (softmax): show the row
+                x = xs[i * per_row:(i + 1) * per_row]
+            table.add_row("  " + r.method if i == 0 else "", value_text(x, alarm=False) if per_row > 1 else fit(x),
+                          value_text(v), value_text(rv, alarm=False),
                           Text(short(e, 3)), status_text(st))
     return table
 
