@@ -10,7 +10,6 @@ them to the library, and whose rows name the library, its version and what it co
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import importlib.util
 import os
 from dataclasses import dataclass
@@ -28,6 +27,8 @@ def installed(library: str) -> bool:
 
 
 def version(library: str) -> str:
+    import importlib.metadata  # only for a peer row's name (it costs an import)
+
     try:
         return importlib.metadata.version(library)
     except importlib.metadata.PackageNotFoundError:

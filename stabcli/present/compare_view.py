@@ -77,9 +77,10 @@ def compare_csv(comparison) -> str:
         for i in range(n):
             pick = (lambda v: v[i]) if per_element else (lambda v: v)  # noqa: E731
             # the gradient is per element even when the loss is reduced: one line per row, its values joined by ';'
-            gpick = (lambda v: v[i]) if per_element else (  # noqa: E731
+            gpick = (lambda v: _element(v, i, n)) if per_element else (  # noqa: E731
                 lambda v: (v[0] if len(v) == 1 else ";".join(csv_cell(e) for e in v)) if isinstance(v, list) else v)
-            inp = r.input[i] if per_element and len(r.input) == n else (r.input[0] if len(r.input) == 1 else ";".join(map(repr, r.input)))
+            inp = _element(r.input, i, n, repr) if per_element and len(r.input) % n == 0 else \
+                (r.input[0] if len(r.input) == 1 else ";".join(map(repr, r.input)))
             writer.writerow([csv_cell(v) for v in (
                 r.backend, r.dtype, r.method, i if per_element else "", inp, r.input_overflow,
                 pick(r.loss), pick(r.reference), pick(r.abs_error), pick(r.rel_error), pick(r.error_bits),
@@ -87,6 +88,15 @@ def compare_csv(comparison) -> str:
                 gpick(r.grad), gpick(r.grad_reference), gpick(r.grad_abs_error), gpick(r.grad_error_bits),
                 gpick(r.grad_status))])
     return out.getvalue()
+
+
+def _element(values, i: int, n: int, text=csv_cell):
+    """Element i of n in a per-element list; where each element has several values (a softmax row of class logits
+    or its gradient), that element's values joined by ';'."""
+    if not isinstance(values, list) or len(values) == n:
+        return values[i] if isinstance(values, list) else values
+    k = len(values) // n
+    return ";".join(text(v) for v in values[i * k:(i + 1) * k])
 
 
 def _inputs_line(values: list, limit: int = 6) -> str:
@@ -171,7 +181,7 @@ def compare_tables(comparison) -> list:
             table = element_table(title, rows, dn.logits, "loss", "reference", "error_bits", "status")
         out.append(table)
         if single and any(isinstance(r.grad, list) and len(r.grad) > 1 for r in rows):
-            out.append(grad_table(rows, dtype, vector=True))  # one row of class logits: its gradient vector
+            out.append(vector_grad_table(rows, dtype))  # one row of class logits: its gradient vector
         elif any(isinstance(r.grad, list) for r in rows):
             out.append(element_table(f"[bold]{dtype}[/]  gradient d loss / d x", rows, dn.logits, "grad",
                                      "grad_reference", "grad_error_bits", "grad_status"))
@@ -186,7 +196,10 @@ def compare_tables(comparison) -> list:
             out.append(Text(f"  note: ... and {len(dn.changes) - MAX_NOTES} more inputs changed by rounding to "
                             f"{dtype} (--format json lists them all)", style="dim"))
         if single and any(r.steps for r in rows):
-            if any(isinstance(st.value, list) for r in rows for st in r.steps or []):
+            if any(r.backend == "peers" for r in rows):  # a third column would not fit: the peers' own trace
+                out.append(trace_table([r for r in rows if r.backend != "peers"]))
+                out.append(trace_table([r for r in rows if r.backend == "peers"], "step by step (peer libraries)"))
+            elif any(isinstance(st.value, list) for r in rows for st in r.steps or []):
                 # a row of class logits: vectors need the width, so one trace per backend
                 for backend in dict.fromkeys(r.backend for r in rows):
                     out.append(trace_table([r for r in rows if r.backend == backend], f"step by step ({backend})"))
@@ -213,9 +226,31 @@ def _compact(values: list) -> str:
     return short(values[0], 4) + (f", … ({len(values)})" if len(values) > 1 else "")
 
 
-def grad_table(rows, dtype: str, vector: bool = False) -> Table:
-    """The gradient d loss / d x of every row, compact (within 80 columns), per backend; ``vector``: each row's
-    gradient is one vector (a row of class logits), shown whole."""
+def vector_grad_table(rows, dtype: str) -> Table:
+    """The gradient of one row of class logits (softmax), a vector per method, under the exact one (mpmath; the
+    same for every method and backend, so it is shown once). Fits 80 columns."""
+    table = Table(title=f"[bold]{dtype}[/]  gradient d loss / d x", title_justify="left", pad_edge=False,
+                  box=box.SIMPLE_HEAD)
+    for name, justify in (("method", "left"), ("grad", "right"), ("bits", "right"), ("status", "left")):
+        table.add_column(name, justify=justify, no_wrap=True)
+    with_grad = [r for r in rows if r.grad is not None]
+    if with_grad:
+        table.add_row(Text("reference (mpmath)", style="italic"), value_text(with_grad[0].grad_reference,
+                                                                              alarm=False), "", "")
+    backend = None
+    for r in with_grad:
+        if r.backend != backend:
+            table.add_section()
+            backend = r.backend
+            table.add_row(Text(_section(backend), style="bold"), "", "", "")
+        status = _worst(r.grad_status)
+        status.truncate(len(status.plain.split(" (")[0]))  # the worst status alone: the vector shows which
+        table.add_row("  " + r.method, value_text(r.grad), Text(short(max(r.grad_error_bits), 3)), status)
+    return table
+
+
+def grad_table(rows, dtype: str) -> Table:
+    """The gradient d loss / d x of every row, compact (within 80 columns), per backend."""
     table = Table(title=f"[bold]{dtype}[/]  gradient d loss / d x", title_justify="left", pad_edge=False,
                   box=box.SIMPLE_HEAD)
     for name, justify in (("method", "left"), ("grad", "right"), ("reference", "right"), ("bits", "right"),
@@ -230,12 +265,7 @@ def grad_table(rows, dtype: str, vector: bool = False) -> Table:
                 table.add_section()
             backend = r.backend
             table.add_row(Text(_section(backend), style="bold"), "", "", "", "")
-        if vector:
-            grad, ref = value_text(r.grad), value_text(r.grad_reference, alarm=False)
-            bits = Text(short(max(r.grad_error_bits), 3))
-            status = _worst(r.grad_status)
-            status.truncate(len(status.plain.split(" (")[0]))  # the worst status alone: the vector shows which
-        elif isinstance(r.grad, list):
+        if isinstance(r.grad, list):
             grad, ref = Text(_compact(r.grad)), Text(_compact(r.grad_reference))
             bits = Text(short(max(r.grad_error_bits), 3))
             status = _worst(r.grad_status)

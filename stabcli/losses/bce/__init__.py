@@ -107,13 +107,13 @@ class BCE(LossFamily):
         return peers.METHODS
 
     def formula(self, method: str):
-        if method in self.peer_methods:
+        if method not in formulas.METHODS:  # a peer library's (imports nothing otherwise)
             peer = self.peer_methods[method]
             return peer.load(peer.formula)
         return formulas.METHODS[method]
 
     def excluded(self, method: str, options: dict) -> str | None:
-        if method in self.peer_methods:
+        if method not in formulas.METHODS:  # a peer library's (imports nothing otherwise)
             from stabcli.losses.bce.peers import excluded
 
             return excluded(method, options)
@@ -132,7 +132,7 @@ class BCE(LossFamily):
         return exact_grad(*element)
 
     def grad_details(self, backend, fmt, method, arrays, reduction="none"):
-        if method in self.peer_methods:
+        if method not in formulas.METHODS:  # a peer library's (imports nothing otherwise)
             gradient = super().grad_details(backend, fmt, method, arrays, reduction)
             if gradient is not None:  # a clip that fired also changed the gradient (torch.clip's backward is 0)
                 from stabcli.commands.compare import evaluate_method
@@ -146,7 +146,7 @@ class BCE(LossFamily):
         return grad_details(backend, fmt, method, arrays, reduction)
 
     def grad_of(self, backend, fmt, method, arrays, reduction="none", broadcast=True):
-        if method in self.peer_methods:
+        if method not in formulas.METHODS:  # a peer library's (imports nothing otherwise)
             from stabcli.losses.bce.peers import grad_of
 
             n = np.broadcast_shapes(*(np.shape(a) for a in arrays.values()))

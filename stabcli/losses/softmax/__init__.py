@@ -152,13 +152,13 @@ class Softmax(LossFamily):
         return peers.METHODS
 
     def formula(self, method: str):
-        if method in self.peer_methods:
+        if method not in formulas.METHODS:  # a peer library's (imports nothing otherwise)
             peer = self.peer_methods[method]
             return peer.load(peer.formula)
         return formulas.METHODS[method]
 
     def excluded(self, method: str, options: dict) -> str | None:
-        if method in self.peer_methods:
+        if method not in formulas.METHODS:  # a peer library's (imports nothing otherwise)
             from stabcli.losses.softmax.peers import excluded
 
             return excluded(method, options)
