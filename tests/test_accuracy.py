@@ -70,7 +70,7 @@ def test_softplus_within_2_ulps_on_a_bit_pattern_sample(name, n):
             assert c.error_bits.max() <= BOUND_BITS, (backend, y, c.error_bits.max())
 
 
-@pytest.mark.parametrize("name", list(FORMATS))
+@pytest.mark.parametrize("name", [n for n, f in FORMATS.items() if f.has_inf])  # float8_e4m3fn has no inf
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
 def test_exact_limits_at_infinity(name, backend):
     # DESIGN.md: loss(+inf, y) is 0 for y = 1 and +inf otherwise; loss(-inf, y) is 0 for y = 0, +inf otherwise.

@@ -121,6 +121,12 @@ class Float8Format(Format):
     def has_inf(self) -> bool:
         return self.name != "float8_e4m3fn"  # e4m3fn: no inf, S.1111.111 is NaN, 448 = 0x7E the largest
 
+    @property
+    def default_rtol(self) -> float:
+        """2·eps (0.25 in float8_e4m3fn, 0.5 in float8_e5m2): 4·eps would be 50% and 100%, and a tolerance of 100%
+        takes 0 for any loss. 2·eps still holds the 2 ulps the softplus form is off by at most (exhaustive sweep)."""
+        return 2 * self.eps
+
 
 FORMATS: dict[str, Format] = {
     "float16": Format("float16", 16, 11),
