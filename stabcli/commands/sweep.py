@@ -48,7 +48,7 @@ import numpy as np
 
 from stabcli.commands.compare import evaluate_method, exp_overflowed
 from stabcli.core.analysis import INF, NAN, OK, Reference, Tolerance, judge, judge_grad
-from stabcli.core.backends import BACKEND_NAMES
+from stabcli.core.backends import BACKEND_NAMES, backend_note
 from stabcli.core.errors import InputError
 from stabcli.core.formats import FORMATS, Format, from_ordinal, max_ordinal, ordinal, to_float64
 from stabcli.losses import get_family
@@ -758,6 +758,9 @@ def _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, metho
             s = family.sweep_case(fmt, float(target), float(weight), float(pos_weight))
             pairs = []
             for backend in backends:
+                note = backend_note(backend, fmt)
+                if note is not None and note not in notes:
+                    notes.append(note)
                 available = family.methods_for(backend)
                 for method in available if methods is None else [m for m in methods if m in available]:
                     note = family.excluded(method, {"weight": weight, "pos_weight": pos_weight})

@@ -303,6 +303,18 @@ def _rounded_kernels(ops: TorchFloat8Ops):
     return Sigmoid, Exp
 
 
+def backend_note(backend: str, fmt: Format) -> str | None:
+    """What a reader of results in ``fmt`` under ``backend`` needs to be told (float8 under torch), or None."""
+    if backend != "torch" or fmt.bits != 8:
+        return None
+    note = (f"torch in {fmt.name}: torch has the dtype but no CPU kernels for it, so every operation runs in "
+            f"float32 and its result (and every gradient) is rounded to {fmt.name} by torch's cast, as torch's "
+            "float16 kernels compute in float32 and round once")
+    if not fmt.has_inf:
+        note += f"; that cast saturates: an overflow, and even -inf (log 0), becomes ±{fmt.max:g}, where ml_dtypes gives NaN"
+    return note
+
+
 def make_ops(backend: str, fmt: Format):
     """The operation set of ``backend`` ("numpy" or "torch") in format ``fmt``."""
     if backend == "numpy":
@@ -310,4 +322,4 @@ def make_ops(backend: str, fmt: Format):
     return TorchFloat8Ops(fmt) if fmt.bits == 8 else TorchOps(fmt)
 
 
-__all__ = ["BACKEND_NAMES", "Float8Tensor", "NumpyOps", "TorchFloat8Ops", "TorchOps", "make_ops", "to_float64"]
+__all__ = ["BACKEND_NAMES", "Float8Tensor", "backend_note", "NumpyOps", "TorchFloat8Ops", "TorchOps", "make_ops", "to_float64"]
