@@ -45,14 +45,28 @@ def with_pow2(v: float) -> str:
 
 
 def small(q) -> str:
-    """An error or a count of ulps (exact rationals): exactly when that is short, else '≈' and 4 digits."""
+    """An error or a count of ulps (exact rationals): exactly when its decimal expansion is short (the typed
+    number and the stored value are both finite decimals, so their difference usually is), else '≈' and 4 digits."""
     if q is None:
         return "none"
-    v = float(q)
-    exact = fmt_number(v, None)
-    if Fraction(v) == Fraction(q) and len(exact.lstrip("-")) <= 14:
-        return exact
-    return "≈" + fmt_number(v, 4)
+    q = Fraction(q)
+    d, n = q.denominator, 0
+    while d % 2 == 0:
+        d //= 2
+        n += 1
+    while d % 5 == 0:
+        d //= 5
+        n += 1
+    if d == 1 and n <= 40:  # a terminating decimal: at most n digits after the point
+        from decimal import Decimal, localcontext
+
+        with localcontext() as ctx:
+            ctx.prec = 60
+            text = format((Decimal(q.numerator) / Decimal(q.denominator)).normalize(), "f")
+        digits = text.lstrip("-").replace(".", "").lstrip("0")
+        if len(digits) <= 12:
+            return fmt_number(float(text), None) if float(text) == q else text
+    return "≈" + fmt_number(float(q), 4)
 
 
 def hex_of(v: float, dtype: str) -> str:
@@ -171,8 +185,9 @@ def constants_lines(c) -> list[str]:
     return [
         f"largest {num(c.max)} ({hex_of(c.max, c.dtype)}), smallest normal {with_pow2(c.smallest_normal)}, "
         f"smallest subnormal {with_pow2(c.smallest_subnormal)}, eps {with_pow2(c.eps)}",
-        f"overflow from {c.overflow_threshold_text} = max + ulp(max)/2"
-        + (" (exclusive: that tie rounds to max)" if c.overflow_tie_to_max else " (that tie rounds up)"),
+        (f"overflow above {c.overflow_threshold_text} = max + ulp(max)/2 (that tie itself rounds down, to the even "
+         "max)" if c.overflow_tie_to_max else
+         f"overflow from {c.overflow_threshold_text} = max + ulp(max)/2 on (that tie itself rounds up: max is odd)"),
         f"exp(x) overflows to {exp_to} from x = {num(c.exp_overflow)}",
         f"sigmoid(x) rounds to 1 from x = {num(c.sigmoid_one)} correctly rounded"
         + (" (torch's kernel)" if fmt.bits <= 16 else "")

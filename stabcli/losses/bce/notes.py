@@ -181,7 +181,8 @@ def summary(comparison) -> list[str]:
             if _first_note(naive, "rounded to exactly 1.0"):
                 parts.append(f"({float_command(1.0, dn.dtype)} shows the {dn.dtype} numbers around 1.)")
         elif naive is not None:
-            parts.append(f"naive gives {num(naive.loss)} ({naive.status}).")
+            why = _first_note(naive, "saturated")  # float8_e4m3fn in torch: log(0) = -inf becomes -448
+            parts.append(f"naive gives {num(naive.loss)} ({naive.status}" + (f": {why})." if why else ")."))
         bce = _pick(comparison.rows, dn.dtype, "torch_bce") or _pick(comparison.rows, dn.dtype, "clamped")
         if bce is not None:
             label = "BCELoss (torch_bce)" if bce.method == "torch_bce" else "The clamped form (BCELoss's rule)"
