@@ -164,3 +164,35 @@ def test_float8_through_every_command():
                  ["thresholds", "--dtype", "float8_e5m2", "--format", "csv"]):
         result = runner.invoke(cli, args)
         assert result.exit_code == 0, (args, result.output)
+
+
+@pytest.mark.parametrize("name", F8)
+@pytest.mark.parametrize("y", [0.0, 1.0, 0.25])
+def test_fast_sweep_references_round_correctly_into_float8(name, y):
+    # the sweeps' float64 loss and gradient references against mpmath's exact values, on every float8 value
+    from stabcli.core.exact import to_float64_odd
+    from stabcli.core.formats import round_float64
+    from stabcli.losses.bce import reference
+
+    fmt = FORMATS[name]
+    x64 = to_float64(fmt.all_finite())
+    yy = float(to_float64(fmt.round(np.array(y))))
+    _, for_rounding = reference.sweep_reference(x64, fmt.bits, yy, fmt=fmt)
+    exact = round_float64(np.array([to_float64_odd(reference.exact_loss(float(v), yy)) for v in x64]), fmt)
+    assert np.array_equal(to_float64(round_float64(for_rounding, fmt)), to_float64(exact), equal_nan=True)
+    nearest, for_rounding = reference.sweep_grad_reference(x64, fmt, yy)
+    exact = round_float64(np.array([to_float64_odd(reference.exact_grad(float(v), yy)) for v in x64]), fmt)
+    assert np.array_equal(to_float64(round_float64(for_rounding, fmt)), to_float64(exact))
+
+
+def test_exp_overflow_to_nan_counts_as_overflow():
+    # float8_e4m3fn, numpy: exp(-x) overflows (to NaN, having no inf) from x <= -6.5 (tests/test_floats.py), so
+    # count_overflow is the number of its values at or below -6.5: 6.5, 7, 7.5, five binades of 8, and 256..448
+    # in steps of 32 (7): 3 + 40 + 7 = 50
+    fmt = FORMATS["float8_e4m3fn"]
+    sweep = run_sweep([fmt], ["numpy"], [1.0], make_grid(exhaustive=True), methods=["naive"], grad=False)
+    x64 = to_float64(fmt.all_finite())
+    assert sweep.rows[0].count_overflow == int(np.sum(x64 <= -6.5)) == 50
+    row = rows_by(run_compare(one(-8.0, 1.0), parse_dtypes(["float8_e4m3fn"]), ["numpy"]))[
+        ("numpy", "float8_e4m3fn", "naive")]
+    assert row.events["overflow"] == 1 and "has no inf" in row.steps[0].note

@@ -129,14 +129,15 @@ def exp_overflowed(ev, ops, shape, known=None) -> np.ndarray:
     for step in ev.steps:
         if step.kind == "exp" and step.args:
             value, arg = ops.to_numpy(step.value), ops.to_numpy(step.args[0])
-            hit |= np.broadcast_to(np.isinf(value) & np.isfinite(arg), shape)
+            # inf, or NaN in float8_e4m3fn (no inf): exp of a finite argument is never NaN otherwise
+            hit |= np.broadcast_to(~np.isfinite(value) & np.isfinite(arg), shape)
         elif step.kind == "sigmoid" and ops.name == "numpy" and step.args:
             x = ops.to_numpy(step.args[0])
             if known is not None and x is known[0]:
                 hit |= known[1]
             else:
                 with np.errstate(all="ignore"):
-                    hit |= np.broadcast_to(np.isinf(np.exp(-x)) & np.isfinite(x), shape)
+                    hit |= np.broadcast_to(~np.isfinite(np.exp(-x)) & np.isfinite(x), shape)
     return hit
 
 
@@ -151,6 +152,8 @@ def _events(ev, ops) -> dict[str, int]:
         args = [to_float64(ops.to_numpy(a)) for a in step.args]
         if step.kind == "log" and args:
             divide |= np.broadcast_to((value == -np.inf) & np.isfinite(args[0]), shape)
+            zero = -1.0 if step.name.startswith("log1p") else 0.0  # log of 0: NaN in float8_e4m3fn (no -inf)
+            divide |= np.broadcast_to(np.isnan(value) & (args[0] == zero), shape)
         if args:
             made = np.isnan(value) & ~np.any([np.isnan(a) for a in np.broadcast_arrays(*args)], axis=0)
             invalid |= np.broadcast_to(made, shape)

@@ -256,7 +256,7 @@ class Chunk:
     def sigmoid_overflow(self) -> np.ndarray:
         """Where exp(-x), inside numpy's op-by-op sigmoid of these logits, overflows (the same for every method)."""
         with np.errstate(all="ignore"):
-            return np.isinf(np.exp(-self.xs))
+            return ~np.isfinite(np.exp(-self.xs))  # inf, or NaN in float8_e4m3fn (the logits are finite)
 
     @cached_property
     def split(self) -> int:
