@@ -147,8 +147,7 @@ class Float8Tensor:
 
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
-        ops = next(a.ops for a in (*args, *(kwargs or {}).values()) if isinstance(a, Float8Tensor))
-        return ops.call(func, args, kwargs or {})
+        return _find_ops((args, kwargs or {})).call(func, args, kwargs or {})
 
     def __getattr__(self, name):
         attr = getattr(self.t, name)
@@ -179,8 +178,28 @@ class Float8Tensor:
         _op("__rtruediv__")
     __neg__, __eq__, __ne__, __lt__, __le__, __gt__, __ge__ = _op("__neg__"), _op("__eq__"), _op("__ne__"), \
         _op("__lt__"), _op("__le__"), _op("__gt__"), _op("__ge__")
+    __pow__, __rpow__, __abs__, __getitem__, __matmul__ = _op("__pow__"), _op("__rpow__"), _op("__abs__"), \
+        _op("__getitem__"), _op("__matmul__")
     __hash__ = None  # type: ignore[assignment]
     del _op
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    def __repr__(self) -> str:
+        return f"Float8Tensor({self.ops.fmt.name}, {self.t!r})"
+
+
+def _find_ops(tree) -> "TorchFloat8Ops":
+    """The ops of the first :class:`Float8Tensor` in nested arguments (lists, tuples, dicts)."""
+    if isinstance(tree, Float8Tensor):
+        return tree.ops
+    items = tree.values() if isinstance(tree, dict) else tree if isinstance(tree, (list, tuple)) else ()
+    for item in items:
+        found = _find_ops(item)
+        if found is not None:
+            return found
+    return None
 
 
 class TorchFloat8Ops(TorchOps):
@@ -235,6 +254,8 @@ class TorchFloat8Ops(TorchOps):
                 return self.round(a.t) if a.t.requires_grad else a.t
             if isinstance(a, (list, tuple)):
                 return type(a)(unwrap(v) for v in a)
+            if isinstance(a, dict):
+                return {k: unwrap(v) for k, v in a.items()}
             return a
 
         out = func(*unwrap(tuple(args)), **{k: unwrap(v) for k, v in kwargs.items()})
