@@ -31,6 +31,10 @@ def num(v) -> str:
     return fmt_number(v, None)
 
 
+def _num17(v) -> str:
+    return "none" if v is None else fmt_number(v, 17)
+
+
 def pow2(v: float) -> str:
     """'2^-24' when v is a power of two, else ''."""
     if v is None or not math.isfinite(v) or v <= 0:
@@ -66,6 +70,12 @@ def small(q) -> str:
         digits = text.lstrip("-").replace(".", "").lstrip("0")
         if len(digits) <= 12:
             return fmt_number(float(text), None) if float(text) == q else text
+    if float(q) == 0:  # below float64's range (an error in float64's subnormals): 4 digits from the rational
+        from decimal import Context, Decimal
+
+        d = Context(prec=4).divide(Decimal(q.numerator), Decimal(q.denominator))
+        mant, exp = format(d, "e").split("e")
+        return f"≈{mant.rstrip('0').rstrip('.')}e{int(exp)}"
     return "≈" + fmt_number(float(q), 4)
 
 
@@ -86,45 +96,47 @@ def rounding_note(report, row) -> str:
     """How the typed number became the stored value: exact, rounded (by how much), a tie, overflow, underflow."""
     c = report.constants[row.dtype]
     fmt = FORMATS[row.dtype]
+    # float64's shortest text of a value is what was typed (0.1): 17 digits show which neighbour it is
+    show = _num17 if fmt.bits == 64 else num
     typed = report.text.strip()
     if report.exact is None:
         if math.isnan(report.value):
             return f"NaN is stored as a NaN pattern ({row.bits.hex})."
         if fmt.has_inf:
-            return f"{typed} is stored as {num(row.value)}."
+            return f"{typed} is stored as {show(row.value)}."
         return (f"{row.dtype} has no inf: {typed} becomes NaN (ml_dtypes, the OCP non-saturating rule; "
                 f"{row.bits.hex} is its NaN).")
     if row.overflow:
         at = "at or above" if not c.overflow_tie_to_max else "above"
         then = "inf" if fmt.has_inf else "NaN: it has no inf (ml_dtypes, the OCP non-saturating rule)"
         return (f"{typed} overflows {row.dtype}: every number {at} {c.overflow_threshold_text} = "
-                f"{num(c.max)} + ulp/2 = {num(c.max)} + {num(_ulp_max(c))}/2 (halfway from the largest value, "
-                f"{num(c.max)} = {hex_of(c.max, row.dtype)}, to the next power of two) rounds past it, to {then}.")
+                f"{show(c.max)} + ulp/2 = {show(c.max)} + {show(_ulp_max(c))}/2 (halfway from the largest value, "
+                f"{show(c.max)} = {hex_of(c.max, row.dtype)}, to the next power of two) rounds past it, to {then}.")
     if row.underflow:
         return (f"{typed} underflows {row.dtype}: at or below half the smallest subnormal, "
-                f"{num(c.smallest_subnormal / 2)}, a number rounds to 0.")
+                f"{show(c.smallest_subnormal / 2)}, a number rounds to 0.")
     if row.error == 0:
         return f"{typed} is stored exactly."
     direction = "down" if row.error < 0 else "up"
     lo, hi = (row.below, row.value) if row.error > 0 else (row.value, row.above)
     if hi is None or not math.isfinite(hi):  # above the largest value, not yet past max + ulp/2
         if row.tie:
-            return (f"{typed} is above the largest {row.dtype}, {num(c.max)}, by exactly half an ulp "
-                    f"({c.overflow_threshold_text} = {num(c.max)} + {num(_ulp_max(c))}/2): a tie, which goes to the "
-                    f"even {num(c.max)} ({hex_of(c.max, row.dtype)}); only numbers above {c.overflow_threshold_text} "
+            return (f"{typed} is above the largest {row.dtype}, {show(c.max)}, by exactly half an ulp "
+                    f"({c.overflow_threshold_text} = {show(c.max)} + {show(_ulp_max(c))}/2): a tie, which goes to the "
+                    f"even {show(c.max)} ({hex_of(c.max, row.dtype)}); only numbers above {c.overflow_threshold_text} "
                     "overflow.")
-        return (f"{typed} is above the largest {row.dtype}, {num(c.max)}, but below {c.overflow_threshold_text} = "
-                f"{num(c.max)} + ulp/2: it rounds down to {num(row.value)} (by {small(abs(row.error))} = "
+        return (f"{typed} is above the largest {row.dtype}, {show(c.max)}, but below {c.overflow_threshold_text} = "
+                f"{show(c.max)} + ulp/2: it rounds down to {show(row.value)} (by {small(abs(row.error))} = "
                 f"{small(abs(row.error_ulps))} ulp).")
-    text = f"{typed} is not a {row.dtype} number: it lies between {num(lo)} and {num(hi)}"
+    text = f"{typed} is not a {row.dtype} number: it lies between {show(lo)} and {show(hi)}"
     if row.tie:
         text += (f", exactly halfway; a tie goes to the neighbour whose last mantissa bit is 0, here "
-                 f"{num(row.value)} (rounded {direction} by {small(abs(row.error))}).")
+                 f"{show(row.value)} (rounded {direction} by {small(abs(row.error))}).")
     else:
-        text += (f", and rounds to the nearer, {num(row.value)}: {direction} by {small(abs(row.error))} = "
+        text += (f", and rounds to the nearer, {show(row.value)}: {direction} by {small(abs(row.error))} = "
                  f"{small(abs(row.error_ulps))} ulp.")
     if row.kind == "subnormal":
-        text += (f" A subnormal: below the smallest normal number, {num(c.smallest_normal)}, the spacing stays "
+        text += (f" A subnormal: below the smallest normal number, {show(c.smallest_normal)}, the spacing stays "
                  f"{with_pow2(c.smallest_subnormal)}, so fewer significant bits are left.")
     return text
 
