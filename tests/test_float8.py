@@ -196,3 +196,18 @@ def test_exp_overflow_to_nan_counts_as_overflow():
     row = rows_by(run_compare(one(-8.0, 1.0), parse_dtypes(["float8_e4m3fn"]), ["numpy"]))[
         ("numpy", "float8_e4m3fn", "naive")]
     assert row.events["overflow"] == 1 and "has no inf" in row.steps[0].note
+
+
+@pytest.mark.parametrize("name", F8)
+def test_figure_data_for_float8(name):
+    # what `stabcli plot --dtype float8_...` draws: the plot grid stays within the format (e4m3fn ends at 448) and
+    # the naive breakdown lines are the exhaustive sweep's, which tests/test_floats.py predicts by hand
+    from stabcli.commands.curves import curve_set
+    from stabcli.present.plots import exact_breakdowns
+
+    fmt = FORMATS[name]
+    cs = curve_set(fmt, "numpy", 0.0)
+    assert np.all(np.isfinite(cs.x)) and np.abs(cs.x).max() <= fmt.max and np.all(np.isfinite(cs.reference))
+    assert [c.method for c in cs.curves] == ["naive", "clamped", "logsumexp", "softplus"]
+    pos, neg = exact_breakdowns(fmt, "numpy", (0.0,))[0.0]
+    assert pos == {"float8_e4m3fn": 2.75, "float8_e5m2": 2.0}[name]  # sigmoid rounds to 1 op by op
