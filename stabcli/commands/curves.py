@@ -17,7 +17,8 @@ from stabcli.losses import get_family
 
 # How far out each figure reaches: past every breakdown of DESIGN.md's facts for that dtype (float16 torch
 # -17.3, bfloat16 -89, float32 -88.7, float64 -709.8) and past the clamp at |x| = 100.
-PLOT_REACH = {"float16": 40.0, "bfloat16": 300.0, "float32": 300.0, "float64": 1000.0}
+PLOT_REACH = {"float16": 40.0, "bfloat16": 300.0, "float32": 300.0, "float64": 1000.0,
+              "float8_e4m3fn": 448.0, "float8_e5m2": 1000.0}  # float8: breakdowns at 2-12, e4m3fn ends at 448
 
 
 @dataclass

@@ -30,7 +30,7 @@ import numpy as np
 
 from stabcli.core.errors import InputError
 from stabcli.core.formats import FORMATS, Format, ordinal, to_float64
-from stabcli.core.numbers import fmt_number
+from stabcli.core.numbers import float_command, fmt_number
 
 STEP_COUNT = 8
 DEMO_DTYPES: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
@@ -322,11 +322,12 @@ def _stored(b: _Builder, x: float, dtype: str | None = None) -> str:
     stored = b.compare(x, 1.0, "numpy", "naive", "input", dtype=dtype, digits=None, shown=False)
     if stored.value != x:
         b.quotes.append(stored)
+    see = f"{float_command(x, dtype)} shows it"
     if math.isinf(stored.value):
         return (f"x = {fmt_number(x)} is not even a {dtype} number (the largest is "
-                f"{b.constant(dtype, 'max', digits=None)}): it overflows to {stored} before any formula runs")
+                f"{b.constant(dtype, 'max', digits=None)}): it overflows to {stored} before any formula runs ({see})")
     if stored.value != x:
-        return f"x = {fmt_number(x)} is stored as {stored}"
+        return f"x = {fmt_number(x)} is stored as {stored} ({see})"
     return f"x = {fmt_number(x)} is stored exactly"
 
 
@@ -391,8 +392,8 @@ def _step3(b: _Builder) -> DemoStep:
     sat = b.threshold(d, "sigmoid rounds to 1.0, op by op")
     return b.step("Step by step: why BCELoss(sigmoid(1e10), 1) is 0", [
         f"sigmoid(1e10) = 1/(1 + e^-1e10) is closer to 1 than the largest {d} number below 1, {below}, so it "
-        f"rounds to exactly 1.0 (computed op by op it does so from x = {sat} on). From then on p carries no "
-        "information: 1 - p is 0. Target 1, in torch:",
+        f"rounds to exactly 1.0 (computed op by op it does so from x = {sat} on; {float_command(1.0, d)} shows "
+        f"the {d} numbers around 1). From then on p carries no information: 1 - p is 0. Target 1, in torch:",
     ], [
         DemoTable(["naive", "value", "what happened"], naive),
         DemoTable(["BCELoss's rule", "value", "what happened"], clamp),

@@ -223,7 +223,7 @@ def exact_breakdowns(fmt, backend: str, targets) -> dict:
     """target -> (pos, neg) exact naive breakdown logits from the sweep engine (exhaustive for 16-bit formats)."""
     from stabcli.commands.sweep import make_grid, run_sweep
 
-    grid = make_grid(exhaustive=True) if fmt.bits == 16 else make_grid()
+    grid = make_grid(exhaustive=True) if fmt.bits <= 16 else make_grid()
     sweep = run_sweep([fmt], [backend], list(targets), grid, methods=["naive"], grad=False)
     return {r.target: (r.breakdown.nonfinite_pos, r.breakdown.nonfinite_neg) for r in sweep.rows}
 
