@@ -49,10 +49,9 @@ def _plot_formats(text: str) -> tuple[str, ...]:
                    "backend and target), or overview (one per dtype).")
 @options.core_errors
 def plot(dtypes, backends, targets, out, formats, slide):
-    """Write, per dtype and backend, a figure of every method's loss, error and gradient against the logit,
-    and an overview of where each method breaks.
+    """Write figures of every method's loss, error and gradient against the logit, and where each breaks.
 
-    Non-finite losses are markers at the panel's top edge, the naive breakdown logits are dashed lines, and
+    Per dtype and backend, a figure; then an overview of every method in every dtype. Non-finite losses are markers at the panel's top edge, the naive breakdown logits are dashed lines, and
     where the -100 clamp decides the answer (status clamped) is shaded. --slide writes one 16:9 panel per
     case instead, for a projector. Output is deterministic (same bytes every run).
 
