@@ -52,6 +52,16 @@ def built():
     return {dtype: demo.build_steps(dtype) for dtype in CHECKED_DTYPES}
 
 
+@pytest.fixture(scope="module")
+def questions():
+    """The quiz's questions, one per step, in each checked dtype."""
+    out = {}
+    for dtype in CHECKED_DTYPES:
+        lesson = demo.Lesson(dtype)
+        out[dtype] = [lesson.question(n) for n in STEPS]
+    return out
+
+
 # --- every number equals what the core gives ------------------------------------------------------------------
 
 class Again:
@@ -123,10 +133,10 @@ def same(shown, again) -> bool:
 
 
 @pytest.mark.parametrize("dtype", CHECKED_DTYPES)
-def test_every_number_is_what_the_core_gives(built, dtype):
+def test_every_number_is_what_the_core_gives(built, questions, dtype):
     again = Again()
     thresholds = {}
-    for step in built[dtype]:
+    for step in built[dtype] + questions[dtype]:
         assert step.quotes, f"step {step.number} shows no computed number"
         for q in step.quotes:
             call = q.call
@@ -148,6 +158,18 @@ def test_every_number_is_what_the_core_gives(built, dtype):
             else:
                 raise AssertionError(f"unknown source {q.source!r}")
             assert same(q.value, value), (step.number, q.source, call, q.value, value)
+
+
+@pytest.mark.parametrize("dtype", CHECKED_DTYPES)
+def test_every_number_of_a_question_is_shown(questions, dtype):
+    for q in questions[dtype]:
+        console = Console(file=None, width=80, color_system=None, record=True)
+        with console.capture() as cap:
+            console.print(render.question_renderable(q, demo.STEP_COUNT))
+            console.print(render.answer_renderable(q))
+        text = flat(cap.get())
+        for quote in q.quotes:
+            assert quote.text() in text, (q.number, quote.text())
 
 
 @pytest.mark.parametrize("dtype", CHECKED_DTYPES)

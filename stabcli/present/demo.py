@@ -68,6 +68,32 @@ class Quote:
     def __str__(self) -> str:
         return self.text()
 
+    def command(self) -> str | None:
+        """The stabcli command whose JSON holds this number (None for a format constant, step 8's clip rules and
+        the gradient guard, which no command prints as such)."""
+        c = self.call
+        if self.source == "compare":
+            return (f"stabcli compare {_arg(c['logits'])} {_arg(c['targets'])} --dtype {c['dtype']} "
+                    "--format json")
+        if self.source == "sweep":
+            return (f"stabcli sweep --exhaustive --dtype {c['dtype']} --backend {c['backend']} --target "
+                    f"{fmt_number(c['target'], None)} --no-grad --format json")
+        if self.source == "threshold":
+            return f"stabcli thresholds --dtype {c['dtype']} --format json"
+        return None
+
+
+def _arg(value) -> str:
+    """A number or nested list as compare takes it on the command line: 1e10, -12, [[-0.6117,0.1446],[...]]."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_arg(v) for v in value) + "]"
+    v = float(value)
+    exact = fmt_number(v, None)
+    if not math.isfinite(v):
+        return exact
+    shortest = next(t for t in (fmt_number(v, d) for d in range(1, 18)) if float(t) == v)
+    return min(exact, shortest, key=len)
+
 
 @dataclass
 class DemoTable:
@@ -611,6 +637,187 @@ def check_dtype(dtype: str) -> None:
         raise InputError(f"--dtype {dtype!r} is not allowed; the demo takes one of {', '.join(DEMO_DTYPES)}")
 
 
+# --- the quiz: a prediction before each step, answered by a live number -----------------------------------------
+
+@dataclass
+class Question:
+    """What the class predicts before a step, and the answer, from the same core calls as the step.
+
+    ``choices`` are shown as (a), (b), ...; ``answer`` is the index of the right one. Every choice that is a
+    number is the text of a Quote (the live value, or a live value of another case as a distractor), so the
+    right choice is always among them. An open question (``choices`` empty) asks for a number; ``reveal`` then
+    gives it. ``quotes`` are every number the question and its answer show.
+    """
+
+    number: int  # the step it comes before
+    prompt: str
+    choices: list[str]
+    answer: int | None
+    reveal: str
+    quotes: list[Quote] = field(default_factory=list)
+    value: Quote | None = None  # the number an open question asks for
+
+    def answer_text(self) -> str:
+        """'(b) NaN' for a multiple-choice question, the number for an open one."""
+        if self.answer is None:
+            return self.value.text() if self.value is not None else ""
+        return f"({LETTERS[self.answer]}) {self.choices[self.answer]}"
+
+
+LETTERS = "abcdefgh"
+
+
+def _choices(candidates: list, right) -> tuple[list[str], int]:
+    """The texts of ``candidates`` (Quotes or strings), duplicates dropped, and the index of ``right``'s text
+    (appended if none of them shows it, so the right answer is always a choice)."""
+    texts = list(dict.fromkeys(str(c) for c in candidates))
+    want = str(right)
+    if want not in texts:
+        texts.append(want)
+    return texts, texts.index(want)
+
+
+def _question(b: _Builder, prompt: str, candidates: list, right, reveal: str) -> Question:
+    choices, answer = _choices(candidates, right)
+    return Question(b.number, prompt, choices, answer, reveal, b.quotes)
+
+
+def _q1(b: _Builder) -> Question:
+    x, y, d = SEED_LOGITS, SEED_TARGETS, b.dtype
+    bce = b.compare(x, y, "torch", "torch_bce")
+    bwl = b.compare(x, y, "torch", "torch_bce_with_logits")
+    states = [b.compare(x, y, "torch", m, "status") for m in ("torch_bce", "torch_bce_with_logits")]
+    ref = b.compare(x, y, "numpy", "naive", "reference", digits=10)
+    same, visibly, broken = "yes, up to rounding in the last digit or two", "no, they differ visibly", \
+        "one of them is NaN or inf"
+    right = same if all(s.value == "ok" for s in states) else \
+        broken if any(s.value in ("inf", "nan") for s in states) else visibly
+    return _question(b, f"The seed article's batch: six ordinary logits, in {d}. Do BCELoss(sigmoid(x), y) and "
+                        "BCEWithLogitsLoss(x, y) agree?", [same, visibly, broken], right,
+                     f"BCELoss gives {bce} ({states[0]}), BCEWithLogitsLoss {bwl} ({states[1]}); the exact loss "
+                     f"is {ref}.")
+
+
+def _q2(b: _Builder) -> Question:
+    d = b.dtype
+    bce1 = b.compare(BIG, 1.0, "torch", "torch_bce")
+    status = b.compare(BIG, 1.0, "torch", "torch_bce", "status")
+    naive1 = b.compare(BIG, 1.0, "torch", "naive")
+    return _question(b, f"x = 1e10, target 1, in {d}: BCELoss(sigmoid(x), 1) = ?", ["0", "NaN", "inf", "100"],
+                     bce1, f"BCELoss gives {bce1} ({status}); the naive formula gives {naive1}.")
+
+
+def _q3(b: _Builder) -> Question:
+    d = b.dtype
+    p = b.compare(BIG, 1.0, "torch", "naive", "step:p = sigmoid(x)")
+    one_minus = b.compare(BIG, 1.0, "torch", "naive", "step:1 - p")
+    first = "p = sigmoid(x)"
+    candidates = [first, "log(1 - p)", "(1 - y)·log(1 - p)", "the mean over the batch"]
+    return _question(b, f"x = 1e10, target 1, in {d}: which operation is the first to lose information?",
+                     candidates, first if p.value == 1.0 else "log(1 - p)",
+                     f"sigmoid(1e10) is {p} in {d}, so 1 - p is {one_minus}: no later step can get x back.")
+
+
+def _q4(b: _Builder) -> Question:
+    d = b.dtype
+    bce0 = b.compare(BIG, 0.0, "torch", "torch_bce")
+    true0 = b.compare(BIG, 0.0, "numpy", "naive", "reference", dtype="float64")
+    return _question(b, f"Target 0 now (sure and wrong), x = 1e10, in {d}: what does BCELoss return?",
+                     ["0", "100", "1e10", "inf"], bce0, f"BCELoss returns {bce0}; the true loss is {true0}.")
+
+
+def _q5(b: _Builder) -> Question:
+    f16 = "float16"
+    eps = b.constant(f16, "eps", digits=None)
+    pred = b.threshold(f16, "sigmoid rounds to 1.0, op by op")
+    measured = b.sweep16("numpy", 0.0, "nonfinite_pos")
+    q = Question(b.number, f"float16 has eps = 2^-10 = {eps}. Computed op by op, 1 + exp(-x) rounds to 1 once "
+                           "exp(-x) is at most eps/2. Predict: from which x does sigmoid(x) round to exactly 1.0?",
+                 [], None, f"x ≥ ln(2/eps) = 11·ln 2, which is {pred} in float16; the exhaustive sweep measures "
+                           f"{measured}.", b.quotes, measured)
+    return q
+
+
+def _q6(b: _Builder) -> Question:
+    d = b.dtype
+    g = b.compare(40.0, 0.0, "torch", "torch_bce", "grad")
+    truth = b.compare(40.0, 0.0, "numpy", "naive", "grad_reference")
+    return _question(b, f"x = 40, target 0, in {d}: the true gradient is sigmoid(40) - 0, about 1. What does "
+                        "BCELoss's backward give?", ["1", "0", "NaN", "-1"], g,
+                     f"BCELoss's backward gives {g}; the true gradient is {truth}.")
+
+
+def _q7(b: _Builder) -> Question:
+    d = b.dtype
+    status = b.compare(-12.0, 0.0, "torch", "torch_bce_with_logits", "status")
+    wl = b.compare(-12.0, 0.0, "torch", "torch_bce_with_logits", digits=4)
+    ref = b.compare(-12.0, 0.0, "numpy", "naive", "reference", digits=4)
+    wl.digits = ref.digits = _distinct_digits(float(wl.value), float(ref.value), 4)
+    yes, no = "yes", "no"
+    return _question(b, f"x = -12, target 0, in {d}: is BCEWithLogitsLoss within tolerance?", [yes, no],
+                     yes if status.value == "ok" else no,
+                     f"It gives {wl} where the truth is {ref}: {status}.")
+
+
+def _q8(b: _Builder) -> Question:
+    d = b.dtype
+    keras = (KERAS_EPSILON, 1.0 - KERAS_EPSILON)
+    live = b.clip(BIG, 0.0, *keras)
+    paper = b.clip(BIG, 0.0, *keras, dtype="float64")
+    hi = b.clip(BIG, 0.0, *keras, what="high", digits=9)
+    true0 = b.compare(BIG, 0.0, "numpy", "naive", "reference", dtype="float64")
+    on_paper = "" if d == "float64" else f" (on paper, in float64: {paper})"
+    return _question(b, f"Keras 3 clips p to [1e-7, 1 - 1e-7] before its logs. In {d}, what loss does it give "
+                        "at x = 1e10, y = 0?", [paper, live, "100", "inf"], live,
+                     f"{live}: 1 - 1e-7 is stored as {hi} in {d}{on_paper}; the true loss is {true0}.")
+
+
+_QUESTIONS = {1: _q1, 2: _q2, 3: _q3, 4: _q4, 5: _q5, 6: _q6, 7: _q7, 8: _q8}
+
+
+class Lesson:
+    """The walk-through in one dtype: its questions and steps, each built when asked for, sharing one set of
+    core calls (steps 2, 3, 4 and 7 and their questions read the same comparisons)."""
+
+    def __init__(self, dtype: str = DEFAULT_DTYPE) -> None:
+        check_dtype(dtype)
+        self.dtype = dtype
+        self._lab = _Lab()
+
+    def step(self, number: int) -> DemoStep:
+        check_step(number)
+        return _STEPS[number](_Builder(self._lab, number, self.dtype))
+
+    def question(self, number: int) -> Question | None:
+        check_step(number)
+        make = _QUESTIONS.get(number)
+        return make(_Builder(self._lab, number, self.dtype)) if make else None
+
+
+def judge_answer(question: Question, said: str) -> str:
+    """A line about what the class said: right or not for a choice (a letter or the choice's text), how far off
+    for a number; '' when nothing (or nothing readable) was said."""
+    said = said.strip()
+    if not said:
+        return ""
+    if question.answer is None:
+        try:
+            guess = float(said)
+        except ValueError:
+            return f"You said {said!r}."
+        value = float(question.value.value) if question.value is not None else math.nan
+        if not math.isfinite(guess):
+            return f"You said {said}."
+        return f"You said {fmt_number(guess)}: off by {fmt_number(abs(guess - value), 3)}."
+    key = said.lower().strip("()")
+    index = LETTERS.index(key) if len(key) == 1 and key in LETTERS[:len(question.choices)] else \
+        next((i for i, c in enumerate(question.choices) if c.lower() == said.lower()), None)
+    if index is None:
+        return f"You said {said!r}, which is not one of the choices."
+    verdict = "right" if index == question.answer else "not this time"
+    return f"You said ({LETTERS[index]}) {question.choices[index]}: {verdict}."
+
+
 def iter_steps(dtype: str = DEFAULT_DTYPE, numbers=None) -> Iterator[DemoStep]:
     """The steps ``numbers`` (default all, in order), each computed only when the caller asks for it.
 
@@ -621,9 +828,9 @@ def iter_steps(dtype: str = DEFAULT_DTYPE, numbers=None) -> Iterator[DemoStep]:
     numbers = list(range(1, STEP_COUNT + 1)) if numbers is None else list(numbers)
     for n in numbers:
         check_step(n)
-    lab = _Lab()
+    lesson = Lesson(dtype)
     for n in numbers:
-        yield _STEPS[n](_Builder(lab, n, dtype))
+        yield lesson.step(n)
 
 
 def build_step(number: int, dtype: str = DEFAULT_DTYPE) -> DemoStep:
