@@ -388,10 +388,12 @@ FIGURES_MATPLOTLIB = "3.11.2"  # the matplotlib that drew the committed figures/
 
 
 def test_committed_figures_are_current():
-    """figures/ must be what `stabcli plot` makes now; refresh with `stabcli plot --out figures`.
+    """figures/ must be what `stabcli plot` makes now; refresh with `stabcli plot --out figures` (and the two
+    slides the README shows with `stabcli plot --slide loss --dtype float32 --backend torch --target 0 --out
+    figures/slides`, `stabcli plot --slide overview --dtype float16 --out figures/slides`).
 
-    Checked byte for byte on the four 16-bit figures (they are quick to draw); the float32/float64 ones and the
-    overview come from the same code path.
+    Checked byte for byte on the four 16-bit figures (they are quick to draw) and the README's two slides; the
+    float32/float64 figures and the overview come from the same code path.
     """
     import pathlib
     import tempfile
@@ -414,6 +416,10 @@ def test_committed_figures_are_current():
                     plots.save(fig, pathlib.Path(tmp), f"bce_{fmt.name}_{backend}", ("svg",))
                 finally:
                     plots.close(fig)
+        slides = pathlib.Path(tmp) / "slides"
+        plots.write_slides(slides, ("svg",), "loss", [FORMATS["float32"]], ["torch"], [0.0])
+        plots.write_slides(slides, ("svg",), "overview", [FORMATS["float16"]], ["numpy", "torch"], [0.0, 1.0])
+        names += ["slides/slide_loss_float32_torch_y0.svg", "slides/slide_overview_float16.svg"]
         for name in names:
             fresh = (pathlib.Path(tmp) / name).read_bytes()
             assert hashlib.sha256(fresh).hexdigest() == hashlib.sha256((folder / name).read_bytes()).hexdigest(), name

@@ -47,8 +47,8 @@ def wait_for_enter(next_number: int, total: int) -> bool:
                    "answer or Enter, then reveal the live number. Without a terminal on stdin it does not wait: "
                    "each answer follows its question.")
 @click.option("--export", "export", default=None, metavar="FILE",
-              help="Write the lesson as a handout instead of showing it: FILE.md (figures beside it in "
-                   "FILE_figures/) or FILE.html (self-contained): every panel as tables, figures, the questions "
+              help="Write the lesson as a handout instead of showing it: NAME.md (its figures in NAME_figures/ "
+                   "beside it) or NAME.html (self-contained): every panel as tables, figures, the questions "
                    "and an answer key.")
 @options.core_errors
 def demo(step, pause, dtype, quiz, export):

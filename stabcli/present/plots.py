@@ -270,26 +270,30 @@ def _declutter(fig) -> None:
     """Keep the labels above the panels clear of every other text: one that sticks out of the canvas or meets
     another text is first aligned to reach away from its panel's edge, then, if it still meets one, moved up a
     line at a time."""
-    fig.canvas.draw()
+    fig.draw_without_rendering()  # lays out ticks and texts without painting pixels
     renderer = fig.canvas.get_renderer()
     width = fig.bbox.width
-    for ax in fig.axes:
-        middle = (ax.get_window_extent(renderer).x0 + ax.get_window_extent(renderer).x1) / 2
-        for t in [t for t in ax.texts if t.get_gid() == "breakdown-value"]:
-            others = [o for o in _drawn_texts(fig, renderer) if o is not t]
+    labels = [t for ax in fig.axes for t in ax.texts if t.get_gid() == "breakdown-value"]
+    if not labels:
+        return
+    boxes = {id(t): t.get_window_extent(renderer) for t in _drawn_texts(fig, renderer)}
+    for t in labels:
+        ax_box = t.axes.get_window_extent(renderer)
+        middle = (ax_box.x0 + ax_box.x1) / 2
+        others = [b for k, b in boxes.items() if k != id(t)]
 
-            def clashes() -> bool:
-                b = t.get_window_extent(renderer)
-                return b.x0 < 0 or b.x1 > width or \
-                    any(_boxes_meet(b, o.get_window_extent(renderer)) for o in others)
+        def clashes() -> bool:
+            b = t.get_window_extent(renderer)
+            return b.x0 < 0 or b.x1 > width or any(_boxes_meet(b, o) for o in others)
 
-            if clashes():
-                t.set_ha("left" if t.get_window_extent(renderer).x0 < middle else "right")
-            for _ in range(3):
-                if not clashes():
-                    break
-                dx, dy = t.xyann
-                t.xyann = (dx, dy + t.get_fontsize() * 1.25)
+        if clashes():
+            t.set_ha("left" if t.get_window_extent(renderer).x0 < middle else "right")
+        for _ in range(3):
+            if not clashes():
+                break
+            dx, dy = t.xyann
+            t.xyann = (dx, dy + t.get_fontsize() * 1.25)
+        boxes[id(t)] = t.get_window_extent(renderer)
 
 
 def _legend_items(methods, shown: set, slide: bool = False):
