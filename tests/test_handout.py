@@ -164,19 +164,15 @@ def same(a, b) -> bool:
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """The float32 handout, Markdown, written twice (for determinism), and its sections."""
+    """The whole float32 handout, Markdown, as the command writes it, and its sections."""
     folder = tmp_path_factory.mktemp("handout")
-    paths = []
-    for name in ("one", "two"):
-        (folder / name).mkdir()
-        result = run("demo", "--export", str(folder / name / "lesson.md"))
-        assert result.exit_code == 0, result.output
-        paths.append(folder / name)
-    return paths, handout.build_sections("float32", range(1, demo.STEP_COUNT + 1))
+    result = run("demo", "--export", str(folder / "lesson.md"))
+    assert result.exit_code == 0, result.output
+    return folder, handout.build_sections("float32", range(1, demo.STEP_COUNT + 1))
 
 
 def test_handout_numbers_are_the_json_of_the_commands_it_names(exported):
-    (one, _), sections = exported
+    one, sections = exported
     text = (one / "lesson.md").read_text()
     docs = Json()
     checked = 0
@@ -202,18 +198,27 @@ def test_handout_numbers_are_the_json_of_the_commands_it_names(exported):
     assert checked > 100
 
 
-def test_handout_is_deterministic_and_embeds_its_figures(exported):
-    (one, two), sections = exported
-    files = sorted(p.relative_to(one) for p in one.rglob("*") if p.is_file())
-    assert [str(f) for f in files] == ["lesson.md"] + [f"lesson_figures/{s.figure.stem}.png" for s in sections
-                                                       if s.figure is not None]
-    for f in files:
-        assert (one / f).read_bytes() == (two / f).read_bytes(), f
+def test_handout_embeds_its_figures_and_puts_the_questions_first(exported):
+    one, sections = exported
+    files = sorted(str(p.relative_to(one)) for p in one.rglob("*") if p.is_file())
+    assert files == ["lesson.md"] + sorted(f"lesson_figures/{s.figure.stem}.png" for s in sections if s.figure)
     text = (one / "lesson.md").read_text()
     for s in sections:
         if s.figure is not None:
             assert f"](lesson_figures/{s.figure.stem}.png)" in text
+            assert (one / "lesson_figures" / f"{s.figure.stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert text.index("## Predict first") < text.index("## Step 1 of 8") < text.index("## Answer key")
+
+
+def test_markdown_handout_is_deterministic(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        result = run("demo", "--export", str(tmp_path / name / "h.md"), "--step", "4")
+        assert result.exit_code == 0, result.output
+    files = sorted(str(p.relative_to(tmp_path / "a")) for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert files == ["h.md", "h_figures/step4_loss_float32_y0.png"]
+    for f in files:
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
 
 
 def test_html_handout_is_self_contained_and_deterministic(tmp_path):
