@@ -127,6 +127,24 @@ def test_figures_have_no_layout_faults(f16_numpy, f32_torch, overview_all):
             plots.close(fig)
 
 
+def test_an_overview_of_very_different_ranges_keeps_its_labels_readable():
+    """An exhaustive float16 + bfloat16 sweep: the axis runs to ±3.4e38 while float16 stops at ±65504, so
+    float16's inf/NaN stretches are a few pixels wide; its labels go beside the strip, and ±1 and 0 do not
+    crowd each other on the axis."""
+    fmts = [FORMATS["float16"], FORMATS["bfloat16"]]
+    grid = make_grid(exhaustive=True)
+    sweep = run_sweep(fmts, ["numpy"], [0.0, 1.0], grid, methods=["naive"], grad=False)
+    fig = plots.overview_figure(sweep, status_strips(fmts, ["numpy"], [0.0, 1.0], grid, methods={"naive"}))
+    try:
+        assert layout_faults(fig) == []
+        ticks = fig.axes[0].get_xticks()
+        assert 0 in ticks and 1 not in ticks and -1 not in ticks
+        labels = {t.get_text().strip() for t in fig.axes[0].texts}
+        assert {"7.625", "-11.09", "5.5625", "-89"} <= labels  # DESIGN.md
+    finally:
+        plots.close(fig)
+
+
 def test_symlog_ticks_read_as_numbers():
     assert [plots.tick_label(v) for v in (-1e4, -1000, -10, -1, 0, 1, 100, 1e4, 1e-6)] == \
         ["−10⁴", "−1000", "−10", "−1", "0", "1", "100", "10⁴", "10⁻⁶"]

@@ -104,14 +104,16 @@ def tick_label(v: float) -> str:
 
 
 def _decade_ticks(lo: float, hi: float, linthresh: float, most: int = 6) -> list[float]:
-    """0 and ±powers of ten from ``linthresh`` out to the limits, at most ``most`` per side (every k-th decade)."""
+    """0 and ±powers of ten from ``linthresh`` out to the limits, at most ``most`` per side: every k-th decade,
+    and ±linthresh itself only when every decade is ticked (else, on a wide axis, it would crowd 0)."""
     ticks = [0.0] if lo <= 0 <= hi else []
     for sign, reach in ((1, hi), (-1, -lo)):
         if reach < linthresh:
             continue
         k0, k1 = round(math.log10(linthresh)), math.floor(math.log10(reach) + 1e-9)
         step = max(1, math.ceil((k1 - k0 + 1) / most))
-        ticks += [sign * 10.0 ** k for k in range(k0, k1 + 1, step)]
+        ks = range(k0, k1 + 1, step) if step == 1 else range(k0 + step, k1 + 1, step)
+        ticks += [sign * 10.0 ** k for k in ks]
     return sorted(ticks)
 
 
@@ -420,7 +422,8 @@ def overview_figure(sweep, strips, slide: bool = False):
         fig, axes = plt.subplots(len(backends), 1, figsize=SLIDE_SIZE, dpi=SLIDE_DPI, squeeze=False, sharex=True)
         axes = axes[:, 0]
     else:
-        fig, axes = plt.subplots(1, len(backends), figsize=(8 * len(backends), 1.9 + 0.3 * len(rows)),
+        fig, axes = plt.subplots(1, len(backends), figsize=(max(8 * len(backends), 11),
+                                                            max(3.4, 1.9 + 0.3 * len(rows))),
                                  squeeze=False, sharey=True)
         axes = axes[0]
     labels = [m if len(dtypes) == 1 else f"{d} · {m}" for d, m in rows]
@@ -443,8 +446,9 @@ def overview_figure(sweep, strips, slide: bool = False):
             found = [r for r in sweep.rows if r.backend == backend and r.dtype == dtype and r.method == method]
             for value in (_closest(found, "nonfinite_pos", 1), _closest(found, "nonfinite_neg", -1)):
                 if value is not None and lo <= value <= hi:
-                    ax.text(value, y, f" {short(value)} ", va="center", ha="left" if value > 0 else "right",
-                            fontsize=fs, gid="breakdown-label")
+                    t = ax.text(value, y, f" {short(value)} ", va="center", ha="left" if value > 0 else "right",
+                                fontsize=fs, gid="breakdown-label")
+                    t.stabcli_room = (float(strip.x[0]), float(strip.x[-1]))  # the strip's own extent
         for k in range(1, len(dtypes)):
             ax.axhline(len(rows) - k * len(methods) - 0.5, color="#333333", linewidth=1)
         _symlog(ax, "x", lo, hi, 1.0, 4 if slide else 5)
@@ -483,8 +487,9 @@ def overview_figure(sweep, strips, slide: bool = False):
 
 
 def _fit_breakdown_labels(fig) -> None:
-    """A breakdown label that would stick out of its panel (a narrow inf/NaN stretch near the edge) is moved to
-    the other side of its logit, on a white box so it reads over any colour."""
+    """A breakdown label sits inside its inf/NaN stretch, against the logit it names. Where the stretch is too
+    narrow (a strip much shorter than the axis, or a stretch at the panel's edge), the label moves just beyond
+    the strip's end if there is room there, else to the other side of its logit on a white box."""
     renderer = fig.canvas.get_renderer()
     for ax in fig.axes:
         box = ax.get_window_extent(renderer)
@@ -492,7 +497,18 @@ def _fit_breakdown_labels(fig) -> None:
             if t.get_gid() != "breakdown-label":
                 continue
             b = t.get_window_extent(renderer)
-            if b.x0 < box.x0 - 0.5 or b.x1 > box.x1 + 0.5:
+            value = t.get_position()[0]
+            lo, hi = getattr(t, "stabcli_room", (None, None))
+            outward = value > 0  # the stretch runs from the logit away from 0
+            end = hi if outward else lo
+            end_px = (box.x1 if outward else box.x0) if end is None else \
+                float(np.clip(ax.transData.transform((end, 0))[0], box.x0, box.x1))
+            if (b.x1 <= end_px + 0.5) if outward else (b.x0 >= end_px - 0.5):
+                continue  # fits in its stretch
+            room = (box.x1 - end_px) if outward else (end_px - box.x0)
+            if end is not None and room >= b.width:
+                t.set_x(end)  # beyond the end of a strip that stops short of the panel's edge
+            else:
                 t.set_ha("right" if t.get_ha() == "left" else "left")
                 t.set_bbox(dict(facecolor="white", edgecolor="none", pad=0.5, alpha=0.9))
 
