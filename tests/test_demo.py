@@ -52,15 +52,6 @@ def built():
     return {dtype: demo.build_steps(dtype) for dtype in CHECKED_DTYPES}
 
 
-@pytest.fixture(scope="module")
-def questions():
-    """The quiz's questions, one per step, in each checked dtype."""
-    out = {}
-    for dtype in CHECKED_DTYPES:
-        lesson = demo.Lesson(dtype)
-        out[dtype] = [lesson.question(n) for n in STEPS]
-    return out
-
 
 # --- every number equals what the core gives ------------------------------------------------------------------
 

@@ -30,41 +30,36 @@ def flat(text: str) -> str:
 
 # --- the quiz -------------------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def lessons():
-    return {d: demo.Lesson(d) for d in ("float32", "float16")}
-
-
-def test_every_step_has_a_question_whose_answer_is_a_live_number(lessons):
+def test_every_step_has_a_question_whose_answer_is_a_live_number(questions):
     """The right choice is the text of the live value (issue 15's example: BCELoss(sigmoid(1e10), 1) = ? is 0
     in float32, DESIGN.md's 1e10 story), and the distractors are the other choices."""
-    q = lessons["float32"].question(2)
+    q = questions["float32"][1]
     assert q.choices == ["0", "NaN", "inf", "100"] and q.answer_text() == "(a) 0"
     live = next(x for x in q.quotes if x.call.get("method") == "torch_bce" and x.call["field"] == "loss")
     assert live.value == 0 and q.choices[q.answer] == live.text()
-    q4 = lessons["float32"].question(4)
+    q4 = questions["float32"][3]
     assert q4.answer_text() == "(b) 100"  # the -100 clamp caps the target-0 loss at 100 (DESIGN.md)
-    q6 = {d: lessons[d].question(6) for d in lessons}
+    q6 = {d: questions[d][5] for d in questions}
     assert q6["float32"].answer_text() == "(b) 0" and q6["float16"].answer_text() == "(c) NaN"  # DESIGN.md
-    q5 = lessons["float32"].question(5)
+    q5 = questions["float32"][4]
     assert q5.choices == [] and q5.value.value == 7.625  # DESIGN.md: op-by-op float16 saturation
-    for d, lesson in lessons.items():
-        for n in range(1, demo.STEP_COUNT + 1):
-            question = lesson.question(n)
-            assert question is not None and question.quotes, (d, n)
+    for d, qs in questions.items():
+        assert [q.number for q in qs] == list(range(1, demo.STEP_COUNT + 1))
+        for question in qs:
+            assert question is not None and question.quotes, (d, question.number)
             if question.choices:
                 assert 0 <= question.answer < len(question.choices)
                 assert len(set(question.choices)) == len(question.choices)
 
 
-def test_judging_what_the_class_said(lessons):
-    q = lessons["float32"].question(2)
+def test_judging_what_the_class_said(questions):
+    q = questions["float32"][1]
     assert demo.judge_answer(q, "a") == "You said (a) 0: right."
     assert demo.judge_answer(q, "(b)") == "You said (b) NaN: not this time."
     assert demo.judge_answer(q, "NaN") == "You said (b) NaN: not this time."
     assert demo.judge_answer(q, "") == ""
     assert "not one of the choices" in demo.judge_answer(q, "z")
-    q5 = lessons["float32"].question(5)
+    q5 = questions["float32"][4]
     assert demo.judge_answer(q5, "7.6") == "You said 7.6: off by 0.025."  # 7.625 - 7.6
     assert demo.judge_answer(q5, "seven") == "You said 'seven'."
 
