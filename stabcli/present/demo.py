@@ -18,6 +18,10 @@ Steps (``--dtype`` sets the format of every step but 5, which is about float16):
 7. the fix, BCEWithLogitsLoss (softplus form), and where torch's own form loses relative accuracy;
 8. other clips that hide the overflow: Keras 3's [1e-7, 1 - 1e-7], tf.keras 2.x's clip with 1e-7 inside the log,
    scikit-learn's [eps, 1 - eps]; and which Keras recovers the logit behind a Sigmoid output.
+
+The quiz (``stabcli demo --quiz``): :meth:`Lesson.question` gives, before each step, a :class:`Question` built
+the same way (its answer and every numeric choice are Quotes of live values); :func:`judge_answer` says whether
+what the class typed was right. ``present/handout.py`` writes the same steps and questions as a handout.
 """
 
 from __future__ import annotations
