@@ -98,7 +98,7 @@ def sweep(dtypes, backends, targets, weight, pos_weight, atol, rtol, output_form
         from stabcli.present import plots
 
         try:
-            written = plots.write_sweep_figure(result, plot_path)
+            written = plots.write_sweep_figure(result, plot_path, rtol, atol)
         except OSError as exc:
             raise options.UserError(f"--plot {plot_path!r} cannot be written ({exc.strerror or exc})") from None
         click.echo(f"figure written to {written}", err=True)

@@ -207,6 +207,11 @@ def summary(comparison) -> list[str]:
         good = _pick(comparison.rows, dn.dtype, "softplus")
         if good is not None:
             parts.append(f"softplus gives {num(good.loss)} (true {num(good.reference)}, {good.status}).")
+        # every other method that is off here, by name (x = -12, y = 0 in float32: torch_bce_with_logits)
+        off = [r for r in (_pick(comparison.rows, dn.dtype, m) for m in ("logsumexp", "torch_bce_with_logits"))
+               if r is not None and r.status != "ok"]
+        if off:
+            parts.append("Off too: " + "; ".join(f"{r.method} gives {num(r.loss)} ({r.status})" for r in off) + ".")
         parts.extend(_grad_summary(bce, good))
         lines.append(f"{dn.dtype}: " + " ".join(parts))
     return lines
