@@ -11,7 +11,7 @@ import sys
 
 import click
 
-DTYPE_CHOICES = ("float16", "bfloat16", "float32", "float64", "all")
+DTYPE_CHOICES = ("float16", "bfloat16", "float32", "float64", "float8_e4m3fn", "float8_e5m2", "all")
 BACKEND_CHOICES = ("numpy", "torch", "all")
 FORMAT_CHOICES = ("table", "json", "csv")
 
@@ -42,7 +42,8 @@ def core_errors(func):
 def dtype_option(func):
     return click.option(
         "--dtype", "dtypes", multiple=True, type=click.Choice(DTYPE_CHOICES, case_sensitive=False),
-        help="Format to evaluate in; repeat for several. [default: all]",
+        help="Format to evaluate in; repeat for several. all = the four 16- to 64-bit formats; "
+             "float8_e4m3fn and float8_e5m2 only when named. [default: all]",
     )(func)
 
 

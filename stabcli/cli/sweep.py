@@ -41,7 +41,7 @@ def _scalar(text: str, what: str) -> float:
 @click.option("--spacing", type=click.Choice(("linear", "log"), case_sensitive=False), default=None,
               help="linear, or log on each side of 0 from ±1e-4 outward (plus 0). [default: log]")
 @click.option("--exhaustive", is_flag=True,
-              help="Every finite value of the dtype instead of a grid (float16, bfloat16; float32's 4.28e9 values "
+              help="Every finite value of the dtype instead of a grid (float8, float16, bfloat16; float32's 4.28e9 values "
                    "take about 7 minutes per target on 2 cores with --no-grad, 2-3x that with gradients).")
 @click.option("--plot", "plot_path", default=None, metavar="PATH",
               help="Also write the sweep's figure (.png or .svg): loss, error and gradient curves for one dtype and "
@@ -121,7 +121,7 @@ def sweep(loss, dtypes, backends, targets, weight, pos_weight, label_smoothing, 
         from stabcli.present import plots
 
         try:
-            written = plots.write_sweep_figure(result, plot_path)
+            written = plots.write_sweep_figure(result, plot_path, rtol, atol)
         except OSError as exc:
             raise options.UserError(f"--plot {plot_path!r} cannot be written ({exc.strerror or exc})") from None
         click.echo(f"figure written to {written}", err=True)

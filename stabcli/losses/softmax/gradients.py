@@ -41,10 +41,10 @@ def _numpy_columns(fmt: Format, method: str, arrays: dict, reduction: str, colum
 def _torch_grad(fmt: Format, method: str, arrays: dict, reduction: str) -> np.ndarray:
     import torch
 
-    from stabcli.core.backends import TorchOps
+    from stabcli.core.backends import make_ops
     from stabcli.losses.softmax import FAMILY
 
-    ops = TorchOps(fmt)
+    ops = make_ops("torch", fmt)  # float8: TorchFloat8Ops (float32 kernels, every result rounded to float8)
     xt, y, w, eps = FAMILY.backend_inputs(ops, arrays, broadcast=False)
     xt.requires_grad_(True)
     with torch.enable_grad(), np.errstate(all="ignore"):
