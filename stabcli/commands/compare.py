@@ -17,7 +17,7 @@ from stabcli.core.analysis import Tolerance, measure, measure_grad
 from stabcli.core.backends import BACKEND_NAMES, backend_note, make_ops
 from stabcli.core.errors import InputError
 from stabcli.core.formats import Format, to_float64
-from stabcli.losses import get_family
+from stabcli.losses import get_family, plain_notes
 
 REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
 MAX_ELEMENTS = 10_000  # compare checks every element against mpmath (about 1 ms each per dtype); sweep streams
@@ -240,12 +240,22 @@ def run_compare(
         wide = {k: a if a.dtype.kind in "iu" else to_float64(a) for k, a in arrays.items()}
         exact_out, exact_grad = family.exact_reference(wide, inputs.reduction)
         ref_nearest = np.array([exact.to_float64_nearest(v) for v in exact_out])
+        ref_finite = np.array([exact.is_finite(v) for v in exact_out])
+        grad_finite = np.array([exact.is_finite(v) for v in exact_grad])
         # Rounded into a narrower dtype from a round-to-odd float64, so that it is rounded only once in effect.
         ref_odd = np.array([exact.to_float64_odd(v) for v in exact_out]) if fmt.bits < 64 else ref_nearest
         tol = Tolerance.for_format(fmt, rtol, atol)
         grad_nearest = np.array([exact.to_float64_nearest(v) for v in exact_grad])
         grad_odd = np.array([exact.to_float64_odd(v) for v in exact_grad]) if fmt.bits < 64 else grad_nearest
         grad_scalar = reduced and len(exact_grad) == 1
+        beyond = [v for v, fin in zip(ref_nearest, ref_finite) if fin and plain_notes.beyond_format(v, fmt)]
+        if beyond:
+            largest = plain_notes.num(max(beyond, key=abs))
+            what = f"the exact loss {largest}" if len(ref_nearest) == 1 else \
+                f"the exact loss of {len(beyond):,} of the {len(ref_nearest):,} elements (largest {largest})"
+            notes.append(f"{fmt.name}: {what} is beyond {fmt.name}'s largest "
+                         f"value {plain_notes.num(fmt.max)}: an inf there means the loss overflowed {fmt.name} "
+                         "(status inf), not that a formula broke")
         for backend in backends:
             note = backend_note(backend, fmt)
             if note is not None and note not in notes:
@@ -265,7 +275,7 @@ def run_compare(
                 if ev.clamp_changed is not None:
                     cc = np.asarray(ev.clamp_changed).reshape(-1)
                     changed = np.array([cc.any()]) if reduced else cc
-                err = measure(loss, ref_nearest, fmt, tol, changed, ref_odd)
+                err = measure(loss, ref_nearest, fmt, tol, changed, ref_odd, ref_finite)
                 row = Row(
                     backend=backend, dtype=fmt.name, method=method,
                     library=family.peer_methods[method].describe(fmt) if backend == "peers" else None,
@@ -281,7 +291,7 @@ def run_compare(
                 gradient = family.grad_details(backend, fmt, method, arrays, inputs.reduction)
                 if gradient is not None:
                     gerr = measure_grad(gradient.grad.reshape(-1), grad_nearest, fmt, tol,
-                                        gradient.clamped.reshape(-1), grad_odd)
+                                        gradient.clamped.reshape(-1), grad_odd, grad_finite)
                     row.grad = _scalar_or_list(to_float64(gradient.grad), grad_scalar)
                     row.grad_reference = _scalar_or_list(grad_nearest, grad_scalar)
                     row.grad_abs_error = _scalar_or_list(gerr.abs_error, grad_scalar)

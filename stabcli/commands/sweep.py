@@ -244,13 +244,20 @@ class Chunk:
     def ref(self) -> Reference:
         nearest, for_rounding = self.s.reference(self.xs, self._cache.get("loss")) if self._ref is None \
             else self._ref
-        return Reference.prepare(nearest, self.s.fmt, self.tol, for_rounding)
+        # at a finite swept value the exact loss is finite: an infinite loss there overflowed (analysis.judge)
+        return Reference.prepare(nearest, self.s.fmt, self.tol, for_rounding, exact_finite=self.finite)
 
     @cached_property
     def grad_ref(self) -> Reference:
         nearest, for_rounding = self.s.grad_reference(self.xs, self._cache.get("grad")) \
             if self._grad_ref is None else self._grad_ref
-        return Reference.prepare(nearest, self.s.fmt, self.tol, for_rounding)
+        return Reference.prepare(nearest, self.s.fmt, self.tol, for_rounding, exact_finite=self.finite)
+
+    @cached_property
+    def finite(self) -> np.ndarray | bool:
+        """Where the swept value is finite (sweeps: everywhere; figures and tests may pass ±inf), and so is the exact
+        loss and gradient."""
+        return True if np.isfinite(self.xs64).all() else np.isfinite(self.xs64)
 
     @cached_property
     def sigmoid_overflow(self) -> np.ndarray:

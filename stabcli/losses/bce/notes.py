@@ -11,6 +11,7 @@ import numpy as np
 
 from stabcli.core.formats import Format, to_float64
 from stabcli.core.numbers import float_command, fmt_number
+from stabcli.losses import plain_notes
 from stabcli.losses.bce.formulas import LOG_CLAMP
 
 
@@ -113,6 +114,8 @@ def verdict(row, fmt: Format) -> str:
     loss, ref, status = row.loss, row.reference, row.status
     if status == "nan":
         return f"NaN where the true loss is {num(ref)}."
+    if status == "inf" and plain_notes.beyond_format(ref, fmt):
+        return f"inf: {plain_notes.overflow_reason(ref, fmt)}."
     if status == "inf":
         return f"inf where the true loss is {num(ref)}."
     if status == "clamped":
