@@ -25,9 +25,10 @@ from stabcli.cli import options
 @click.option("--peers", is_flag=True,
               help="Also run the peer libraries' real losses where installed (Keras 3 on torch, optax on jax, "
                    "scikit-learn; pip install 'stabcli[peers]'). Off by default: importing Keras alone takes ~4 s.")
+@options.autocast_options
 @options.core_errors
 def compare(logits, targets, loss, dtypes, backends, weight, pos_weight, reduction, label_smoothing, atol, rtol,
-            output_format, steps, peers):
+            output_format, steps, peers, autocast_dtype, device):
     """Compare every method on LOGITS and TARGETS against the exact loss.
 
     LOGITS and TARGETS are a number or a comma-separated list (broadcast like torch); nested lists such as
@@ -47,12 +48,18 @@ def compare(logits, targets, loss, dtypes, backends, weight, pos_weight, reducti
         stabcli compare "[[12,0,-12]]" 1 --loss softmax --dtype float16
         stabcli compare "[[1e4,0,0]]" 1 --loss softmax --label-smoothing 0.1
         stabcli compare 1e10 0 --dtype float32 --peers
+        stabcli compare 9 0 --autocast float16
+        stabcli compare 9 0 --autocast float16 --device cpu
     """
     from stabcli.commands.compare import run_compare
     from stabcli.core.formats import parse_dtypes
 
     options.check_tolerance(atol, "--atol")
     options.check_tolerance(rtol, "--rtol")
+    spec = options.autocast_spec(autocast_dtype, device, dtypes, backends)
+    if spec is not None and peers:
+        raise options.UserError("--peers runs other libraries, which torch.autocast does not reach; drop --peers or "
+                                "--autocast")
     for text, name in ((logits, "LOGITS"), (targets, "TARGETS")):
         if text.startswith("--"):
             raise options.UserError(f"no such option {text!r}; see 'stabcli compare --help'")
@@ -61,8 +68,9 @@ def compare(logits, targets, loss, dtypes, backends, weight, pos_weight, reducti
                               label_smoothing=label_smoothing)
     if inp is None:  # an elementwise family: numbers or lists broadcast like torch
         inp = _elementwise_inputs(family, logits, targets, weight, pos_weight, reduction)
-    result = run_compare(inp, parse_dtypes(dtypes), options.backends(backends), rtol=rtol, atol=atol,
-                         loss=family.name, peers=peers)
+    formats = parse_dtypes([spec.dtype] if spec is not None else dtypes)
+    result = run_compare(inp, formats, options.backends(backends), rtol=rtol, atol=atol, loss=family, peers=peers,
+                         autocast=spec)
     if not steps:
         for row in result.rows:
             row.steps = None

@@ -53,9 +53,10 @@ def _scalar(text: str, what: str) -> float:
 @click.option("--peers", is_flag=True,
               help="Also sweep the peer libraries' real losses where installed (Keras on torch, optax on jax; "
                    "pip install 'stabcli[peers]').")
+@options.autocast_options
 @options.core_errors
 def sweep(loss, dtypes, backends, targets, weight, pos_weight, label_smoothing, classes, shift, atol, rtol,
-          output_format, xmin, xmax, points, spacing, exhaustive, plot_path, grad, peers):
+          output_format, xmin, xmax, points, spacing, exhaustive, plot_path, grad, peers, autocast_dtype, device):
     """Count, per method, where the loss is inf, NaN, clamped or inaccurate over many logits, and where it breaks.
 
     The grid brackets each breakdown; a search over the dtype's representable values then pins the exact logit
@@ -75,6 +76,7 @@ def sweep(loss, dtypes, backends, targets, weight, pos_weight, label_smoothing, 
         stabcli sweep --dtype float16 --backend numpy --plot float16.png
         stabcli sweep --dtype float16 --exhaustive --no-grad
         stabcli sweep --loss softmax --dtype float16 --exhaustive --target 1,0,0
+        stabcli sweep --autocast float16 --exhaustive
     """
     import math
 
@@ -83,6 +85,10 @@ def sweep(loss, dtypes, backends, targets, weight, pos_weight, label_smoothing, 
 
     options.check_tolerance(atol, "--atol")
     options.check_tolerance(rtol, "--rtol")
+    spec = options.autocast_spec(autocast_dtype, device, dtypes, backends)
+    if spec is not None and (peers or plot_path is not None):
+        raise options.UserError(f"--autocast cannot be combined with {'--peers' if peers else '--plot'}: "
+                                "torch.autocast reaches neither other libraries nor the figures' curves")
     family = options.family_of(loss, label_smoothing=label_smoothing, classes=classes, shift=shift)
     parsed = family.parse_sweep(targets, weight, pos_weight, classes=classes, shift=shift,
                                 label_smoothing=label_smoothing)
@@ -94,7 +100,7 @@ def sweep(loss, dtypes, backends, targets, weight, pos_weight, label_smoothing, 
     if points is not None and not (math.isfinite(points) and points == int(points)):
         raise options.UserError(f"--points {points:g} is not allowed; give a whole number of points")
     grid = make_grid(xmin, xmax, None if points is None else int(points), spacing, exhaustive)
-    formats = parse_dtypes(dtypes)
+    formats = parse_dtypes([spec.dtype] if spec is not None else dtypes)
     fmt = output_format.lower()
     show_progress = fmt == "table" and options.stderr_is_terminal()
     if plot_path is not None:
@@ -111,10 +117,10 @@ def sweep(loss, dtypes, backends, targets, weight, pos_weight, label_smoothing, 
             task = bar.add_task("sweep", total=total)
             result = run_sweep(formats, options.backends(backends), ys, grid, w, pw, rtol, atol,
                                progress=lambda n: bar.advance(task, n), grad=grad, loss=family.name, options=extra,
-                               peers=peers)
+                               peers=peers, autocast=spec)
     else:
         result = run_sweep(formats, options.backends(backends), ys, grid, w, pw, rtol, atol, grad=grad,
-                           loss=family.name, options=extra, peers=peers)
+                           loss=family.name, options=extra, peers=peers, autocast=spec)
     options.emit(output_format, lambda: view.sweep_json(result), lambda: view.sweep_csv(result),
                  lambda width: view.sweep_renderable(result, width))
     if plot_path is not None:

@@ -240,8 +240,9 @@ class LossFamily:
 
     def sweep_case(self, fmt, target, weight=1.0, pos_weight: float = 1.0, **options):
         """The inputs of one (dtype, target) of a sweep: ``fmt``, ``target``, ``weight``, ``pos_weight``,
-        ``arrays(xs)``, ``reference(xs, cache)``, ``grad_reference(xs, cache)`` (each (nearest, for_rounding) float64
-        pairs), ``grad_reference_points(xs64)`` (figures). ``options`` are the family's own sweep options (softmax:
+        ``arrays(xs)``, ``reference(xs, cache, fmt=None)``, ``grad_reference(xs, cache)`` (each (nearest,
+        for_rounding) float64 pairs; ``fmt``: the format the loss is rounded into, when autocast computed it in
+        another than the case's), ``grad_reference_points(xs64)`` (figures). ``options`` are the family's own sweep options (softmax:
         classes, shift, label_smoothing). Default (elementwise): :class:`ElementwiseCase`, whose reference is
         mpmath's at every point: right, but ~0.1 ms a point, so a family meant for exhaustive sweeps gives a fast
         float64 reference of its own (as ``bce/reference.py`` does)."""
@@ -296,7 +297,8 @@ class ElementwiseCase:
         odd = np.array([p[1] for p in pairs], dtype=np.float64) if self.fmt.bits < 64 else nearest
         return nearest, odd
 
-    def reference(self, xs, cache=None):
+    def reference(self, xs, cache=None, fmt=None):
+        """mpmath's exact loss at ``xs``: right for rounding into any format (``fmt`` is not needed)."""
         return self._exact(xs, cache, "loss")
 
     def grad_reference(self, xs, cache=None):

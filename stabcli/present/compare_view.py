@@ -36,7 +36,10 @@ def _row_dict(row) -> dict:
         "error_bits": row.error_bits, "status": row.status, "fp_events": row.events,
         "grad": row.grad, "grad_reference": row.grad_reference, "grad_abs_error": row.grad_abs_error,
         "grad_error_bits": row.grad_error_bits, "grad_status": row.grad_status,
+        "compute_dtype": row.compute_dtype,
     }
+    if row.message is not None:
+        d["message"] = row.message
     if row.library is not None:
         d["library"] = row.library
     if row.steps is not None:
@@ -56,13 +59,15 @@ def compare_json(comparison) -> str:
         "results": [_row_dict(r) for r in comparison.rows],
         "notes": comparison.notes + [c for dn in comparison.dtype_notes for c in dn.changes],
     }
+    if comparison.autocast is not None:
+        doc["autocast"] = comparison.autocast.as_json()
     if comparison.summary:
         doc["summary"] = comparison.summary
     return dumps(doc)
 
 
 CSV_COLUMNS = ("backend", "dtype", "method", "index", "input", "input_overflow", "loss", "reference", "abs_error",
-               "rel_error", "error_bits", "status", "overflow", "divide_by_zero", "invalid", "grad", "grad_reference",
+               "rel_error", "error_bits", "status", "compute_dtype", "message", "overflow", "divide_by_zero", "invalid", "grad", "grad_reference",
                "grad_abs_error", "grad_error_bits", "grad_status")
 
 
@@ -84,7 +89,7 @@ def compare_csv(comparison) -> str:
             writer.writerow([csv_cell(v) for v in (
                 r.backend, r.dtype, r.method, i if per_element else "", inp, r.input_overflow,
                 pick(r.loss), pick(r.reference), pick(r.abs_error), pick(r.rel_error), pick(r.error_bits),
-                pick(r.status), r.events["overflow"], r.events["divide_by_zero"], r.events["invalid"],
+                pick(r.status), r.compute_dtype or "", (r.message or "").replace("\n", " "), r.events["overflow"], r.events["divide_by_zero"], r.events["invalid"],
                 gpick(r.grad), gpick(r.grad_reference), gpick(r.grad_abs_error), gpick(r.grad_error_bits),
                 gpick(r.grad_status))])
     return out.getvalue()
@@ -97,6 +102,10 @@ def _element(values, i: int, n: int, text=csv_cell):
         return values[i] if isinstance(values, list) else values
     k = len(values) // n
     return ";".join(text(v) for v in values[i * k:(i + 1) * k])
+
+
+def _one_value(v):
+    return v[0] if isinstance(v, list) else v
 
 
 def _inputs_line(values: list, limit: int = 6) -> str:
@@ -154,10 +163,12 @@ def compare_tables(comparison) -> list:
         if dn.input_overflow:
             title += "  [bold red](overflowed)[/]"
         per_element = isinstance(rows[0].loss, list)
+        amp = comparison.autocast is not None
         table = Table(title=title, title_justify="left", pad_edge=False, box=box.SIMPLE_HEAD)
         for name, justify in (("method", "left"), ("loss", "right"), ("reference", "right"),
                               ("abs err", "right"), ("bits", "right"), ("status", "left")):
             table.add_column(name, justify=justify, no_wrap=True)
+
         backend = None
         for r in rows:
             if r.backend != backend:
@@ -165,6 +176,10 @@ def compare_tables(comparison) -> list:
                     table.add_section()
                 backend = r.backend
                 table.add_row(Text(_section(backend), style="bold"), "", "", "", "", "")
+            if r.status == "refused" or (isinstance(r.status, list) and "refused" in r.status):
+                table.add_row("  " + r.method, Text("-"), value_text(_one_value(r.reference), alarm=False),
+                              Text("-"), Text("-"), status_text("refused"))
+                continue
             if isinstance(r.loss, list):
                 loss, ref = Text(_inputs_line(r.loss, 2)), Text(_inputs_line(r.reference, 2))
                 err, bits = Text(short(max(r.abs_error), 3)), Text(short(max(r.error_bits), 3))
@@ -187,9 +202,19 @@ def compare_tables(comparison) -> list:
                                      "grad_reference", "grad_error_bits", "grad_status"))
         elif any(r.grad is not None for r in rows):
             out.append(grad_table(rows, dtype))
+        if amp:  # the dtype each loss was computed in
+            by_dtype_in: dict[str, list[str]] = {}
+            for r in rows:
+                if r.compute_dtype is not None:
+                    by_dtype_in.setdefault(r.compute_dtype, []).append(r.method)
+            for computed, methods in by_dtype_in.items():
+                out.append(Text(f"  computed in {computed} under autocast: {', '.join(methods)}", style="dim"))
         for r in rows:
             if r.library is not None:
                 out.append(Text(f"  {r.method}: {r.library}", style="dim"))
+            if r.message is not None:
+                out.append(Text(f"  {r.method} refused, torch's message: " + " ".join(r.message.split()),
+                                style="dim"))
         for change in dn.changes[:MAX_NOTES]:
             out.append(Text(f"  note: {change}", style="dim"))
         if len(dn.changes) > MAX_NOTES:

@@ -40,6 +40,8 @@ def sweep_row_dict(row) -> dict:
         "grad_count_inaccurate": g.counts["inaccurate"] if g else None,
         "grad_max_error_bits": g.max_error_bits if g else None,
         "grad_breakdown": {k: getattr(g.breakdown, k) for k in GRAD_BREAKDOWN_KEYS} if g else None,
+        "compute_dtype": row.compute_dtype,
+        "refused": row.refused,
     }
 
 
@@ -52,7 +54,8 @@ def sweep_json(sweep) -> str:
         "weight": sweep.weight,
         "pos_weight": sweep.pos_weight,
         "grad": sweep.grad,
-        "results": [sweep_row_dict(r) for r in sweep.rows],
+        **({"autocast": sweep.autocast.as_json()} if sweep.autocast is not None else {}),
+        "results": [sweep_row_dict(r) for r in [*sweep.rows, *sweep.refused]],
         "summary": list(sweep.summary.values()),
         "notes": sweep.notes,
     }
@@ -62,7 +65,7 @@ def sweep_json(sweep) -> str:
 SWEEP_SCALAR_COLUMNS = ("backend", "dtype", "target", "method", "points", "count_ok", "count_inaccurate",
                         "count_clamped", "count_inf", "count_nan", "count_overflow", "max_abs_error", "max_error_bits")
 SWEEP_CSV_COLUMNS = (*SWEEP_SCALAR_COLUMNS, *BREAKDOWN_KEYS, *GRAD_COUNT_KEYS,
-                     *(f"grad_{k}" for k in GRAD_BREAKDOWN_KEYS))
+                     *(f"grad_{k}" for k in GRAD_BREAKDOWN_KEYS), "compute_dtype", "refused")
 
 
 def sweep_csv(sweep) -> str:
@@ -71,11 +74,12 @@ def sweep_csv(sweep) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(SWEEP_CSV_COLUMNS)
-    for r in sweep.rows:
+    for r in [*sweep.rows, *sweep.refused]:
         d = sweep_row_dict(r)
         grad_breakdown = d["grad_breakdown"] or {}
         cells = ([d[k] for k in SWEEP_SCALAR_COLUMNS] + [d["breakdown"][k] for k in BREAKDOWN_KEYS]
-                 + [d[k] for k in GRAD_COUNT_KEYS] + [grad_breakdown.get(k) for k in GRAD_BREAKDOWN_KEYS])
+                 + [d[k] for k in GRAD_COUNT_KEYS] + [grad_breakdown.get(k) for k in GRAD_BREAKDOWN_KEYS]
+                 + [d["compute_dtype"], " ".join(d["refused"].split()) if d["refused"] else None])
         writer.writerow(["" if v is None else csv_cell(v) for v in cells])
     return out.getvalue()
 
@@ -131,6 +135,16 @@ def sweep_tables(sweep, width: int = 80) -> list:
             out.append(brk)
         if any(r.grad is not None for r in rows):
             out.append(grad_sweep_table(rows, wide, dtype, v))
+        if sweep.autocast is not None:
+            computed: dict[str, list[str]] = {}
+            for r in rows:
+                computed.setdefault(r.compute_dtype or dtype, []).append(r.method)
+            for name, methods in computed.items():
+                out.append(Text(f"computed in {name} under autocast: {', '.join(methods)}", style="dim"))
+        for r in sweep.refused:
+            if (r.backend, r.dtype, r.target) == (backend, dtype, target):
+                out.append(Text(f"{r.method}: refused by torch.autocast ({sweep.autocast.device}), torch's message: "
+                                + " ".join(r.refused.split()), style="dim"))
         sentence = sweep.summary.get((backend, dtype, target))
         if sentence:
             out.append(Text(sentence))

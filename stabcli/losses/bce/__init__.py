@@ -66,11 +66,13 @@ class SweepCase:
     def wide(self) -> tuple[float, float, float]:
         return tuple(float(to_float64(self.fmt.round(np.array(v)))) for v in (self.target, self.weight, self.pos_weight))
 
-    def reference(self, xs: np.ndarray, cache: dict | None = None):
-        """(nearest, for_rounding) reference of the loss at the logits ``xs`` (see ``reference.sweep_reference``)."""
+    def reference(self, xs: np.ndarray, cache: dict | None = None, fmt: Format | None = None):
+        """(nearest, for_rounding) reference of the loss at the logits ``xs`` (see ``reference.sweep_reference``),
+        certified for rounding into ``fmt`` (default the case's own; autocast's float32 losses ask for float32)."""
         from stabcli.losses.bce import reference
 
-        return reference.sweep_reference(to_float64(xs), self.fmt.bits, *self.wide(), cache=cache, fmt=self.fmt)
+        fmt = self.fmt if fmt is None else fmt
+        return reference.sweep_reference(to_float64(xs), fmt.bits, *self.wide(), cache=cache, fmt=fmt)
 
     def grad_reference(self, xs: np.ndarray, cache: dict | None = None):
         """(nearest, for_rounding) reference gradient at ``xs`` (see ``reference.sweep_grad_reference``)."""

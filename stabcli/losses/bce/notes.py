@@ -189,7 +189,10 @@ def summary(comparison) -> list[str]:
         bce = _pick(comparison.rows, dn.dtype, "torch_bce") or _pick(comparison.rows, dn.dtype, "clamped")
         if bce is not None:
             label = "BCELoss (torch_bce)" if bce.method == "torch_bce" else "The clamped form (BCELoss's rule)"
-            if bce.status == "clamped" and naive is not None and naive.status == "nan":
+            if bce.status == "refused":
+                parts.append(f"{label} is refused by torch.autocast on CUDA (\"unsafe to autocast\"): "
+                             "autocast sends BCEWithLogitsLoss to float32 instead.")
+            elif bce.status == "clamped" and naive is not None and naive.status == "nan":
                 parts.append(f"{label} clamps the -inf log to -100, so 0·(-100) = 0 and it returns {num(bce.loss)}: "
                              f"the clamp hides the NaN.")
             elif bce.status == "clamped" and bce.error_bits == 0:
@@ -201,6 +204,8 @@ def summary(comparison) -> list[str]:
             else:
                 parts.append(f"{label} returns {num(bce.loss)} ({bce.status}).")
         flipped = _pick(comparison.flipped, dn.dtype, bce.method if bce is not None else "clamped")
+        if flipped is not None and flipped.status == "refused":
+            flipped = None
         if flipped is not None and flipped.status == "clamped" and flipped.error_bits == 0:
             parts.append(f"With target {num(1.0 - y)} it returns the right {num(flipped.loss)}, but only because "
                          f"the clamp hides 0·log(0) = NaN.")
