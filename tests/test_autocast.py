@@ -148,6 +148,16 @@ def test_compare_on_cpu_runs_bce_in_float32():
     assert rows["naive"]["compute_dtype"] == "float16"
 
 
+def test_cpu_bce_clamp_is_judged_in_float32():
+    # x = 2, y = 1: p = sigmoid(2) in float16, then BCELoss in float32; no clamp fires (log p = -0.127), so the
+    # row is not "clamped" (the rule without the clamp is evaluated in float32 as well), and its gradient guard
+    # max(p(1-p), 1e-12) does not fire either
+    result = run("compare", "2", "1", "--autocast", "float16", "--device", "cpu", "--format", "json")
+    bce = {r["method"]: r for r in json.loads(result.output)["results"]}["torch_bce"]
+    assert bce["status"] == "inaccurate"  # float32 result with float16 p: outside float32's tolerance
+    assert bce["grad_status"] != "clamped"
+
+
 def test_table_names_the_compute_dtype_and_the_refusal():
     result = run("compare", "9", "0", "--autocast", "float16", "--no-steps")
     out = " ".join(result.output.split())

@@ -126,6 +126,21 @@ def family_of(loss: str, **given):
     return family
 
 
+def probs_option(func):
+    return click.option(
+        "--probs", is_flag=True,
+        help="The first argument holds probabilities p in [0, 1] (what BCELoss takes), not logits: naive, clamped "
+             "and torch_bce take p directly, the logit forms logit(p) recovered in float64.")(func)
+
+
+def probability_family(family):
+    """The family of ``family`` that takes probabilities (--probs), or a UserError naming the families that do."""
+    probs = family.with_probabilities()
+    if probs is None:
+        raise UserError(f"--probs is for --loss bce (probabilities of one class); --loss {family.name} takes logits")
+    return probs
+
+
 def autocast_options(func):
     """--autocast DTYPE and --device DEVICE: evaluate the torch backend under torch.autocast."""
     func = click.option(

@@ -57,6 +57,7 @@ class Row:
     grad_verdict: str | None = None
     unclamped_loss: float | None = None  # single element, clamped/torch_bce: the loss without the -100 clamp
     compute_dtype: str | None = None  # the dtype the loss came back in (float32 under autocast's float32 lists)
+    grad_wrt: str = "x"  # what the gradient is taken with respect to (p for --probs' probability methods)
     message: str | None = None  # status refused: torch's own message
     library: str | None = None  # a peer row: the library, its version and what it computed in
 
@@ -81,6 +82,7 @@ class Comparison:
     summary: list[str] = field(default_factory=list)  # plain sentences, per dtype, on what the rows show
     family: str = "bce"
     autocast: object = None  # the core.autocast.AutocastSpec evaluated under, or None
+    variable: str = "x"  # what the first input is called (p with --probs)
 
 
 def _rounded(fmt: Format, inputs, family):
@@ -91,6 +93,8 @@ def _rounded(fmt: Format, inputs, family):
     overflow = False
     variable = family.input_keys[0]
     for key, arr in arrays.items():
+        if key not in given:  # derived in the dtype (--probs: the logit recovered from p), not typed
+            continue
         orig = given[key]
         back = to_float64(arr)
         name = family.input_labels.get(key, key)
@@ -263,7 +267,11 @@ def _row(family, backend, fmt, method, arrays, reduction, ref: _Exact, gref: _Ex
         events=_events(ev, ops),
     )
     row.compute_dtype = cfmt.name
+    row.grad_wrt = family.grad_variable(method)
     gradient = family.grad_details(backend, fmt, method, arrays, reduction)
+    own = family.method_grad_reference(method, _wide(arrays), reduction)
+    if own is not None:
+        gref = _exact_values(own, fmt, gref.scalar)
     if gradient is not None:
         gfmt = format_of(gradient.grad, fmt)
         gerr = measure_grad(gradient.grad.reshape(-1), gref.nearest, gfmt, Tolerance.for_format(gfmt, rtol, atol),
@@ -284,6 +292,18 @@ def _row(family, backend, fmt, method, arrays, reduction, ref: _Exact, gref: _Ex
                           for name, value, note in notes_text.grad_steps(row, gradient, fmt)]
             row.grad_verdict = notes_text.grad_verdict(row, gradient, fmt)
     return row
+
+
+def _wide(arrays: dict) -> dict:
+    """The inputs in the dtype widened to float64 (class indices kept as integers), as the references take them."""
+    return {k: a if a.dtype.kind in "iu" else to_float64(a) for k, a in arrays.items()}
+
+
+def _exact_values(values: list, fmt: Format, scalar: bool) -> _Exact:
+    """mpmath values as an :class:`_Exact`: nearest float64, rounded to odd (below 64 bits), finite."""
+    nearest = np.array([exact.to_float64_nearest(v) for v in values])
+    odd = np.array([exact.to_float64_odd(v) for v in values]) if fmt.bits < 64 else nearest
+    return _Exact(nearest, odd, np.array([exact.is_finite(v) for v in values]), scalar)
 
 
 def format_of(values, fmt: Format) -> Format:
@@ -367,17 +387,11 @@ def _compare(inputs, formats, backends, methods, rtol, atol, family, peers, auto
         arrays, overflow, changes = _rounded(fmt, inputs, family)
         logits_in = [float(v) for v in to_float64(arrays[keys[0]]).ravel()]
         dtype_notes.append(DtypeNote(fmt.name, logits_in, overflow, changes))
-        wide = {k: a if a.dtype.kind in "iu" else to_float64(a) for k, a in arrays.items()}
-        exact_out, exact_grad = family.exact_reference(wide, inputs.reduction)
-        ref_nearest = np.array([exact.to_float64_nearest(v) for v in exact_out])
-        ref_finite = np.array([exact.is_finite(v) for v in exact_out])
-        grad_finite = np.array([exact.is_finite(v) for v in exact_grad])
+        exact_out, exact_grad = family.exact_reference(_wide(arrays), inputs.reduction)
         # Rounded into a narrower dtype from a round-to-odd float64, so that it is rounded only once in effect.
-        ref_odd = np.array([exact.to_float64_odd(v) for v in exact_out]) if fmt.bits < 64 else ref_nearest
-        grad_nearest = np.array([exact.to_float64_nearest(v) for v in exact_grad])
-        grad_odd = np.array([exact.to_float64_odd(v) for v in exact_grad]) if fmt.bits < 64 else grad_nearest
-        ref = _Exact(ref_nearest, ref_odd, ref_finite, reduced)
-        gref = _Exact(grad_nearest, grad_odd, grad_finite, reduced and len(exact_grad) == 1)
+        ref = _exact_values(exact_out, fmt, reduced)
+        gref = _exact_values(exact_grad, fmt, reduced and len(exact_grad) == 1)
+        ref_nearest, ref_finite = ref.nearest, ref.finite
         beyond = [v for v, fin in zip(ref_nearest, ref_finite) if fin and plain_notes.beyond_format(v, fmt)]
         if beyond:
             largest = plain_notes.num(max(beyond, key=abs))
@@ -399,7 +413,7 @@ def _compare(inputs, formats, backends, methods, rtol, atol, family, peers, auto
                     continue
                 rows.append(_row(family, backend, fmt, method, arrays, inputs.reduction, ref, gref, logits_in,
                                  overflow, single, rtol, atol))
-    comparison = Comparison(inputs, rows, dtype_notes, notes, family=family.name)
+    comparison = Comparison(inputs, rows, dtype_notes, notes, family=family.name, variable=family.variable)
     if single:
         companion = family.companion(inputs, backends, methods)
         if companion is not None:

@@ -98,6 +98,7 @@ class LossFamily:
     pos_weight: bool = False  # whether the family takes --pos-weight (BCE); the CLI refuses it otherwise
 
     options: tuple[str, ...] = ()  # the family's own command-line options (softmax: label_smoothing, classes, shift)
+    probabilities: bool = False  # whether the first input holds probabilities (``--probs``) rather than logits
 
     # what the user typed -----------------------------------------------------------------------------------
     def parse_inputs(self, logits: str, targets: str, reduction: str = "mean", weight: str = "1",
@@ -111,6 +112,10 @@ class LossFamily:
     def parse_sweep(self, targets: tuple[str, ...], weight: str, pos_weight: str, **options):
         """A sweep's (targets, weight, pos_weight, options for :meth:`sweep_case`) from the command line's text, or
         None: then the CLI reads them as an elementwise family's (targets in [0, 1], one weight and pos_weight)."""
+        return None
+
+    def with_probabilities(self):
+        """The family that takes probabilities p as its first input (``--probs``), or None if it has none."""
         return None
 
     # methods -----------------------------------------------------------------------------------------------
@@ -185,6 +190,16 @@ class LossFamily:
         return loss, exact.reduce_exact_grad(grads, reduction)
 
     # gradients ---------------------------------------------------------------------------------------------
+    def grad_variable(self, method: str) -> str:
+        """What ``method``'s gradient is taken with respect to (a row's ``grad_wrt``): :attr:`variable` by default;
+        with ``--probs`` p for the probability methods, x for the logit methods."""
+        return self.variable
+
+    def method_grad_reference(self, method: str, arrays: dict, reduction: str):
+        """The exact gradient of ``method`` when it differs from :meth:`exact_reference`'s (a method whose gradient
+        is taken with respect to another variable), as mpmath numbers; None for the shared one."""
+        return None
+
     def grad_details(self, backend: str, fmt, method: str, arrays: dict, reduction: str = "none"):
         """The gradient of ``method`` (``core.autodiff.Gradient``, its ``grad`` shaped as the variable) and where a
         clamp changed it; None for a method with no gradient (a peer library that cannot differentiate).

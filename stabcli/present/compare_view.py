@@ -37,6 +37,7 @@ def _row_dict(row) -> dict:
         "grad": row.grad, "grad_reference": row.grad_reference, "grad_abs_error": row.grad_abs_error,
         "grad_error_bits": row.grad_error_bits, "grad_status": row.grad_status,
         "compute_dtype": row.compute_dtype,
+        "grad_wrt": row.grad_wrt,
     }
     if row.message is not None:
         d["message"] = row.message
@@ -61,6 +62,7 @@ def compare_json(comparison) -> str:
     }
     if comparison.autocast is not None:
         doc["autocast"] = comparison.autocast.as_json()
+
     if comparison.summary:
         doc["summary"] = comparison.summary
     return dumps(doc)
@@ -104,6 +106,16 @@ def _element(values, i: int, n: int, text=csv_cell):
     return ";".join(text(v) for v in values[i * k:(i + 1) * k])
 
 
+def _grad_title(rows) -> str:
+    """"gradient d loss / d x", or with --probs which methods are differentiated with respect to p and which x."""
+    wrt = {r.grad_wrt for r in rows if r.grad is not None}
+    if wrt <= {"x"}:
+        return "gradient d loss / d x"
+    if wrt == {"p"}:
+        return "gradient d loss / d p"
+    return "gradient d loss / d p (naive, clamped, torch_bce); d loss / d x (logit forms)"
+
+
 def _one_value(v):
     return v[0] if isinstance(v, list) else v
 
@@ -117,10 +129,11 @@ MAX_NOTES = 4  # notes on inputs changed by rounding, per dtype, in a table
 MAX_ELEMENT_ROWS = 12  # per method, in a table of per-element results; the rest are in --format json or csv
 
 
-def element_table(title: str, rows, xs: list, value: str, ref: str, bits: str, status: str) -> Table:
+def element_table(title: str, rows, xs: list, value: str, ref: str, bits: str, status: str,
+                  variable: str = "x") -> Table:
     """Per-element results (reduction 'none', or per-element gradients): a row per method and element."""
     table = Table(title=title, title_justify="left", pad_edge=False, box=box.SIMPLE_HEAD)
-    for name, justify in (("method", "left"), ("x", "right"), (value, "right"), ("reference", "right"),
+    for name, justify in (("method", "left"), (variable, "right"), (value, "right"), ("reference", "right"),
                           ("bits", "right"), ("status", "left")):
         table.add_column(name, justify=justify, no_wrap=True)
     backend = None
@@ -159,7 +172,7 @@ def compare_tables(comparison) -> list:
     single = comparison.inputs.size == 1
     for dtype, rows in by_dtype.items():
         dn = notes[dtype]
-        title = f"[bold]{dtype}[/]  x = {_inputs_line(dn.logits)}"
+        title = f"[bold]{dtype}[/]  {comparison.variable} = {_inputs_line(dn.logits)}"
         if dn.input_overflow:
             title += "  [bold red](overflowed)[/]"
         per_element = isinstance(rows[0].loss, list)
@@ -193,13 +206,14 @@ def compare_tables(comparison) -> list:
                 status = status_text(r.status)
             table.add_row("  " + r.method, loss, ref, err, bits, status)
         if per_element:
-            table = element_table(title, rows, dn.logits, "loss", "reference", "error_bits", "status")
+            table = element_table(title, rows, dn.logits, "loss", "reference", "error_bits", "status",
+                                  comparison.variable)
         out.append(table)
         if single and any(isinstance(r.grad, list) and len(r.grad) > 1 for r in rows):
             out.append(vector_grad_table(rows, dtype))  # one row of class logits: its gradient vector
         elif any(isinstance(r.grad, list) for r in rows):
-            out.append(element_table(f"[bold]{dtype}[/]  gradient d loss / d x", rows, dn.logits, "grad",
-                                     "grad_reference", "grad_error_bits", "grad_status"))
+            out.append(element_table(f"[bold]{dtype}[/]  {_grad_title(rows)}", rows, dn.logits, "grad",
+                                     "grad_reference", "grad_error_bits", "grad_status", comparison.variable))
         elif any(r.grad is not None for r in rows):
             out.append(grad_table(rows, dtype))
         if amp:  # the dtype each loss was computed in
@@ -276,7 +290,7 @@ def vector_grad_table(rows, dtype: str) -> Table:
 
 def grad_table(rows, dtype: str) -> Table:
     """The gradient d loss / d x of every row, compact (within 80 columns), per backend."""
-    table = Table(title=f"[bold]{dtype}[/]  gradient d loss / d x", title_justify="left", pad_edge=False,
+    table = Table(title=f"[bold]{dtype}[/]  {_grad_title(rows)}", title_justify="left", pad_edge=False,
                   box=box.SIMPLE_HEAD)
     for name, justify in (("method", "left"), ("grad", "right"), ("reference", "right"), ("bits", "right"),
                           ("status", "left")):

@@ -108,6 +108,11 @@ class BCE(LossFamily):
 
         return peers.METHODS
 
+    def with_probabilities(self):
+        from stabcli.losses.bce import probs
+
+        return probs.FAMILY
+
     def formula(self, method: str):
         if method not in formulas.METHODS:  # a peer library's (imports nothing otherwise)
             peer = self.peer_methods[method]
