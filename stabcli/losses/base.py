@@ -224,6 +224,23 @@ class LossFamily:
         Default: :meth:`grad_of` on the case's arrays (the swept variable is the formula's first input)."""
         return self.grad_of(backend, case.fmt, method, case.arrays(xs), broadcast=False)
 
+    # files (``stabcli check``) -----------------------------------------------------------------------------
+    @property
+    def streams_files(self) -> bool:
+        """Whether ``check`` can stream a file of any size through this family (it has a fast file reference)."""
+        return type(self).file_reference is not LossFamily.file_reference
+
+    def file_reference(self, arrays: dict, fmt):
+        """The exact loss at many elements from a file, fast: (nearest, for_rounding) float64 arrays, one per element
+        of ``arrays`` (the inputs in ``fmt``, widened to float64; weight and pos_weight 0-d), certified for rounding
+        into ``fmt``; None when the family has no fast form (check then takes at most compare's number of elements,
+        each against mpmath)."""
+        return None
+
+    def file_grad_reference(self, method: str, arrays: dict, fmt):
+        """:meth:`file_reference` for ``method``'s gradient (with respect to :meth:`grad_variable`), or None."""
+        return None
+
     # text --------------------------------------------------------------------------------------------------
     @property
     def notes(self) -> Any:

@@ -172,6 +172,18 @@ class BCE(LossFamily):
 
         return notes
 
+    def file_reference(self, arrays, fmt):
+        from stabcli.losses.bce.reference import check_reference
+
+        return check_reference(arrays["logits"], arrays["targets"], fmt, float(arrays["weight"]),
+                               float(arrays["pos_weight"]))
+
+    def file_grad_reference(self, method, arrays, fmt):
+        from stabcli.losses.bce.reference import check_grad_reference
+
+        return check_grad_reference(arrays["logits"], arrays["targets"], fmt, float(arrays["weight"]),
+                                    float(arrays["pos_weight"]))
+
     def companion(self, inputs, backends, methods):
         """For one logit and a hard target: BCELoss at the other target (what the clamp does there), or None."""
         y = float(inputs.targets.reshape(-1)[0])

@@ -236,6 +236,30 @@ class BCEProbs(BCE):
     def companion(self, inputs, backends, methods):
         return None
 
+    def file_reference(self, arrays, fmt):
+        """-w·(pw·y·log p + (1-y)·log1p(-p)) in float64: two non-negative terms, each log within an ulp or two, so
+        within a few ulps (2^-49 relative with room, as BCE's softplus form); certified for ``fmt`` as there."""
+        p, y = arrays["probs"], arrays["targets"]
+        w, pw = float(arrays["weight"]), float(arrays["pos_weight"])
+        with np.errstate(all="ignore"):
+            pos = np.where(pw * y == 0, 0.0, -(pw * y) * np.log(p))
+            neg = np.where(1 - y == 0, 0.0, -(1 - y) * np.log1p(-p))
+            fast = np.where(w == 0, 0.0, w * (pos + neg))
+        return _certify(fast, 2.0**-49 * np.abs(fast) + 2.0**-1060, fmt,
+                        lambda i: exact_loss_p(float(p[i]), float(y[i]), w, pw))
+
+    def file_grad_reference(self, method, arrays, fmt):
+        if method not in PROBABILITY_METHODS:
+            return super().file_grad_reference(method, arrays, fmt)  # BCE's, at the recovered logits
+        p, y = arrays["probs"], arrays["targets"]
+        w, pw = float(arrays["weight"]), float(arrays["pos_weight"])
+        with np.errstate(all="ignore"):
+            t1 = np.where(1 - y == 0, 0.0, w * ((1 - y) / (1 - p)))
+            t2 = np.where(pw * y == 0, 0.0, w * ((pw * y) / p))
+            fast = t1 - t2
+            bound = 2.0**-47 * (np.abs(t1) + np.abs(t2)) + 2.0**-1060
+        return _certify(fast, bound, fmt, lambda i: exact_grad_p(float(p[i]), float(y[i]), w, pw))
+
     @cached_property
     def notes(self):
         from stabcli.losses.bce import probs_notes
@@ -259,6 +283,22 @@ class BCEProbs(BCE):
 
     def sweep_case(self, *args, **kwargs):
         raise InputError("--probs is for compare and check; a sweep varies logits")
+
+
+def _certify(fast: np.ndarray, bound: np.ndarray, fmt: Format, exact):
+    """(nearest, for_rounding): ``fast`` where ``fast ± bound`` round to one value of ``fmt``, mpmath's ``exact(i)``
+    elsewhere; float64 as it is."""
+    from stabcli.core.exact import to_float64_nearest, to_float64_odd
+
+    if fmt.bits == 64:
+        return fast, fast
+    with np.errstate(all="ignore"):
+        lo, hi = to_float64(fmt.round(fast - bound)), to_float64(fmt.round(fast + bound))
+    nearest, for_rounding = fast.copy(), fast.copy()
+    for i in np.flatnonzero(~(lo == hi) & np.isfinite(fast)):  # infinite: the exact limit already
+        e = exact(int(i))
+        nearest[i], for_rounding[i] = to_float64_nearest(e), to_float64_odd(e)
+    return nearest, for_rounding
 
 
 FAMILY = BCEProbs()
