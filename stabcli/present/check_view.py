@@ -10,7 +10,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from stabcli.present.common import count_text, csv_cell, dumps, logit_text, short, status_text, value_text
+from stabcli.present.common import count_text, csv_cell, dumps, logit_text, short, value_text
 from stabcli.present.sweep_view import BREAKDOWN_KEYS, GRAD_BREAKDOWN_KEYS
 
 WORST_SHOWN = 3  # worst elements per method in a table (JSON has --worst of them)
@@ -119,10 +119,10 @@ def header_lines(check) -> list[str]:
     return lines
 
 
-def _x(v) -> str:
+def _x(v, digits: int = 8) -> str:
     if isinstance(v, list):
         return "[" + ", ".join(short(e, 4) for e in v) + "]"
-    return short(v, 8)
+    return short(v, digits)
 
 
 def summary_lines(check) -> list[str]:
@@ -221,17 +221,20 @@ def check_tables(check, width: int = 80) -> list:
                               count_text(g["inaccurate"], "yellow"), Text(short(r.grad_max_error_bits, 3)))
             out.append(grads)
         shown = False
+        v = "p" if check.probs else "x"
         for r in live:
             bad = [w for w in r.worst if w.status != "ok"][:WORST_SHOWN]
             if not bad:
                 continue
             if not shown:
-                out.append(Text("worst elements (index: input, target -> loss, exact):", style="bold"))
+                out.append(Text("worst elements (index in the file, input, target: loss):", style="bold"))
                 shown = True
+            out.append(Text(f"  {r.method}"))
             for w in bad:
-                more = f"; {_n(w.count)} elements" if w.count > 1 else ""
-                out.append(Text(f"  {r.method} {w.index}: {_x(w.logit)}, {_x(w.target)} -> {short(w.loss, 8)} "
-                                f"({w.status}; exact {short(w.reference, 8)}{more})"))
+                more = f", {_n(w.count)} alike" if w.count > 1 else ""
+                x = _x(w.logit, 8) if isinstance(w.logit, list) else logit_text(w.logit, dtype).plain
+                out.append(Text(f"    {w.index} {v}={x} y={_x(w.target, 4)}: {short(w.loss, 7)} "
+                                f"(exact {short(w.reference, 6)}, {w.status}{more})"))
         for r in rows:
             if r.refused:
                 out.append(Text(f"{r.method}: refused by torch.autocast, torch's message: " + " ".join(r.refused.split()),
