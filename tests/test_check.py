@@ -288,3 +288,22 @@ def test_bad_input_is_one_error_line(bad_files, args, message):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
     assert message.replace("MISSING", str(d / "missing.npy")) in lines[0], lines[0]
+
+
+def test_no_warning_reaches_stderr_and_output_is_deterministic(files):
+    import subprocess
+    import sys
+
+    d, x, y = files
+    args = [sys.executable, "-W", "always", "-m", "stabcli", "check", str(d / "x16.npy"), str(d / "y16.npy"),
+            "--format", "json"]
+    first = subprocess.run(args, capture_output=True, text=True)
+    assert first.returncode == 0 and first.stderr == "", first.stderr
+    json.loads(first.stdout, parse_constant=lambda t: (_ for _ in ()).throw(ValueError(t)))  # strict JSON
+    second = run("check", d / "x16.npy", d / "y16.npy", "--format", "json")
+    assert second.output == first.stdout
+
+
+def test_help_has_an_example():
+    out = run("check", "--help").output
+    assert "Example:" in out and "stabcli check logits.npy targets.npy" in out

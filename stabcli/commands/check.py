@@ -371,9 +371,10 @@ def _tally(row: CheckRow, j, changed, x64, y64, counts, weights, index, ctx: _Co
     by_code = np.bincount(j.code.reshape(-1), weights=weights, minlength=len(STATUSES))
     for key, c in zip(COUNT_KEYS, by_code):
         row.counts[key] += int(round(float(c)))
+    bits = j.error_bits()  # per element: the worst elements' score, and the largest
     if x64.size:
         row.max_abs_error = max(row.max_abs_error, float(np.max(j.abs_error)))
-        row.max_error_bits = max(row.max_error_bits, j.max_error_bits())
+        row.max_error_bits = max(row.max_error_bits, float(np.max(bits)))
     with np.errstate(all="ignore"):  # means over the elements whose input is not NaN (NaN in is NaN out)
         keep = ~np.isnan(x64)
         loss64, ref64 = j.loss64[keep], j.ref.nearest[keep]
@@ -387,7 +388,6 @@ def _tally(row: CheckRow, j, changed, x64, y64, counts, weights, index, ctx: _Co
         if mask is not None:
             _closest(row.breakdown, kind, np.asarray(mask), x64)
     # the worst elements of this chunk, merged into the row's candidates
-    bits = j.error_bits()
     code = j.code.reshape(-1)
     rank = np.array([_RANK["ok"], _RANK["inaccurate"], _RANK["clamped"], _RANK["inf"], _RANK["nan"]])[code]
     rank = np.where((code == 2) & (bits > 0), _RANK["clamped_wrong"], rank)
@@ -398,11 +398,11 @@ def _tally(row: CheckRow, j, changed, x64, y64, counts, weights, index, ctx: _Co
         kth = np.partition(score, score.size - k)[score.size - k]
         cand = np.flatnonzero(score >= kth)
         top = cand[np.lexsort((index[cand], -score[cand]))[:k]]
-        status = j.status.reshape(-1)
-        for i in top:
+        status = np.asarray(STATUSES)[code[top]]
+        for n, i in enumerate(top):
             row._candidates.append((float(score[i]), int(index[i]), float(x64[i]), float(y64[i]),
                                     float(j.loss64[i]), float(j.ref.nearest[i]), float(j.abs_error[i]),
-                                    float(bits[i]), str(status[i]), 1 if counts is None else int(counts[i])))
+                                    float(bits[i]), str(status[n]), 1 if counts is None else int(counts[i])))
         row._candidates.sort(key=lambda c: (-c[0], c[1]))
         del row._candidates[ctx.worst:]
 
