@@ -307,3 +307,22 @@ def test_no_warning_reaches_stderr_and_output_is_deterministic(files):
 def test_help_has_an_example():
     out = run("check", "--help").output
     assert "Example:" in out and "stabcli check logits.npy targets.npy" in out
+
+
+def test_overflow_is_inf_but_exact_limits_are_ok(tmp_path):
+    # pos_weight 10, x = -7000: the exact loss 70000 is beyond float16's 65504 (issue 11, item 4); x = -inf: the
+    # exact loss is inf itself (a limit), so an inf there is right
+    np.save(tmp_path / "x.npy", np.array([-7000.0, -np.inf, 1.0], dtype=np.float16))
+    np.save(tmp_path / "y.npy", np.ones(3, dtype=np.float16))
+    doc = json.loads(run("check", tmp_path / "x.npy", tmp_path / "y.npy", "--pos-weight", "10", "--backend",
+                         "torch", "--format", "json").output)
+    softplus = next(r for r in doc["results"] if r["method"] == "softplus")
+    assert softplus["count_inf"] == 1 and softplus["count_ok"] == 2
+    assert softplus["worst"][0]["index"] == [0] and softplus["worst"][0]["reference"] == 70000.0
+    # --probs: p = 1 with target 0 is an exact inf (-log(1 - 1)), not an overflow
+    np.save(tmp_path / "p.npy", np.array([1.0, 0.5], dtype=np.float16))
+    np.save(tmp_path / "t.npy", np.zeros(2, dtype=np.float16))
+    doc = json.loads(run("check", tmp_path / "p.npy", tmp_path / "t.npy", "--probs", "--backend", "torch",
+                         "--format", "json").output)
+    naive = next(r for r in doc["results"] if r["method"] == "naive")
+    assert naive["count_ok"] == 2 and naive["mean_reference"] == "inf"

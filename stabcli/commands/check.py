@@ -312,13 +312,14 @@ class _Context:
         ref_pair = family.file_reference(wide, fmt)
         refs: dict[str, Reference] = {}
         x64 = wide[family.input_keys[0]]
-        finite = np.isfinite(x64)
 
         def ref_in(cfmt: Format) -> Reference:
             if cfmt.name not in refs:
                 nearest, for_rounding = ref_pair if cfmt.name == fmt.name else family.file_reference(wide, cfmt)
+                # where the float64 reference is finite, so is the exact value (an infinite one is an exact limit:
+                # a logit of ±inf, or with --probs a log of p = 0 or 1 that has a coefficient)
                 refs[cfmt.name] = Reference.prepare(nearest, cfmt, Tolerance.for_format(cfmt, *self.given),
-                                                    for_rounding, exact_finite=finite)
+                                                    for_rounding)
             return refs[cfmt.name]
 
         grad_refs: dict = {}
@@ -340,7 +341,7 @@ class _Context:
                 if wrt not in grad_refs:
                     nearest, for_rounding = family.file_grad_reference(row.method, wide, fmt)
                     grad_refs[wrt] = Reference.prepare(nearest, fmt, Tolerance.for_format(fmt, *self.given),
-                                                       for_rounding, exact_finite=finite)
+                                                       for_rounding)
                 g = family.grad_of(row.backend, fmt, row.method, arrays, "none", broadcast=False)
                 g = np.broadcast_to(np.asarray(g).reshape(-1), x64.shape)
                 _tally_grad(row, g, grad_refs[wrt], x64, counts)

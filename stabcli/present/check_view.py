@@ -108,7 +108,8 @@ def header_lines(check) -> list[str]:
     for n in check.inputs:
         parts = []
         if n.distinct is not None:
-            parts.append(f"{_n(n.distinct)} distinct ({first[:-1]}, target) pairs, each evaluated once")
+            one = "probability" if check.probs else "logit"
+            parts.append(f"{_n(n.distinct)} distinct ({one}, target) pairs, each evaluated once")
         if n.logits_changed:
             over = f", {_n(n.logits_overflowed)} of them to ±inf" if n.logits_overflowed else ""
             parts.append(f"{_n(n.logits_changed)} {first} changed by rounding to {n.dtype}{over}")
