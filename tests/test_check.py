@@ -123,6 +123,13 @@ def test_a_planted_breakdown_is_found_at_its_index(tmp_path):
     assert naive["breakdown"]["nonfinite_pos"] == 9.0
     bce = next(r for r in doc["results"] if r["method"] == "torch_bce")
     assert bce["count_clamped"] == 1 and bce["worst"][0]["loss"] == 100.0  # the -100 clamp
+    # for training: naive's loss is inf there; BCELoss's loss is a finite 100, but its backward divides by
+    # max(p(1-p), 1e-12) = max(0, 0) in float16 (1e-12 rounds to 0): NaN (README, DESIGN.md)
+    assert naive["training"] == {"class": "diverges", "count_nonfinite": 1, "count_stalled": 0, "break_pos": 9.0,
+                                 "break_pos_kind": "loss inf", "break_neg": None, "break_neg_kind": None}
+    assert bce["training"]["class"] == "diverges" and bce["training"]["break_pos_kind"] == "grad NaN"
+    softplus = next(r for r in doc["results"] if r["method"] == "softplus")
+    assert softplus["training"]["class"] == "ok"
 
 
 def test_file_formats(tmp_path):

@@ -81,6 +81,9 @@ class CheckRow:
     grad_counts: dict | None = None  # GRAD_COUNT_KINDS, None without gradients
     grad_max_error_bits: float | None = None
     grad_breakdown: dict = field(default_factory=dict)
+    # for training (with gradients): elements where loss or gradient is inf/NaN, where the gradient stalls, and per
+    # side of 0 the input closest to 0 where training breaks and how ("break_pos", "break_pos_kind", ...)
+    training: dict = field(default_factory=lambda: {"nonfinite": 0, "stalled": 0})
     grad_wrt: str = "x"
     compute_dtype: str | None = None
     refused: str | None = None  # torch.autocast refused the method: torch's message
@@ -344,7 +347,8 @@ class _Context:
                                                        for_rounding)
                 g = family.grad_of(row.backend, fmt, row.method, arrays, "none", broadcast=False)
                 g = np.broadcast_to(np.asarray(g).reshape(-1), x64.shape)
-                _tally_grad(row, g, grad_refs[wrt], x64, counts)
+                gj, gone = _tally_grad(row, g, grad_refs[wrt], x64, counts)
+                _tally_training(row, j, gj, gone, x64, counts, fmt)
 
 
 def _weighted(mask: np.ndarray, counts) -> int:
@@ -420,6 +424,45 @@ def _tally_grad(row: CheckRow, g, ref: Reference, x64, counts) -> None:
         row.grad_max_error_bits = max(row.grad_max_error_bits, j.max_error_bits())
     for kind, mask in (("nonfinite", nonfinite), ("nan", code == NAN), ("vanished", gone), ("inaccurate", code != OK)):
         _closest(row.grad_breakdown, kind, mask, x64)
+    return j, gone
+
+
+def _tally_training(row: CheckRow, j, gj, gone, x64, counts, fmt: Format) -> None:
+    """What the elements mean for training (as ``sweep --severity training`` ranks a sweep): where the loss or the
+    gradient is inf/NaN and the truth is not (training diverges), where the gradient vanished although the true one
+    is at least eps (of an ordinary gradient, 1 for BCE) (training stalls), and per side of 0 the input closest to 0
+    where either happens, with how."""
+    with np.errstate(all="ignore"):
+        loss_bad = ~np.isfinite(j.loss64) & j.outside
+        diverge = loss_bad | (gj.code.reshape(-1) >= INF)
+        stall = ~diverge & gone & (np.abs(gj.ref.nearest) >= fmt.eps)
+    row.training["nonfinite"] += _weighted(diverge, counts)
+    row.training["stalled"] += _weighted(stall, counts)
+    breaks = diverge | stall
+    if not breaks.any():
+        return
+    for side, pick in (("pos", x64 >= 0), ("neg", x64 < 0)):
+        at = np.flatnonzero(breaks & pick)
+        if not at.size:
+            continue
+        i = int(at[np.argmin(np.abs(x64[at]))])
+        old = row.training.get(f"break_{side}")
+        if old is None or abs(x64[i]) < abs(old):
+            row.training[f"break_{side}"] = float(x64[i])
+            row.training[f"break_{side}_kind"] = _break_kind(float(j.loss64[i]), float(gj.loss64[i]))
+
+
+def _break_kind(loss: float, grad: float) -> str:
+    """How training breaks at one element, the worst first (the kinds of ``sweep --severity training``)."""
+    if math.isnan(loss):
+        return "loss NaN"
+    if math.isinf(loss):
+        return "loss inf"
+    if math.isnan(grad):
+        return "grad NaN"
+    if math.isinf(grad):
+        return "grad inf"
+    return "grad 0" if grad == 0 else "grad ≈0"
 
 
 def _finish(row: CheckRow, check: Check, fmt: Format, family, worst: int) -> None:

@@ -30,6 +30,7 @@ def row_dict(row) -> dict:
         "grad_count_inaccurate": g["inaccurate"] if g else None,
         "grad_max_error_bits": row.grad_max_error_bits if g else None,
         "grad_breakdown": {k: row.grad_breakdown.get(k) for k in GRAD_BREAKDOWN_KEYS} if g else None,
+        "training": _training(row) if g else None,
         "grad_wrt": row.grad_wrt,
         "compute_dtype": row.compute_dtype,
         "refused": row.refused,
@@ -37,6 +38,17 @@ def row_dict(row) -> dict:
         "mean_excludes_nan_inputs": row.nan_inputs,
         "worst": [w.as_json() for w in row.worst],
     }
+
+
+def _training(row) -> dict:
+    """A row ranked for training: diverges (loss or gradient inf/NaN), stalls (gradient vanished where the truth
+    matters), inaccurate, or ok; how many elements, and where it first breaks on each side of 0."""
+    t = row.training
+    off = row.counts["inaccurate"] + row.counts["clamped"] + (row.grad_counts or {}).get("inaccurate", 0)
+    cls = "diverges" if t["nonfinite"] else "stalls" if t["stalled"] else "inaccurate" if off else "ok"
+    return {"class": cls, "count_nonfinite": t["nonfinite"], "count_stalled": t["stalled"],
+            "break_pos": t.get("break_pos"), "break_pos_kind": t.get("break_pos_kind"),
+            "break_neg": t.get("break_neg"), "break_neg_kind": t.get("break_neg_kind")}
 
 
 def check_json(check) -> str:
@@ -127,42 +139,56 @@ def _x(v, digits: int = 8) -> str:
 
 
 def summary_lines(check) -> list[str]:
-    """One sentence per (backend, dtype): where each method breaks on this file, most severe first."""
+    """One sentence per (backend, dtype): what each method does on this file for training, worst first: inf/NaN in
+    the loss or the gradient (diverges), a gradient lost where the truth matters (stalls), off tolerance, fine; and
+    where on each side of 0 it first happens, and how."""
     groups: dict = {}
     for r in check.rows:
         groups.setdefault((r.backend, r.dtype), []).append(r)
     v = "p" if check.probs else "x"
+    order = {"diverges": 0, "stalls": 1, "inaccurate": 2, "ok": 3}
     out = []
     for (backend, dtype), rows in groups.items():
         bad, fine = [], []
         for r in rows:
             if r.refused:
-                bad.append((9, f"{r.method} is refused by torch.autocast"))
+                bad.append((-1, f"{r.method} is refused by torch.autocast"))
                 continue
             c = r.counts
-            nonfinite = c["inf"] + c["nan"]
-            gnon = (r.grad_counts or {}).get("nonfinite", 0)
-            if nonfinite:
-                where = _sides(r.breakdown, "nonfinite", v, dtype)
-                bad.append((4, f"{r.method} gives inf/NaN on {_elements(nonfinite)}{where}"))
-            elif c["clamped"] and r.max_error_bits > 0:
-                bad.append((3, f"{r.method} is finite only because the -100 clamp fired ({_elements(c['clamped'])}"
+            t = _training(r) if r.grad_counts is not None else None
+            cls = t["class"] if t else ("diverges" if c["inf"] + c["nan"] else
+                                        "inaccurate" if c["inaccurate"] + c["clamped"] else "ok")
+            if cls == "diverges" and t:
+                bad.append((0, f"{r.method} gives inf/NaN (loss or gradient) on {_elements(t['count_nonfinite'])}"
+                               f"{_breaks(t, v, dtype)}"))
+            elif cls == "diverges":
+                bad.append((0, f"{r.method} gives inf/NaN on {_elements(c['inf'] + c['nan'])}"
+                               f"{_sides(r.breakdown, 'nonfinite', v, dtype)}"))
+            elif cls == "stalls":
+                bad.append((1, f"{r.method}'s gradient vanishes where it matters on {_elements(t['count_stalled'])}"
+                               f"{_breaks(t, v, dtype)}"))
+            elif cls == "inaccurate" and c["clamped"] and r.max_error_bits > 0:
+                bad.append((2, f"{r.method} is finite only because the -100 clamp fired ({_elements(c['clamped'])}"
                                f"{_sides(r.breakdown, 'clamped', v, dtype)})"))
-            elif gnon:
-                where = _sides(r.grad_breakdown, "nonfinite", v, dtype)
-                bad.append((3, f"{r.method}'s loss is finite but its gradient is inf/NaN on {_elements(gnon)}"
-                               f"{where}"))
-            elif c["inaccurate"]:
-                bad.append((1, f"{r.method} is off tolerance on {_elements(c['inaccurate'])}"
-                               f"{_sides(r.breakdown, 'inaccurate', v, dtype)}"))
+            elif cls == "inaccurate":
+                off = c["inaccurate"] + c["clamped"]
+                what = f"off tolerance on {_elements(off)}{_sides(r.breakdown, 'inaccurate', v, dtype)}" if off \
+                    else f"its gradient is off tolerance on {_elements(r.grad_counts['inaccurate'])}"
+                bad.append((2, f"{r.method} is {what}"))
             else:
                 fine.append(r.method)
-        bad.sort(key=lambda b: -b[0])
+        bad.sort(key=lambda b: b[0])
         parts = [b[1] for b in bad]
         if fine:
             parts.append(f"{', '.join(fine)} {'is' if len(fine) == 1 else 'are'} within tolerance everywhere")
         out.append(f"{dtype} ({backend}): " + "; ".join(parts) + ".")
     return out
+
+
+def _breaks(t: dict, v: str, dtype: str) -> str:
+    parts = [f"{v} {op} {logit_text(t[f'break_{side}'], dtype).plain} ({t[f'break_{side}_kind']})"
+             for side, op in (("pos", "≥"), ("neg", "≤")) if t.get(f"break_{side}") is not None]
+    return f", first at {' and '.join(parts)}" if parts else ""
 
 
 def _sides(breakdown: dict, kind: str, v: str, dtype: str) -> str:
