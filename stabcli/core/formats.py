@@ -1,7 +1,9 @@
 """The one place that knows float16, bfloat16, float32 and float64.
 
-For each format: its numpy dtype (bfloat16 through ``ml_dtypes``), its torch dtype (looked up lazily so that
-importing this module never imports torch), its constants, and correct rounding of float64 values into it.
+For each format: its numpy dtype (bfloat16 through ``ml_dtypes``), its torch dtype, its constants, and correct
+rounding of float64 values into it. torch and ml_dtypes are imported only when a format needs them: importing
+ml_dtypes registers its ufunc loops with numpy, about 0.5 s (numpy's PyUFunc_AddLoop compares each new loop with
+every one registered before), so only a bfloat16 value pays for it, and a float16/float32/float64 run never does.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-import ml_dtypes
 import numpy as np
 
 from stabcli.core.errors import InputError
@@ -26,6 +27,8 @@ class Format:
     @cached_property
     def np_dtype(self) -> np.dtype:
         if self.name == "bfloat16":
+            import ml_dtypes  # heavy (about 0.5 s): only a bfloat16 value needs it
+
             return np.dtype(ml_dtypes.bfloat16)
         return np.dtype(self.name)
 
@@ -41,7 +44,11 @@ class Format:
 
     @cached_property
     def finfo(self):
-        return ml_dtypes.finfo(self.np_dtype)
+        if self.name == "bfloat16":
+            import ml_dtypes
+
+            return ml_dtypes.finfo(self.np_dtype)
+        return np.finfo(self.np_dtype)
 
     @property
     def eps(self) -> float:
@@ -142,7 +149,7 @@ def round_float64(values: np.ndarray, fmt: Format) -> np.ndarray:
 def to_float64(values) -> np.ndarray:
     """Widen any format's values to float64 (exact)."""
     arr = np.asarray(values)
-    if arr.dtype == np.dtype(ml_dtypes.bfloat16):
+    if arr.dtype.name == "bfloat16":  # by name: comparing with ml_dtypes' dtype would import it
         arr = arr.astype(np.float32)
     return arr.astype(np.float64)
 
