@@ -18,8 +18,10 @@ from stabcli.cli import options
               show_default=True, help="How per-element losses are combined, as in torch.")
 @options.tolerance_options
 @options.format_option
-@click.option("--steps/--no-steps", default=True, show_default=True,
-              help="For a single logit, show every method's trace step by step.")
+@click.option("--steps/--no-steps", default=None,
+              help="For a single logit: --steps shows every dtype's and backend's trace step by step; --no-steps "
+                   "none (JSON and CSV then leave the steps out too). [default: the answer, one table of every "
+                   "dtype, method and backend, and the float32/torch trace]")
 @options.core_errors
 def compare(logits, targets, dtypes, backends, weight, pos_weight, reduction, atol, rtol, output_format, steps):
     """Compare every method on LOGITS and TARGETS against the exact loss.
@@ -58,10 +60,11 @@ def compare(logits, targets, dtypes, backends, weight, pos_weight, reduction, at
                              "pos_weight": (pw, pos_weight)})
     inp = Inputs(*(np.broadcast_to(a, shape) for a in (x, y, w, pw)), reduction=reduction.lower())
     result = run_compare(inp, parse_dtypes(dtypes), options.backends(backends), rtol=rtol, atol=atol)
-    if not steps:
+    if steps is False:
         for row in result.rows:
             row.steps = None
     from stabcli.present import compare_view as view
 
+    mode = "answer" if steps is None else ("all" if steps else "none")
     options.emit(output_format, lambda: view.compare_json(result), lambda: view.compare_csv(result),
-                 lambda width: view.compare_renderable(result))
+                 lambda width: view.compare_renderable(result, mode))

@@ -118,7 +118,9 @@ class LossFamily:
         raise NotImplementedError
 
     # text --------------------------------------------------------------------------------------------------
-    notes: Any = None  # a module with note, verdict, grad_steps, grad_verdict, summary, sweep_summary
+    # a module with note, verdict, grad_steps, grad_verdict, summary, sweep_summary, and optionally
+    # answer(comparison, dtype, backend): the lines a single-element compare opens with (default: the summary's line)
+    notes: Any = None
 
     def companion(self, inputs, backends, methods):
         """A second comparison a single-element compare also runs, for the summary to quote (BCE: BCELoss at the
