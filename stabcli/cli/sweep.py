@@ -42,9 +42,14 @@ def _scalar(text: str, what: str) -> float:
               help="Also sweep each method's gradient d loss/d x: counts of inf/NaN, vanished and off-tolerance "
                    "gradients and where they start. On by default: it costs about 1.5x the time of a loss-only "
                    "sweep (the default sweep: 3.1 s -> 4.6 s); --no-grad skips it.")
+@click.option("--severity", type=click.Choice(("accuracy", "training"), case_sensitive=False), default="accuracy",
+              show_default=True,
+              help="accuracy: every count and where each method leaves the tolerance. training: methods ranked by "
+                   "what breaks training, inf/NaN in the loss or gradient first, then a gradient that stalls (0 "
+                   "where the truth matters), then merely inaccurate; where each first breaks, one line per target.")
 @options.core_errors
 def sweep(dtypes, backends, targets, weight, pos_weight, atol, rtol, output_format, xmin, xmax, points, spacing,
-          exhaustive, plot_path, grad):
+          exhaustive, plot_path, grad, severity):
     """Count, per method, where the loss is inf, NaN, clamped or inaccurate over many logits, and where it breaks.
 
     The grid brackets each breakdown; a search over the dtype's representable values then pins the exact logit
@@ -60,6 +65,7 @@ def sweep(dtypes, backends, targets, weight, pos_weight, atol, rtol, output_form
         stabcli sweep --dtype float32 --min -200 --max 200 --points 1e6 --spacing linear
         stabcli sweep --dtype float16 --backend numpy --plot float16.png
         stabcli sweep --dtype float16 --exhaustive --no-grad
+        stabcli sweep --dtype float32 --backend torch --severity training
     """
     import math
 
@@ -68,6 +74,9 @@ def sweep(dtypes, backends, targets, weight, pos_weight, atol, rtol, output_form
 
     options.check_tolerance(atol, "--atol")
     options.check_tolerance(rtol, "--rtol")
+    severity = severity.lower()
+    if severity == "training" and not grad:
+        raise options.UserError("--severity training ranks gradients too (inf/NaN, stalled); drop --no-grad")
     ys = options.parse_targets(targets)
     if points is not None and not (math.isfinite(points) and points == int(points)):
         raise options.UserError(f"--points {points:g} is not allowed; give a whole number of points")
@@ -92,8 +101,8 @@ def sweep(dtypes, backends, targets, weight, pos_weight, atol, rtol, output_form
                                progress=lambda n: bar.advance(task, n), grad=grad)
     else:
         result = run_sweep(formats, options.backends(backends), ys, grid, w, pw, rtol, atol, grad=grad)
-    options.emit(output_format, lambda: view.sweep_json(result), lambda: view.sweep_csv(result),
-                 lambda width: view.sweep_renderable(result, width))
+    options.emit(output_format, lambda: view.sweep_json(result, severity), lambda: view.sweep_csv(result),
+                 lambda width: view.sweep_renderable(result, width, severity))
     if plot_path is not None:
         from stabcli.present import plots
 

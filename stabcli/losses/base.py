@@ -130,7 +130,8 @@ class LossFamily:
     # sweeps ------------------------------------------------------------------------------------------------
     def sweep_case(self, fmt, target: float, weight: float = 1.0, pos_weight: float = 1.0):
         """The inputs of one (dtype, target) of a sweep: ``arrays(xs)``, ``reference(xs, cache)``,
-        ``grad_reference(xs, cache)`` (each (nearest, for_rounding) float64 pairs), ``wide()``."""
+        ``grad_reference(xs, cache)`` (each (nearest, for_rounding) float64 pairs), ``wide()``, and optionally
+        ``grad_scale``, the size of an ordinary gradient (default 1; see ``commands/severity.py``)."""
         raise NotImplementedError
 
     # thresholds --------------------------------------------------------------------------------------------
