@@ -118,3 +118,17 @@ def test_several_elements_keep_their_per_dtype_tables():
     out = run("compare", "1,2,3", "0,1,1", "--dtype", "float32").output
     assert "Answer" not in out and "float32  x = 1, 2, 3" in out
     assert "float32  gradient d loss / d x" in out
+
+
+def test_ml_dtypes_is_imported_only_for_bfloat16():
+    # importing ml_dtypes costs about 0.5 s (it registers its numpy ufunc loops one by one), so only a bfloat16
+    # value may load it: the seed's float32/torch compare starts without it
+    code = ("import sys; from click.testing import CliRunner; from stabcli.cli import cli;"
+            "r = CliRunner().invoke(cli, sys.argv[1:]); assert r.exit_code == 0, r.output;"
+            "print('ml_dtypes' in sys.modules)")
+    for args, expected in ((["compare", "1e10", "1", "--dtype", "float32"], "False"),
+                           (["sweep", "--dtype", "float16", "--points", "11"], "False"),
+                           (["compare", "1e10", "1", "--dtype", "bfloat16", "--backend", "torch"], "True")):
+        done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == expected, (args, done.stdout)
