@@ -415,3 +415,66 @@ def test_readme_bit_for_bit_claim_is_about_the_loss_and_the_gradients_differ():
     got = {r.method: r for r in c.rows}
     assert got["clamped"].loss == got["torch_bce"].loss == 100.0
     assert math.isnan(got["clamped"].grad) and got["torch_bce"].grad == 0.0
+
+
+# --- sweep sentences ----------------------------------------------------------------------------------------
+
+def _logits(text: str) -> dict:
+    """{'pos': a, 'neg': b} from 'x ≥ a and x ≤ b' (either may be missing)."""
+    out = {}
+    for side, rel in (("pos", "≥"), ("neg", "≤")):
+        m = re.search(rf"x {rel} (-?[\d.e+-]+\d)", text)
+        if m:
+            out[side] = float(m[1])
+    return out
+
+
+def _sides(b, kind: str) -> dict:
+    return {side: getattr(b, f"{kind}_{side}") for side in ("pos", "neg") if getattr(b, f"{kind}_{side}") is not None}
+
+
+def _close(said: dict, have: dict) -> bool:
+    """The logits a sentence names are the row's breakdown logits (to the digits a sentence shows)."""
+    return said.keys() == have.keys() and all(math.isclose(said[k], have[k], rel_tol=1e-5) for k in said)
+
+
+def test_every_sweep_sentence_is_true():
+    from stabcli.commands.sweep import make_grid, run_sweep
+
+    sweep = run_sweep([FORMATS["float16"], FORMATS["bfloat16"]], ["numpy", "torch"], [0.0, 1.0, 0.3], make_grid())
+    wrong = []
+    for (backend, dtype, target), sentence in sweep.summary.items():
+        rows = {r.method: r for r in sweep.rows if (r.backend, r.dtype, r.target) == (backend, dtype, target)}
+        loss_part, _, grad_part = sentence.partition(" Gradient: ")
+        for part in loss_part.split(": ", 1)[1].rstrip(".").split("; "):
+            method, _, claim = part.partition(" ")
+            b = rows[method].breakdown
+            if claim.startswith("gives inf/NaN from"):
+                nf, _, bad = claim[len("gives inf/NaN from "):].partition(" (out of tolerance already from ")
+                ok = _close(_logits(nf), _sides(b, "nonfinite")) and (not bad or _close(_logits(bad), _sides(b, "inaccurate")))
+            elif claim.startswith("is finite over the swept range, but only because the -100 clamp steps in from"):
+                cl, _, bad = claim.partition(" (out of tolerance from ")
+                ok = not _sides(b, "nonfinite") and _close(_logits(cl), _sides(b, "clamped")) and \
+                    (not bad or _close(_logits(bad), _sides(b, "inaccurate")))
+            elif claim.startswith("stays finite but is out of tolerance from"):
+                ok = not _sides(b, "nonfinite") and not _sides(b, "clamped") and \
+                    _close(_logits(claim), _sides(b, "inaccurate"))
+            elif claim == "stays within tolerance over the swept range":
+                ok = not _sides(b, "inaccurate")
+            else:
+                ok = False
+            if not ok:
+                wrong.append((backend, dtype, target, part))
+        for part in grad_part.rstrip(".").split("; "):
+            if " keep" in part and "within tolerance over the swept range" in part:
+                names = part.split(" keep")[0].split(", ")
+                ok = all(not _sides(rows[n].grad.breakdown, "inaccurate") for n in names)
+            else:
+                method = part.split("'s gradient ")[0]
+                g = rows[method].grad.breakdown
+                named = {float(v) for v in re.findall(r"x [≥≤] (-?[\d.e+-]+\d)", part)}
+                have = {v for k in ("nonfinite", "nan", "vanished", "inaccurate") for v in _sides(g, k).values()}
+                ok = bool(named) and all(any(math.isclose(v, h, rel_tol=1e-5) for h in have) for v in named)
+            if not ok:
+                wrong.append((backend, dtype, target, part))
+    assert not wrong, "\n".join(map(repr, wrong[:20]))

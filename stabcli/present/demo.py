@@ -392,10 +392,11 @@ def _step2(b: _Builder) -> DemoStep:
         f"The naive formula gives {naive1} and {naive0}. BCELoss gives {bce1} and {bce0}: no NaN, no inf, "
         f"nothing to warn you. The log-sum-exp form gives {lse1} and {lse0}. The status says which are right: "
         "'clamped' means BCELoss's -100 clamp decided the answer. Steps 3 and 4 show why.",
-    ] + (["Here the logit itself is already inf, so the log-sum-exp form and torch's BCEWithLogitsLoss meet "
-          "0·inf or inf - inf = NaN; only the softplus form, which takes a zero coefficient as exactly 0, still "
-          "gives the exact limits (0 for target 1, inf for target 0). Step 5 shows where float16 breaks for finite "
-          "logits; run the demo with --dtype float32 for the seed article's story."] if _overflows(b, BIG) else []))
+    ] + (["Here the logit itself is already inf, so for target 1 the log-sum-exp form and torch's "
+          "BCEWithLogitsLoss meet 0·inf or inf - inf = NaN; only the softplus form, which takes a zero coefficient "
+          "as exactly 0, still gives the exact limits (0 for target 1, inf for target 0). Step 5 shows where "
+          "float16 breaks for finite logits; run the demo with --dtype float32 for the seed article's story."]
+         if _overflows(b, BIG) and math.isnan(float(lse1.value)) else []))
 
 
 def _trace_rows(b: _Builder, y: float, names: list[tuple[str, str, str]]) -> list[list]:
