@@ -138,12 +138,12 @@ def _grad_summary(bce, good) -> list[str]:
     """The gradient sentence of a dtype's summary: what backward gives where the forward may look fine."""
     if bce is None or bce.grad is None:
         return []
-    label = "BCELoss's backward" if bce.method == "torch_bce" else "the clamped form's gradient"
+    label = "BCELoss's backward gives" if bce.method == "torch_bce" else "the clamped form's gradient is"
     g, ref, status = _one(bce.grad), _one(bce.grad_reference), _one_status(bce.grad_status)
     if status == "ok":
-        text = f"Gradient: {label} gives {num(g)}, as it should (true {num(ref)})"
+        text = f"Gradient: {label} {num(g)}, as it should be (true {num(ref)})"
     else:
-        text = f"Gradient: {label} gives {num(g)} where the true gradient is {num(ref)} ({status})"
+        text = f"Gradient: {label} {num(g)} where the true gradient is {num(ref)} ({status})"
     forward_fine = bce.status == "ok" or (bce.status == "clamped" and bce.error_bits == 0)
     if status != "ok" and forward_fine:
         text += ", although its loss looks right"
