@@ -7,8 +7,9 @@ Goals (issues 7 and 12): `stabcli --help` <= 1.3 x `python -c "import click, ric
 
 Farm-style: after one warm-up run of each (so the OS file cache is warm for all alike), the command and its
 baseline run --runs times each, interleaved (A B A B ...), so that a burst of load from elsewhere hits both; the
-table gives the minimum and the median of each and both ratios. The minimum is the least disturbed measure on a
-shared machine; the goal is judged on it, and the median is shown beside it.
+table gives the minimum and the median of each and both ratios, and the ratio of the least CPU time (user +
+system) of each, which other load disturbs less than the wall clock. The goal is judged on the ratio of the
+minimum wall-clock times, the least disturbed of the wall-clock measures on a shared machine.
 
 Two more lines say where the floor of `compare 1e10 1` lies: the same comparison without bfloat16 (`--dtype
 float32 --backend torch`, the seed's case: no ml_dtypes), and `import torch, ml_dtypes` against `import torch`,
@@ -19,6 +20,7 @@ registers its numpy ufunc loops one by one).
 from __future__ import annotations
 
 import argparse
+import resource
 import shlex
 import shutil
 import statistics
@@ -27,14 +29,18 @@ import sys
 import time
 
 
-def _time(cmd: list[str]) -> float:
+def _time(cmd: list[str]) -> tuple[float, float]:
+    """(wall-clock seconds, CPU seconds: user + system of the child) of one run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     subprocess.run(cmd, capture_output=True, check=True)
-    return time.perf_counter() - t
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def measure(cmd: list[str], base: list[str], runs: int) -> tuple[list[float], list[float]]:
-    """Interleaved timings of ``cmd`` and ``base`` (seconds), after a warm-up run of each."""
+def measure(cmd: list[str], base: list[str], runs: int):
+    """Interleaved (wall, cpu) timings of ``cmd`` and ``base``, after a warm-up run of each."""
     _time(cmd), _time(base)
     ours, theirs = [], []
     for _ in range(runs):
@@ -60,15 +66,19 @@ def main() -> int:
                                                         "torch"], "import torch", torch, None),
         ("  python -c 'import torch, ml_dtypes'", [py, "-c", "import torch, ml_dtypes"], "import torch", torch, None),
     ]
-    print(f"{runs} interleaved runs each after a warm-up; min / median in seconds")
+    print(f"{runs} interleaved runs each after a warm-up; wall-clock min / median in seconds, ratios of the min and "
+          "of the median; cpu: ratio of the minimum CPU time (user + system), less disturbed by other load")
     failed = 0
     for label, cmd, base_label, base_cmd, goal in rows:
         ours, theirs = measure(cmd, base_cmd, runs)
-        lo, med = min(ours) / min(theirs), statistics.median(ours) / statistics.median(theirs)
+        wo, wt = [w for w, _ in ours], [w for w, _ in theirs]
+        lo, med = min(wo) / min(wt), statistics.median(wo) / statistics.median(wt)
+        cpu = min(c for _, c in ours) / min(c for _, c in theirs)
         verdict = "" if goal is None else f"  goal <= {goal}: {'met' if lo <= goal else 'NOT MET'}"
         failed += goal is not None and lo > goal
-        print(f"{label:40s} {min(ours):6.3f} / {statistics.median(ours):6.3f} | {base_label:24s} "
-              f"{min(theirs):6.3f} / {statistics.median(theirs):6.3f} | ratio {lo:4.2f} / {med:4.2f}{verdict}")
+        print(f"{label:38s} {min(wo):5.2f} / {statistics.median(wo):5.2f} | {base_label:24s} "
+              f"{min(wt):5.2f} / {statistics.median(wt):5.2f} | ratio {lo:4.2f} / {med:4.2f}, cpu {cpu:4.2f}"
+              f"{verdict}")
     return 1 if failed else 0
 
 
