@@ -132,3 +132,20 @@ def test_ml_dtypes_is_imported_only_for_bfloat16():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "False", "True"]
+
+
+def test_gc_freeze_only_when_stabcli_is_its_own_process():
+    # As a process (main(), prog name 'stabcli'), compare freezes torch's objects out of the garbage collector's
+    # walks (start-up and exit time); invoked inside a host process (here CliRunner) it leaves the host's gc alone.
+    code = ("import atexit, gc, sys; from stabcli.cli import main\n"
+            "atexit.register(lambda: print(gc.get_freeze_count() > 0))\n"
+            "sys.argv = ['stabcli', 'compare', '1', '1', '--dtype', 'float32', '--format', 'csv']\n"
+            "main()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "True"
+    import gc
+
+    before = gc.get_freeze_count()
+    assert run("compare", "1", "1", "--dtype", "float32").exit_code == 0
+    assert gc.get_freeze_count() == before
