@@ -3,7 +3,8 @@
     python benchmarks/bench_startup.py [--runs 9] [--cli "python -m stabcli"]
 
 Goals (issues 7 and 12): `stabcli --help` <= 1.3 x `python -c "import click, rich.table"`;
-`stabcli compare 1e10 1` <= 1.15 x `python -c "import torch"`.
+`stabcli compare 1e10 1` <= 1.15 x `python -c "import torch"`. Issue 14: `stabcli float 1e10 --dtype float16`
+<= 1.3 x importing what it needs (click, rich, numpy, mpmath, ml_dtypes): it must not load torch.
 
 Farm-style: after one warm-up run of each (so the OS file cache is warm for all alike), the command and its
 baseline run --runs times each, interleaved (A B A B ...), so that a burst of load from elsewhere hits both; the
@@ -65,6 +66,9 @@ def main() -> int:
         ("  ... --dtype float32 --backend torch", cli + ["compare", "1e10", "1", "--dtype", "float32", "--backend",
                                                         "torch"], "import torch", torch, None),
         ("  python -c 'import torch, ml_dtypes'", [py, "-c", "import torch, ml_dtypes"], "import torch", torch, None),
+        ("stabcli float 1e10 --dtype float16", cli + ["float", "1e10", "--dtype", "float16"],
+         "import click, rich.table, numpy, mpmath, ml_dtypes",
+         [py, "-c", "import click, rich.table, numpy, mpmath, ml_dtypes"], 1.3),
     ]
     print(f"{runs} interleaved runs each after a warm-up; wall-clock min / median in seconds, ratios of the min and "
           "of the median; cpu: ratio of the minimum CPU time (user + system), less disturbed by other load")

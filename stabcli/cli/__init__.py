@@ -13,6 +13,7 @@ import click
 
 from stabcli import __version__
 from stabcli.cli import compare, demo, plot, sweep, thresholds
+from stabcli.cli.float import float_command
 
 
 class StabcliGroup(click.Group):
@@ -53,6 +54,7 @@ def cli():
 
 for _module in (compare, sweep, thresholds, plot, demo):
     cli.add_command(getattr(_module, _module.__name__.rsplit(".", 1)[1]))
+cli.add_command(float_command)
 
 
 def main():

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-DTYPE_CHOICES = ("float16", "bfloat16", "float32", "float64", "all")
+DTYPE_CHOICES = ("float16", "bfloat16", "float32", "float64", "float8_e4m3fn", "float8_e5m2", "all")
 BACKEND_CHOICES = ("numpy", "torch", "all")
 FORMAT_CHOICES = ("table", "json", "csv")
 
@@ -42,7 +42,8 @@ def core_errors(func):
 def dtype_option(func):
     return click.option(
         "--dtype", "dtypes", multiple=True, type=click.Choice(DTYPE_CHOICES, case_sensitive=False),
-        help="Format to evaluate in; repeat for several. [default: all]",
+        help="Format to evaluate in; repeat for several. all = the four 16- to 64-bit formats; "
+             "float8_e4m3fn and float8_e5m2 only when named. [default: all]",
     )(func)
 
 
@@ -74,8 +75,55 @@ def weight_options(func):
     func = click.option("--pos-weight", default="1", show_default=True,
                         help="pos_weight (number or list, >= 0): scales the target-1 term.")(func)
     func = click.option("--weight", default="1", show_default=True,
-                        help="Per-element weight (number or list, >= 0).")(func)
+                        help="Per-element weight (number or list, >= 0); softmax: one per class.")(func)
     return func
+
+
+class LossChoice(click.Choice):
+    """--loss's choices, read from the registry (``stabcli/losses/__init__.py``, cheap to import) whenever they are
+    needed, so that a family registered after the CLI was imported (a plug-in, a test) is a choice too."""
+
+    def __init__(self):
+        super().__init__((), case_sensitive=False)
+
+    @property
+    def choices(self):
+        from stabcli.losses import family_names
+
+        return family_names()
+
+    @choices.setter
+    def choices(self, value):  # click.Choice.__init__ assigns it; the registry is the only source
+        pass
+
+
+def loss_option(func):
+    """--loss: the loss family (default bce)."""
+    from stabcli.losses import DEFAULT
+
+    return click.option(
+        "--loss", type=LossChoice(), default=DEFAULT, show_default=True,
+        help="Loss family: bce (binary cross-entropy: a logit per element) or softmax (softmax cross-entropy: "
+             "a row of class logits per element).",
+    )(func)
+
+
+def label_smoothing_option(func):
+    return click.option("--label-smoothing", type=float, default=None,
+                        help="softmax: label smoothing ε in [0, 1], as torch's cross_entropy. [default: 0]")(func)
+
+
+def family_of(loss: str, **given):
+    """The loss family called ``loss``; refuses a family option (``given``, None when not given) it does not take."""
+    from stabcli.losses import get_family
+
+    family = get_family(loss.lower())
+    for name, value in given.items():
+        if value is not None and name not in family.options:
+            takers = "--loss softmax" if family.name != "softmax" else "another loss"
+            raise UserError(f"--{name.replace('_', '-')} is not an option of --loss {family.name}; it is for "
+                            f"{takers}")
+    return family
 
 
 def backends(names) -> list[str]:

@@ -49,7 +49,7 @@ import numpy as np
 from stabcli.commands import severity
 from stabcli.commands.compare import evaluate_method, exp_overflowed
 from stabcli.core.analysis import INF, NAN, OK, Reference, Tolerance, judge, judge_grad
-from stabcli.core.backends import BACKEND_NAMES
+from stabcli.core.backends import BACKEND_NAMES, backend_note
 from stabcli.core.errors import InputError
 from stabcli.core.formats import FORMATS, Format, from_ordinal, max_ordinal, ordinal, to_float64
 from stabcli.losses import get_family
@@ -59,8 +59,8 @@ DEFAULT_MIN, DEFAULT_MAX, DEFAULT_POINTS = -1e4, 1e4, 4001
 LOG_INNER = 1e-4  # a log grid that crosses 0 runs from ±LOG_INNER outward (or from the nearer end, if closer)
 MAX_POINTS = 10**9  # a grid sweep larger than this is refused (1e9 float32 points, 2 targets: ~13 min on 2 cores)
 CHUNK = 2**16  # logits per chunk: ~2 MB per intermediate array in float32, flat whatever the sweep size
-SCAN_LIMIT = {16: 2**16, 32: 2**16, 64: 64}  # a bracket this small (in representable values) is scanned whole
-SAMPLES = {16: 4096, 32: 4096, 64: 64}  # a larger bracket is sampled at this many evenly spaced ordinals
+SCAN_LIMIT = {8: 2**8, 16: 2**16, 32: 2**16, 64: 64}  # a bracket this small (in representable values) is scanned whole
+SAMPLES = {8: 2**8, 16: 4096, 32: 4096, 64: 64}  # a larger bracket is sampled at this many evenly spaced ordinals
 BREAKDOWN_KINDS: tuple[str, ...] = ("nonfinite", "inaccurate", "clamped")
 COUNT_KEYS: tuple[str, ...] = ("ok", "inaccurate", "clamped", "inf", "nan")
 GRAD_COUNT_KINDS: tuple[str, ...] = ("nonfinite", "vanished", "inaccurate")  # exclusive gradient counts
@@ -262,7 +262,7 @@ class Chunk:
     def sigmoid_overflow(self) -> np.ndarray:
         """Where exp(-x), inside numpy's op-by-op sigmoid of these logits, overflows (the same for every method)."""
         with np.errstate(all="ignore"):
-            return np.isinf(np.exp(-self.xs))
+            return ~np.isfinite(np.exp(-self.xs))  # inf, or NaN in float8_e4m3fn (the logits are finite)
 
     @cached_property
     def split(self) -> int:
@@ -329,8 +329,7 @@ class GradClassified:
 
 def _judge_grad(backend: str, method: str, chunk: Chunk):
     """Differentiate ``method`` on the chunk: (judgement, nonfinite, nan, vanished) masks as GradClassified has them."""
-    fmt = chunk.s.fmt
-    grad = chunk.family.grad_of(backend, fmt, method, chunk.s.arrays(chunk.xs), broadcast=False).reshape(chunk.xs.shape)
+    grad = chunk.family.sweep_grad(chunk.s, backend, method, chunk.xs).reshape(chunk.xs.shape)
     j, gone = judge_grad(grad, chunk.grad_ref)
     nan = j.code == NAN
     nonfinite = j.code >= INF
@@ -438,13 +437,14 @@ class SweepRow:
 @dataclass
 class Sweep:
     grid: Grid
-    weight: float
+    weight: object  # a number (BCE), or one per class (softmax)
     pos_weight: float
     rows: list[SweepRow]
     notes: list[str] = field(default_factory=list)
     summary: dict[tuple[str, str, float], str] = field(default_factory=dict)  # (backend, dtype, target) -> sentence
     grad: bool = GRAD_DEFAULT  # whether the rows carry gradients
     family: str = "bce"
+    options: dict = field(default_factory=dict)  # the family's own sweep options (softmax: classes, shift, ...)
 
 
 def _note_closest(closest: dict, kind: str, mask: np.ndarray | None, chunk: Chunk) -> None:
@@ -649,14 +649,15 @@ class _Plan:
 
     fmt: str
     rows: tuple[tuple[str, str], ...]  # (backend, method)
-    target: float
-    weight: float
+    target: object  # a number (BCE), a class index or a tuple of probabilities (softmax)
+    weight: object
     pos_weight: float
     tol: Tolerance
     grid: Grid
     grad: bool
     chunk: int
     loss: str = "bce"
+    options: tuple = ()  # the family's sweep options as (name, value) pairs
 
     def new_rows(self) -> list[SweepRow]:
         return [SweepRow(b, self.fmt, self.target, m, grad=GradStats() if self.grad else None) for b, m in self.rows]
@@ -667,7 +668,8 @@ class _Plan:
 
     @property
     def case(self):
-        return self.family.sweep_case(FORMATS[self.fmt], self.target, self.weight, self.pos_weight)
+        return self.family.sweep_case(FORMATS[self.fmt], self.target, self.weight, self.pos_weight,
+                                      **dict(self.options))
 
 
 def _sweep_piece(plan: _Plan, start: int | None, stop: int | None, rows: list[SweepRow] | None = None,
@@ -780,8 +782,13 @@ def run_sweep(
     grad: bool = GRAD_DEFAULT,
     workers: int | None = None,
     loss: str | None = None,
+    options: dict | None = None,
+    peers: bool = False,
 ) -> Sweep:
-    """Sweep every requested (backend, dtype, target, method); ``progress(n)`` is called after each n logits.
+    """Sweep every requested (backend, dtype, target, method) of the family ``loss`` (default bce);
+    ``progress(n)`` is called after each n logits. ``options`` are the family's own sweep options (softmax:
+    classes, shift, label_smoothing). ``peers``: also the peer libraries' real losses that are installed (the
+    ``peers`` pseudo-backend; scikit-learn's log_loss is left out, one call per logit being too slow).
 
     With ``grad`` (the default) every row also carries its gradient's counts and breakdowns (``SweepRow.grad``).
     A (dtype, target) of at least PARALLEL_MIN_POINTS logits is split among ``workers`` processes (default: one
@@ -789,41 +796,44 @@ def run_sweep(
     """
     grid = grid or Grid()
     family = get_family(loss)
-    for t in targets:
-        if not (0 <= t <= 1):
-            raise InputError(f"target {t} is outside [0, 1]; targets are probabilities in [0, 1]")
-    for name, v in (("weight", weight), ("pos_weight", pos_weight)):
-        if not (math.isfinite(v) and v >= 0):
-            raise InputError(f"{name} {v} is not allowed; {name}s are finite numbers >= 0")
+    options = dict(options or {})
+    family.check_sweep(targets, weight, pos_weight, options)
+    backends = [*backends, "peers"] if peers else list(backends)
     for fmt in formats:
         span(grid, fmt)  # refuses float64 --exhaustive before any work
     workers = _default_workers() if workers is None else max(int(workers), 1)
-    parallel = workers > 1 and any(total_points(grid, f) >= PARALLEL_MIN_POINTS for f in formats)
+    # Peer rows run in this process: jax and Keras start threads that a forked worker would not have (jax warns
+    # that a fork after its import can deadlock).
+    parallel = workers > 1 and not peers and any(total_points(grid, f) >= PARALLEL_MIN_POINTS for f in formats)
     with (_pooled(workers) if parallel else contextlib.nullcontext()) as pool:
         return _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, methods, progress, chunk,
-                    grad, workers, pool, family)
+                    grad, workers, pool, family, options)
 
 
 def _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, methods, progress, chunk, grad,
-         workers, pool, family) -> Sweep:
+         workers, pool, family, options) -> Sweep:
     notes: list[str] = []
     rows: list[SweepRow] = []
     for fmt in formats:
         tol = Tolerance.for_format(fmt, rtol, atol)
         for target in targets:
-            s = family.sweep_case(fmt, float(target), float(weight), float(pos_weight))
+            s = family.sweep_case(fmt, target, weight, pos_weight, **options)
             pairs = []
             for backend in backends:
+                note = backend_note(backend, fmt)
+                if note is not None and note not in notes:
+                    notes.append(note)
                 available = family.methods_for(backend)
                 for method in available if methods is None else [m for m in methods if m in available]:
-                    note = family.excluded(method, {"weight": weight, "pos_weight": pos_weight})
+                    note = family.excluded(method, {"weight": weight, "pos_weight": pos_weight, **options,
+                                                    "target": target})
                     if note is not None:
                         if note not in notes:
                             notes.append(note)
                         continue
                     pairs.append((backend, method))
-            plan = _Plan(fmt.name, tuple(pairs), float(target), float(weight), float(pos_weight), tol, grid, grad,
-                         chunk, family.name)
+            plan = _Plan(fmt.name, tuple(pairs), s.target, s.weight, s.pos_weight, tol, grid, grad, chunk,
+                         family.name, tuple(options.items()))
             part = plan.new_rows()
             if pool is not None and total_points(grid, fmt) >= PARALLEL_MIN_POINTS:
                 _sweep_parallel(pool, plan, part, workers, progress)
@@ -837,6 +847,11 @@ def _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, metho
                         _refine_grad(row, s, tol, grid, cache, family)
                         row.training = training_breaks(row, s, tol, cache, family)
             rows.extend(part)
-    result = Sweep(grid, float(weight), float(pos_weight), rows, notes, grad=grad, family=family.name)
+    if "peers" in backends and family.missing_peers():
+        from stabcli.core.peers import INSTALL_HINT
+
+        notes.append(f"{', '.join(family.missing_peers())} not installed: their rows need the peers extra "
+                     f"({INSTALL_HINT})")
+    result = Sweep(grid, weight, pos_weight, rows, notes, grad=grad, family=family.name, options=options)
     result.summary = family.notes.sweep_summary(result)
     return result

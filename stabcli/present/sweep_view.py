@@ -47,6 +47,8 @@ def sweep_row_dict(row) -> dict:
 def sweep_json(sweep, severity: str = "accuracy") -> str:
     doc = {
         "command": "sweep",
+        "loss": sweep.family,
+        **({"options": sweep.options} if sweep.options else {}),
         "severity": severity,
         "grid": sweep.grid.as_dict(),
         "weight": sweep.weight,
@@ -54,7 +56,8 @@ def sweep_json(sweep, severity: str = "accuracy") -> str:
         "grad": sweep.grad,
         "results": [sweep_row_dict(r) for r in sweep.rows],
         "summary": list(sweep.summary.values()),
-        "training_summary": [training_line(rows) for rows in _groups(sweep).values()] if sweep.grad else None,
+        "training_summary": [training_line(rows, _family(sweep)) for rows in _groups(sweep).values()]
+        if sweep.grad else None,
         "notes": sweep.notes,
     }
     return dumps(doc)
@@ -88,6 +91,12 @@ def sweep_csv(sweep) -> str:
 WIDE_LAYOUT = 118  # from this console width on, counts and breakdowns share one table per (backend, dtype, target)
 
 
+def _family(sweep):
+    from stabcli.losses import get_family
+
+    return get_family(sweep.family)
+
+
 def _groups(sweep) -> dict:
     groups: dict = {}
     for r in sweep.rows:
@@ -103,11 +112,16 @@ def sweep_tables(sweep, width: int = 80, severity: str = "accuracy") -> list:
     """
     if severity == "training":
         return training_tables(sweep, width)
+    from stabcli.losses import get_family
+
+    family = get_family(sweep.family)
+    v = family.variable
+    points = "logits" if v == "x" else "values"
     out: list = [Text(_grid_line(sweep), style="dim")]
     groups = _groups(sweep)
     wide = width >= WIDE_LAYOUT
     for (backend, dtype, target), rows in groups.items():
-        title = f"[bold]{dtype}[/] · {backend} · target {target:g} · {rows[0].points:,} logits"
+        title = f"[bold]{dtype}[/] · {backend} · {family.target_label(target)} · {rows[0].points:,} {points}"
         counts = Table(title=title, title_justify="left", pad_edge=False, box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1))
         counts.add_column("method", no_wrap=True)
         for name in ("ok", "inacc", "clamp", "inf", "nan", "ovf"):
@@ -117,7 +131,7 @@ def sweep_tables(sweep, width: int = 80, severity: str = "accuracy") -> list:
         brk = counts if wide else Table(pad_edge=False, box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1))
         if not wide:
             brk.add_column("breaks (closest to 0)", no_wrap=True)
-        for name in ("inf/NaN x≥", "inf/NaN x≤", "off tol x≥", "off tol x≤"):
+        for name in (f"inf/NaN {v}≥", f"inf/NaN {v}≤", f"off tol {v}≥", f"off tol {v}≤"):
             brk.add_column(name, justify="right", no_wrap=True)
         for r in rows:
             c = r.counts
@@ -137,7 +151,7 @@ def sweep_tables(sweep, width: int = 80, severity: str = "accuracy") -> list:
         if not wide:
             out.append(brk)
         if any(r.grad is not None for r in rows):
-            out.append(grad_sweep_table(rows, wide, dtype))
+            out.append(grad_sweep_table(rows, wide, dtype, v))
         sentence = sweep.summary.get((backend, dtype, target))
         if sentence:
             out.append(Text(sentence))
@@ -147,7 +161,7 @@ def sweep_tables(sweep, width: int = 80, severity: str = "accuracy") -> list:
     return out
 
 
-def grad_sweep_table(rows, wide: bool = False, dtype: str | None = None) -> Table:
+def grad_sweep_table(rows, wide: bool = False, dtype: str | None = None, variable: str = "x") -> Table:
     """The gradient section of one (backend, dtype, target): counts, worst error and where it first goes wrong.
 
     "wrong" is the logit closest to 0 on each side where the gradient is inf/NaN, vanished or off tolerance; the
@@ -157,10 +171,10 @@ def grad_sweep_table(rows, wide: bool = False, dtype: str | None = None) -> Tabl
     # No padding: the box's one-space column separators suffice. 21 + 6 + 6 + 5 + 4 + 2·15 = 72 characters of cells,
     # 6 separators and 2 edges make 80; a float64 logit longer than 15 characters ends in an ellipsis.
     table = Table(pad_edge=False, box=box.SIMPLE_HEAD, padding=0)
-    table.add_column("gradient d/dx", no_wrap=True, min_width=len("torch_bce_with_logits"))
+    table.add_column(f"gradient d/d{variable}", no_wrap=True, min_width=len("torch_bce_with_logits"))
     for name in ("nonfin", "vanish", "inacc", "bits"):
         table.add_column(name, justify="right", no_wrap=True, min_width=len(name))
-    for name in ("wrong x≥", "wrong x≤"):
+    for name in (f"wrong {variable}≥", f"wrong {variable}≤"):
         table.add_column(name, justify="right", no_wrap=True, max_width=None if wide else 15)
     for r in rows:
         if r.grad is None:
@@ -173,6 +187,11 @@ def grad_sweep_table(rows, wide: bool = False, dtype: str | None = None) -> Tabl
 
 
 def _grid_line(sweep) -> str:
+    from stabcli.losses import get_family
+
+    own = getattr(get_family(sweep.family).notes, "grid_line", None)  # a family may describe its own sweep
+    if own is not None:
+        return own(sweep)
     g = sweep.grid
     if g.exhaustive:
         where = "every finite value of the dtype"
@@ -197,9 +216,14 @@ def training_tables(sweep, width: int = 80) -> list:
                       "gradient that stalls (0, or below eps·|truth|, where the truth is at least eps: training "
                       "cannot correct the example), then only inaccurate. points: how many logits break training; breaks x≥/x≤: the "
                       "logit closest to 0 where it breaks, and how.", style="dim")]
+    from stabcli.losses import get_family
+
+    family = get_family(sweep.family)
+    points = "logits" if family.variable == "x" else "values"
     for (backend, dtype, target), rows in _groups(sweep).items():
-        title = f"[bold]{dtype}[/] · {backend} · target {target:g} · {rows[0].points:,} logits"
-        out += [training_table(rows, dtype, title, wide=width >= WIDE_LAYOUT), Text(training_line(rows)), Text("")]
+        title = f"[bold]{dtype}[/] · {backend} · {family.target_label(target)} · {rows[0].points:,} {points}"
+        out += [training_table(rows, dtype, title, wide=width >= WIDE_LAYOUT), Text(training_line(rows, family)),
+                Text("")]
     for note in sweep.notes:
         out.append(Text(f"note: {note}", style="dim"))
     out.append(Text("--severity accuracy (the default) shows every count and tolerance breakdown; --format json "
@@ -240,8 +264,8 @@ def training_table(rows, dtype: str | None = None, title: str | None = None, wid
     return table
 
 
-def _side_text(t) -> str:
-    """'loss inf from x ≥ a, grad NaN from x ≤ b' for the sides where training breaks."""
+def _side_text(t, v: str = "x") -> str:
+    """'loss inf from x ≥ a, grad NaN from x ≤ b' for the sides where training breaks (``v``: the swept variable)."""
     from stabcli.core.numbers import fmt_number
 
     parts = []
@@ -249,30 +273,32 @@ def _side_text(t) -> str:
         x = getattr(t, f"break_{side}")
         if x is None:
             continue
-        text = f"{getattr(t, f'break_{side}_kind')} from x {rel} {fmt_number(x, None)}"
+        text = f"{getattr(t, f'break_{side}_kind')} from {v} {rel} {fmt_number(x, None)}"
         truth = getattr(t, f"truth_{side}")
         if truth is not None:
             text += f" where the truth is {fmt_number(truth, 4)}"
         later = getattr(t, f"diverge_{side}")
         if later is not None:
-            text += f", then inf/NaN from x {rel} {fmt_number(later, None)}"
+            text += f", then inf/NaN from {v} {rel} {fmt_number(later, None)}"
         parts.append(text)
     return ", ".join(parts)
 
 
-def training_line(rows) -> str:
+def training_line(rows, family=None) -> str:
     """One line per (backend, dtype, target): which methods break training first and where, then the rest."""
     from stabcli.commands.severity import ranked
+    from stabcli.losses import get_family
 
+    family = get_family() if family is None else family
     r0 = rows[0]
-    head = f"{r0.dtype} ({r0.backend}), target {r0.target:g}, for training: "
+    head = f"{r0.dtype} ({r0.backend}), {family.target_label(r0.target)}, for training: "
     parts, inaccurate, fine = [], [], []
     for r in ranked(rows):
         t = r.training
         if t is None:
             continue
         if t.cls in ("diverges", "stalls"):
-            parts.append(f"{r.method} {t.cls} ({_side_text(t)})")
+            parts.append(f"{r.method} {t.cls} ({_side_text(t, family.variable)})")
         elif t.cls == "inaccurate":
             inaccurate.append(r.method)
         else:

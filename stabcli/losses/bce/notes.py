@@ -9,8 +9,8 @@ import math
 
 import numpy as np
 
-from stabcli.core.formats import Format, to_float64
-from stabcli.core.numbers import fmt_number
+from stabcli.core.formats import FORMATS, Format, to_float64
+from stabcli.core.numbers import float_command, fmt_number
 from stabcli.losses.bce.formulas import LOG_CLAMP
 
 
@@ -38,6 +38,10 @@ def note(step, ops, fmt: Format) -> str:
         x = args[0]
         if math.isinf(x):
             return f"x = {num(x)}, so p = {num(value)} exactly"
+        if math.isnan(x):
+            return "x is NaN, so p is NaN"
+        if math.isnan(value) and not fmt.has_inf:
+            return f"exp(-x) overflowed: {fmt.name} has no inf, so exp(-x) is NaN, and so is p = 1/(1 + NaN)"
         if value == 1.0:
             return f"sigmoid rounded to exactly 1.0 in {fmt.name}: 1 - p is 0"
         if value == 0.0:
@@ -53,6 +57,8 @@ def note(step, ops, fmt: Format) -> str:
         t = args[0]
         if math.isinf(value) and math.isfinite(t):
             return f"exp overflowed to inf (the largest {fmt.name} is {fmt.max:g})"
+        if math.isnan(value) and math.isfinite(t):
+            return f"exp overflowed: {fmt.name} has no inf, so it is NaN (the largest {fmt.name} is {fmt.max:g})"
         if value == 0.0 and math.isfinite(t) and t < 0:
             return "exp underflowed to 0 (harmless: it is added to a larger term)"
         return ""
@@ -61,20 +67,28 @@ def note(step, ops, fmt: Format) -> str:
     if kind == "log" and args:
         if value == -math.inf and math.isfinite(args[0]):
             return "log1p(-1) = log(0) = -inf" if step.name.startswith("log1p") else "log(0) = -inf"
+        zero = args[0] == (-1.0 if step.name.startswith("log1p") else 0.0)
+        if zero and math.isnan(value):  # float8_e4m3fn in numpy: no -inf
+            return f"log(0) = -inf, which {fmt.name} cannot hold: NaN (ml_dtypes)"
+        if zero and not fmt.has_inf and value == -fmt.max:  # float8_e4m3fn in torch: the cast saturates
+            return f"log(0) = -inf, saturated to {num(value)} by torch's {fmt.name} cast"
         if step.name == "log(p)" and args[0] == 1.0:
             return "log(1) = 0 exactly: the target-1 term is 0, however large x is"
         return ""
     if kind == "clamp" and args:
         if args[0] < LOG_CLAMP:
-            return f"clamp fired: {num(args[0])} -> -100"
+            return f"clamp fired: {num(args[0])} -> {num(value)}" + ("" if value == LOG_CLAMP else
+                                                                    f" (-100 in {fmt.name})")
+        if math.isnan(args[0]):
+            return "max(NaN, -100) is NaN: the clamp passes a NaN through"
         return ""
     if kind == "mul" and len(args) >= 2:
         a, b = args[:2]
         if math.isnan(value) and not (math.isnan(a) or math.isnan(b)):
             return f"{factor(a)}·{factor(b)} = NaN"
         before_clamp = args[2] if len(args) == 3 else None
-        if a == 0 and b == LOG_CLAMP and before_clamp == -math.inf:
-            return "0·(-100) = 0: the clamp hides the NaN of 0·(-inf)"
+        if a == 0 and b == _clamp(fmt) and before_clamp == -math.inf:
+            return f"0·({num(b)}) = 0: the clamp hides the NaN of 0·(-inf)"
         return ""
     if kind in ("loss", "torch_bce", "torch_bcewl"):
         if math.isnan(value):
@@ -86,15 +100,21 @@ def note(step, ops, fmt: Format) -> str:
             return "the NaN reaches the loss"
         if math.isinf(value):
             return "the loss is inf"
-        if kind == "torch_bce" and value == 100.0 and args and _clamp_can_fire(args[0]):
-            return "each log clamped at -100: the loss is capped at 100"
+        if kind == "torch_bce" and value == -_clamp(fmt) and args and _clamp_can_fire(args[0], fmt):
+            return f"each log clamped at {num(_clamp(fmt))}: the loss is capped at {num(value)}" + (
+                "" if value == 100.0 else f" (-100 is {num(_clamp(fmt))} in {fmt.name})")
     return ""
 
 
-def _clamp_can_fire(p: float) -> bool:
-    """Whether log p or log(1 - p) is below -100 at this p, so that BCELoss's -100 clamp changes a term."""
+def _clamp(fmt: Format) -> float:
+    """The -100 clamp as stored in ``fmt`` (-96 in both float8 formats)."""
+    return float(to_float64(fmt.round(np.array(LOG_CLAMP))))
+
+
+def _clamp_can_fire(p: float, fmt: Format) -> bool:
+    """Whether log p or log(1 - p) is below the clamp at this p, so that BCELoss's clamp changes a term."""
     with np.errstate(all="ignore"):
-        return bool(np.log(p) < LOG_CLAMP or np.log1p(-p) < LOG_CLAMP) if not math.isnan(p) else False
+        return bool(np.log(p) < _clamp(fmt) or np.log1p(-p) < _clamp(fmt)) if not math.isnan(p) else False
 
 
 def verdict(row, fmt: Format) -> str:
@@ -152,10 +172,11 @@ def _grad_summary(bce, good) -> list[str]:
     return [text + "."]
 
 
-def _story(comparison, dtype: str, backend: str | None = None) -> list[str]:
+def _story(comparison, dtype: str, backend: str | None = None, pointers: bool = True) -> list[str]:
     """The sentences on one dtype's single-logit rows: what naive, BCELoss (or the clamped form) and softplus give
     and why, BCELoss at the other hard target, and the gradient. ``backend``: only that backend's rows, and
-    BCEWithLogitsLoss beside softplus when it ran (None: either backend, torch preferred)."""
+    BCEWithLogitsLoss beside softplus when it ran (None: either backend, torch preferred). ``pointers``: name the
+    ``stabcli float`` command that shows the dtype's numbers around 1."""
     parts: list[str] = []
     y = float(comparison.inputs.targets.reshape(-1)[0])
     rows = comparison.rows
@@ -165,15 +186,19 @@ def _story(comparison, dtype: str, backend: str | None = None) -> list[str]:
                            _first_note(naive, "overflowed"), _first_note(naive, "log(0)"),
                            _first_note(naive, "= NaN")) if n]
         parts.append(f"naive gives {num(naive.loss)}" + (f" ({'; '.join(why)})." if why else "."))
+        if _first_note(naive, "rounded to exactly 1.0") and pointers:
+            parts.append(f"({float_command(1.0, dtype)} shows the {dtype} numbers around 1.)")
     elif naive is not None:
-        parts.append(f"naive gives {num(naive.loss)} ({naive.status}).")
+        why = _first_note(naive, "saturated")  # float8_e4m3fn in torch: log(0) = -inf becomes -448
+        parts.append(f"naive gives {num(naive.loss)} ({naive.status}" + (f": {why})." if why else ")."))
     bce = _pick(rows, dtype, "torch_bce", backend) or _pick(rows, dtype, "clamped", backend)
     if bce is not None:
         label = "BCELoss (torch_bce)" if bce.method == "torch_bce" else "The clamped form (BCELoss's rule)"
         hidden = _pick(rows, dtype, "clamped", bce.backend)
         if bce.status == "clamped" and naive is not None and naive.status == "nan" and hidden is not None and \
                 _first_note(hidden, "the clamp hides the NaN of 0·(-inf)"):
-            parts.append(f"{label} clamps the -inf log to -100, so 0·(-100) = 0 and it returns {num(bce.loss)}: "
+            c = num(_clamp(FORMATS[dtype])) if dtype in FORMATS else "-100"  # -96 in the float8 formats
+            parts.append(f"{label} clamps the -inf log to {c}, so 0·({c}) = 0 and it returns {num(bce.loss)}: "
                          f"the clamp hides the NaN.")
         elif bce.status == "clamped" and bce.error_bits == 0:
             parts.append(f"{label} returns the right {num(bce.loss)}, but only because the -100 clamp replaced "
@@ -203,18 +228,24 @@ def _story(comparison, dtype: str, backend: str | None = None) -> list[str]:
                      f"{num(good.loss)} ({good.status}){why}.")
     elif good is not None:
         parts.append(f"softplus gives {num(good.loss)} (true {num(good.reference)}, {good.status}).")
+    # every other method that is off here, by name (x = -12, y = 0 in float32: torch_bce_with_logits)
+    others = ("logsumexp",) if library is not None else ("logsumexp", "torch_bce_with_logits")
+    off = [r for r in (_pick(rows, dtype, m, backend) for m in others) if r is not None and r.status != "ok"]
+    if off:
+        parts.append("Off too: " + "; ".join(f"{r.method} gives {num(r.loss)} ({r.status})" for r in off) + ".")
     parts.extend(_grad_summary(bce, good))
     return parts
 
 
 def _stored(comparison, dn) -> str:
-    """How the logit changed when rounded to the dtype ('' when it did not)."""
+    """How the logit changed when rounded to the dtype ('' when it did not), and the command that shows why."""
     x = float(comparison.inputs.logits.reshape(-1)[0])
     stored = dn.logits[0]
+    see = f"{float_command(x, dn.dtype)} shows why"
     if dn.input_overflow:
-        return f"x = {num(x)} is not a {dn.dtype} number: it overflows to {num(stored)}."
+        return f"x = {num(x)} is not a {dn.dtype} number: it overflows to {num(stored)} ({see})."
     if stored != x and not math.isnan(x):
-        return f"x = {num(x)} is stored as {num(stored)}."
+        return f"x = {num(x)} is stored as {num(stored)} ({see})."
     return ""
 
 
@@ -238,7 +269,7 @@ def answer(comparison, dtype: str, backend: str) -> list[str]:
         next(r for r in comparison.rows if r.dtype == dtype and r.backend == backend)
     stored = _stored(comparison, dn)
     lines = [f"{head}: the true loss is {num(row.reference)}." + (f" {stored}" if stored else "")]
-    lines += _story(comparison, dtype, backend)
+    lines += _story(comparison, dtype, backend, pointers=False)  # short: the summary (--steps) has them
     return lines
 
 
