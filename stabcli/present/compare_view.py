@@ -316,6 +316,14 @@ def _same(a, b) -> bool:
     return key(a) == key(b)
 
 
+def _grad_cell(grad, alarm: bool = True) -> Text:
+    """A gradient for the overview: one number, or for a vector (a row of class logits) its first value and how
+    many there are; '-' for a method without a gradient."""
+    if grad is None:
+        return Text("-", style="dim")
+    return Text(_compact(grad)) if isinstance(grad, list) else value_text(grad, alarm=alarm)
+
+
 def overview_table(comparison) -> Table:
     """A single-element compare in one table: per dtype the exact values, then every method's loss, status,
     gradient and gradient status per backend; where numpy and torch agree on all four, one line says 'both'.
@@ -330,7 +338,7 @@ def overview_table(comparison) -> Table:
     for dtype, rows in by_dtype.items():
         first = rows[0]
         table.add_row(Text(dtype, style="bold"), Text("exact (mpmath)", style="dim"), "",
-                      value_text(first.reference, alarm=False), "", value_text(first.grad_reference, alarm=False), "")
+                      value_text(first.reference, alarm=False), "", _grad_cell(first.grad_reference, alarm=False), "")
         for method in dict.fromkeys(r.method for r in rows):
             mrows = [r for r in rows if r.method == method]
             if len(mrows) == 2 and _same(*mrows):
@@ -339,8 +347,9 @@ def overview_table(comparison) -> Table:
             else:
                 backends = [r.backend for r in mrows]
             for r, b in zip(mrows, backends):
-                table.add_row("", method, b, value_text(r.loss), status_text(r.status), value_text(r.grad),
-                              status_text(r.grad_status))
+                table.add_row("", method, b, value_text(r.loss), status_text(r.status), _grad_cell(r.grad),
+                              _worst(r.grad_status) if isinstance(r.grad_status, list) else
+                              status_text(r.grad_status or ""))
     return table
 
 

@@ -222,7 +222,8 @@ def training_tables(sweep, width: int = 80) -> list:
     points = "logits" if family.variable == "x" else "values"
     for (backend, dtype, target), rows in _groups(sweep).items():
         title = f"[bold]{dtype}[/] · {backend} · {family.target_label(target)} · {rows[0].points:,} {points}"
-        out += [training_table(rows, dtype, title, wide=width >= WIDE_LAYOUT), Text(training_line(rows, family)),
+        out += [training_table(rows, dtype, title, wide=width >= WIDE_LAYOUT, v=family.variable),
+                Text(training_line(rows, family)),
                 Text("")]
     for note in sweep.notes:
         out.append(Text(f"note: {note}", style="dim"))
@@ -234,7 +235,8 @@ def training_tables(sweep, width: int = 80) -> list:
 CLASS_STYLE = {"diverges": "bold red", "stalls": "red", "inaccurate": "yellow", "ok": "green"}
 
 
-def training_table(rows, dtype: str | None = None, title: str | None = None, wide: bool = False) -> Table:
+def training_table(rows, dtype: str | None = None, title: str | None = None, wide: bool = False,
+                   v: str = "x") -> Table:
     """Sweep rows ranked for training (``severity.ranked``), one line each: class, how many points break training
     (inf/NaN or stalled), and on each side of 0 the logit closest to 0 where it breaks and how. Fits 80 columns
     (``wide``: float64 logits whole). Reusable by any command with sweep rows."""
@@ -246,8 +248,8 @@ def training_table(rows, dtype: str | None = None, title: str | None = None, wid
     table.add_column("method", no_wrap=True)
     table.add_column("class", no_wrap=True)
     table.add_column("points", justify="right", no_wrap=True)
-    for side in ("x≥", "x≤"):
-        table.add_column(f"breaks {side}", no_wrap=True, max_width=None if wide else 19)
+    for side in ("≥", "≤"):
+        table.add_column(f"breaks {v}{side}", no_wrap=True, max_width=None if wide else 19)
     for r in ranked(rows):
         t = r.training
         if t is None:
