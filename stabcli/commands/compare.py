@@ -83,6 +83,23 @@ class Comparison:
     family: str = "bce"
     autocast: object = None  # the core.autocast.AutocastSpec evaluated under, or None
     variable: str = "x"  # what the first input is called (p with --probs)
+    focus: tuple[str, str] | None = None  # one element: the (dtype, backend) the answer is about (see focus_of)
+    answer: list[str] = field(default_factory=list)  # one element: the answer for the focus, a sentence a line
+
+
+SEED_FOCUS: tuple[str, str] = ("float32", "torch")  # the seed articles' case: torch's float32 default
+
+
+def focus_of(rows) -> tuple[str, str] | None:
+    """The (dtype, backend) a single-element answer is about: the seed's float32 and torch when they ran; else the
+    first dtype that ran (in the order float16, bfloat16, float32, float64) and torch if it ran, else numpy."""
+    ran = list(dict.fromkeys((r.dtype, r.backend) for r in rows))
+    if not ran:
+        return None
+    dtypes = list(dict.fromkeys(d for d, _ in ran))
+    dtype = SEED_FOCUS[0] if SEED_FOCUS[0] in dtypes else dtypes[0]
+    backends = [b for d, b in ran if d == dtype]
+    return dtype, SEED_FOCUS[1] if SEED_FOCUS[1] in backends else backends[0]
 
 
 def _rounded(fmt: Format, inputs, family):
@@ -421,4 +438,9 @@ def _compare(inputs, formats, backends, methods, rtol, atol, family, peers, auto
             comparison.flipped = _compare(other, formats, other_backends, other_methods, rtol, atol, family,
                                           False, autocast).rows
         comparison.summary = notes_text.summary(comparison)
+        comparison.focus = focus_of(rows)
+        answer = getattr(notes_text, "answer", None)  # a family without its own answer shows its summary's line
+        if comparison.focus is not None:
+            comparison.answer = answer(comparison, *comparison.focus) if answer else \
+                [line for line in comparison.summary if line.startswith(f"{comparison.focus[0]}:")]
     return comparison

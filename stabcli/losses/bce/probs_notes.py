@@ -84,3 +84,34 @@ def summary(comparison) -> list[str]:
 
 def sweep_summary(sweep) -> dict:
     return {}
+
+
+def answer(comparison, dtype: str, backend: str) -> list[str]:
+    """The answer to a single-probability compare for one dtype and backend: the truth at p as stored (and at p as
+    typed where rounding moved it to 0 or 1), then what each method gives."""
+    inputs = comparison.inputs
+    typed = float(inputs.probs.reshape(-1)[0])
+    y = float(inputs.targets.reshape(-1)[0])
+    rows = [r for r in comparison.rows if r.dtype == dtype and r.backend == backend]
+    dn = next(d for d in comparison.dtype_notes if d.dtype == dtype)
+    stored = dn.logits[0]
+    ref = rows[0].reference if rows else float("nan")
+    head = f"p = {num(typed)}, target {num(y)}, in {dtype} on the {backend} backend: the true loss is {num(ref)}."
+    lines = [head]
+    if stored != typed:
+        from stabcli.core.exact import to_float64_nearest
+        from stabcli.core.numbers import float_command
+        from stabcli.losses.bce.probs import exact_loss_p
+
+        at_typed = to_float64_nearest(exact_loss_p(typed, y, *(float(a.reshape(-1)[0]) for a in (
+            inputs.weight, inputs.pos_weight))))
+        lines.append(f"p = {num(typed)} is stored as {num(stored)} in {dtype} ({float_command(typed, dtype)} shows "
+                     f"why): every method sees that p; at the typed p the true loss is {num(at_typed)}.")
+    parts = []
+    for r in rows:
+        status = plain_notes._one(r.status)
+        parts.append(f"{r.method} is refused by torch.autocast" if status == "refused" else
+                     f"{r.method} gives {num(plain_notes._one(r.loss))} ({status})")
+    lines.append("; ".join(parts) + ".")
+    lines.append("naive, clamped and torch_bce take p; the logit forms take logit(p), recovered in float64.")
+    return lines
