@@ -333,3 +333,17 @@ def test_overflow_is_inf_but_exact_limits_are_ok(tmp_path):
                          "--format", "json").output)
     naive = next(r for r in doc["results"] if r["method"] == "naive")
     assert naive["count_ok"] == 2 and naive["mean_reference"] == "inf"
+
+
+def test_severity_training_ranks_as_sweep_does(tmp_path):
+    x = np.zeros((5, 10), dtype=np.float16)
+    x[3, 7] = 9.0
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", np.zeros((5, 10), dtype=np.float16))
+    out = run("check", tmp_path / "x.npy", tmp_path / "y.npy", "--backend", "torch", "--severity", "training").output
+    lines = [line.split() for line in out.splitlines()]
+    ranked = [words[0] for words in lines if len(words) > 2 and words[1] in ("diverges", "stalls", "inaccurate", "ok")]
+    assert ranked[:3] == ["naive", "clamped", "torch_bce"]  # inf/NaN first (the loss, or BCELoss's backward)
+    assert ranked[-1] in ("softplus", "logsumexp", "torch_bce_with_logits")
+    assert "9 loss inf" in " ".join(out.split())
+    assert run("check", tmp_path / "x.npy", tmp_path / "y.npy", "--severity", "training", "--no-grad").exit_code == 2

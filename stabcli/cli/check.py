@@ -26,11 +26,15 @@ from stabcli.cli import options
 @click.option("--worst", type=click.IntRange(0, 1000), default=5, show_default=True,
               help="How many of the worst elements each row keeps (with their indices).")
 @click.option("--grad/--no-grad", default=True, show_default=True, help="Also check each method's gradient.")
+@click.option("--severity", type=click.Choice(("accuracy", "training"), case_sensitive=False), default="accuracy",
+              show_default=True,
+              help="accuracy: every count, the means and the gradients. training: methods ranked by what breaks "
+                   "training (inf/NaN in loss or gradient, then a gradient that stalls), as sweep --severity training.")
 @click.option("--plot", "plot_path", default=None, metavar="PATH",
               help="Also write a histogram of the logits with where each method first gives inf/NaN (.png or .svg).")
 @options.core_errors
 def check(logits, targets, key, targets_key, loss, dtypes, backends, weight, pos_weight, label_smoothing, atol, rtol,
-          output_format, probs, autocast_dtype, device, worst, grad, plot_path):
+          output_format, probs, autocast_dtype, device, worst, grad, severity, plot_path):
     """Check every method on LOGITS and TARGETS read from files, per backend and dtype.
 
     Each file is .npy, .npz, .pt/.pth (a tensor or a dict of them), .safetensors, or .csv/.txt (one number a line,
@@ -47,6 +51,7 @@ def check(logits, targets, key, targets_key, loss, dtypes, backends, weight, pos
         stabcli check out.pt labels.pt --dtype float16 --format json
         stabcli check probs.npy targets.npy --probs --plot hist.png
         stabcli check logits.npy targets.npy --autocast float16
+        stabcli check logits.npy targets.npy --severity training
     """
     import math
 
@@ -56,6 +61,9 @@ def check(logits, targets, key, targets_key, loss, dtypes, backends, weight, pos
 
     options.check_tolerance(atol, "--atol")
     options.check_tolerance(rtol, "--rtol")
+    severity = severity.lower()
+    if severity == "training" and not grad:
+        raise options.UserError("--severity training ranks gradients too (inf/NaN, stalled); drop --no-grad")
     spec = options.autocast_spec(autocast_dtype, device, dtypes, backends)
     family = options.family_of(loss, label_smoothing=label_smoothing)
     if probs:
@@ -99,7 +107,7 @@ def check(logits, targets, key, targets_key, loss, dtypes, backends, weight, pos
     from stabcli.present import check_view as view
 
     options.emit(output_format, lambda: view.check_json(result), lambda: view.check_csv(result),
-                 lambda width: view.check_renderable(result, width))
+                 lambda width: view.check_renderable(result, width, severity))
     if plot_path is not None:
         from stabcli.present import plots
 

@@ -81,9 +81,7 @@ class CheckRow:
     grad_counts: dict | None = None  # GRAD_COUNT_KINDS, None without gradients
     grad_max_error_bits: float | None = None
     grad_breakdown: dict = field(default_factory=dict)
-    # for training (with gradients): elements where loss or gradient is inf/NaN, where the gradient stalls, and per
-    # side of 0 the input closest to 0 where training breaks and how ("break_pos", "break_pos_kind", ...)
-    training: dict = field(default_factory=lambda: {"nonfinite": 0, "stalled": 0})
+    training: object = None  # severity.TrainingBreaks (with gradients): ranked for training, as sweep's rows
     grad_wrt: str = "x"
     compute_dtype: str | None = None
     refused: str | None = None  # torch.autocast refused the method: torch's message
@@ -198,8 +196,11 @@ def _rows_for(check: Check, family, fmt: Format, backends, weight, pos_weight) -
             row = CheckRow(backend, fmt.name, method, grad_wrt=family.grad_variable(method))
             row.refused = refusal(backend, fmt, method, probe, family)
             if row.refused is None and check.grad:
+                from stabcli.commands.severity import TrainingBreaks
+
                 row.grad_counts = {k: 0 for k in GRAD_COUNT_KINDS}
                 row.grad_max_error_bits = 0.0
+                row.training = TrainingBreaks(0, 0, False)
             rows.append(row)
     return rows
 
@@ -223,6 +224,7 @@ def _check_format(check: Check, family, fmt: Format, backends, rtol, atol, worst
                 progress(int(xs.size))
     for row in live:
         _finish(row, check, fmt, family, worst)
+        _finish_training(row.training)
     check.rows.extend(rows)
     check.inputs.append(note)
 
@@ -300,6 +302,9 @@ class _Context:
         self.check, self.family, self.fmt, self.rows = check, family, fmt, rows
         self.given = (rtol, atol)
         self.worst = worst
+        # an ordinary gradient is w·max(1, pw) (BCE's largest |d loss/d x|); a lost one below eps times that is no
+        # news for training (commands/severity.py)
+        self.floor = fmt.eps * check.weight * max(1.0, check.pos_weight)
 
     def arrays(self, xs, ys) -> dict:
         keys = self.family.input_keys
@@ -348,7 +353,7 @@ class _Context:
                 g = family.grad_of(row.backend, fmt, row.method, arrays, "none", broadcast=False)
                 g = np.broadcast_to(np.asarray(g).reshape(-1), x64.shape)
                 gj, gone = _tally_grad(row, g, grad_refs[wrt], x64, counts)
-                _tally_training(row, j, gj, gone, x64, counts, fmt)
+                _tally_training(row, j, gj, gone, x64, counts, fmt, self.floor)
 
 
 def _weighted(mask: np.ndarray, counts) -> int:
@@ -427,42 +432,45 @@ def _tally_grad(row: CheckRow, g, ref: Reference, x64, counts) -> None:
     return j, gone
 
 
-def _tally_training(row: CheckRow, j, gj, gone, x64, counts, fmt: Format) -> None:
-    """What the elements mean for training (as ``sweep --severity training`` ranks a sweep): where the loss or the
-    gradient is inf/NaN and the truth is not (training diverges), where the gradient vanished although the true one
-    is at least eps (of an ordinary gradient, 1 for BCE) (training stalls), and per side of 0 the input closest to 0
-    where either happens, with how."""
+def _tally_training(row: CheckRow, j, gj, gone, x64, counts, fmt: Format, floor: float) -> None:
+    """What the elements mean for training, as ``sweep --severity training`` ranks a sweep (``commands/severity.py``):
+    where the loss or the gradient is inf/NaN and the truth is not (diverges), where the gradient vanished although
+    the true one is at least ``floor`` (eps times an ordinary gradient: stalls), and per side of 0 the input closest
+    to 0 where either happens, with how (``severity.kind_at``)."""
+    from stabcli.commands.severity import kind_at
+
+    t = row.training
     with np.errstate(all="ignore"):
-        loss_bad = ~np.isfinite(j.loss64) & j.outside
-        diverge = loss_bad | (gj.code.reshape(-1) >= INF)
-        stall = ~diverge & gone & (np.abs(gj.ref.nearest) >= fmt.eps)
-    row.training["nonfinite"] += _weighted(diverge, counts)
-    row.training["stalled"] += _weighted(stall, counts)
-    breaks = diverge | stall
-    if not breaks.any():
-        return
+        diverge = (~np.isfinite(j.loss64) & j.outside) | (gj.code.reshape(-1) >= INF)
+        stall = ~diverge & gone & (np.abs(gj.ref.nearest) >= floor)
+    t.count_nonfinite += _weighted(diverge, counts)
+    t.count_stalled += _weighted(stall, counts)
+    t.inaccurate = t.inaccurate or bool((j.code != OK).any() or (gj.code != OK).any())
     for side, pick in (("pos", x64 >= 0), ("neg", x64 < 0)):
-        at = np.flatnonzero(breaks & pick)
-        if not at.size:
-            continue
-        i = int(at[np.argmin(np.abs(x64[at]))])
-        old = row.training.get(f"break_{side}")
-        if old is None or abs(x64[i]) < abs(old):
-            row.training[f"break_{side}"] = float(x64[i])
-            row.training[f"break_{side}_kind"] = _break_kind(float(j.loss64[i]), float(gj.loss64[i]))
+        for mask, which in ((diverge | stall, "break"), (diverge, "diverge")):
+            at = np.flatnonzero(mask & pick)
+            if not at.size:
+                continue
+            i = int(at[np.argmin(np.abs(x64[at]))])
+            if which == "break":
+                old = getattr(t, f"break_{side}")
+                if old is None or abs(x64[i]) < abs(old):
+                    setattr(t, f"break_{side}", float(x64[i]))
+                    setattr(t, f"break_{side}_kind", kind_at(float(j.loss64[i]), float(gj.loss64[i])))
+                    setattr(t, f"truth_{side}", float(gj.ref.nearest[i]) if stall[i] else None)
+            else:
+                old = getattr(t, f"diverge_{side}")
+                if old is None or abs(x64[i]) < abs(old):
+                    setattr(t, f"diverge_{side}", float(x64[i]))
 
 
-def _break_kind(loss: float, grad: float) -> str:
-    """How training breaks at one element, the worst first (the kinds of ``sweep --severity training``)."""
-    if math.isnan(loss):
-        return "loss NaN"
-    if math.isinf(loss):
-        return "loss inf"
-    if math.isnan(grad):
-        return "grad NaN"
-    if math.isinf(grad):
-        return "grad inf"
-    return "grad 0" if grad == 0 else "grad ≈0"
+def _finish_training(t) -> None:
+    """Keep where loss or gradient first turn inf/NaN only when a stall breaks training closer to 0 (as sweep)."""
+    if t is None:
+        return
+    for side in ("pos", "neg"):
+        if getattr(t, f"diverge_{side}") == getattr(t, f"break_{side}"):
+            setattr(t, f"diverge_{side}", None)
 
 
 def _finish(row: CheckRow, check: Check, fmt: Format, family, worst: int) -> None:

@@ -30,7 +30,7 @@ def row_dict(row) -> dict:
         "grad_count_inaccurate": g["inaccurate"] if g else None,
         "grad_max_error_bits": row.grad_max_error_bits if g else None,
         "grad_breakdown": {k: row.grad_breakdown.get(k) for k in GRAD_BREAKDOWN_KEYS} if g else None,
-        "training": _training(row) if g else None,
+        "training": row.training.as_dict() if row.training is not None else None,
         "grad_wrt": row.grad_wrt,
         "compute_dtype": row.compute_dtype,
         "refused": row.refused,
@@ -38,17 +38,6 @@ def row_dict(row) -> dict:
         "mean_excludes_nan_inputs": row.nan_inputs,
         "worst": [w.as_json() for w in row.worst],
     }
-
-
-def _training(row) -> dict:
-    """A row ranked for training: diverges (loss or gradient inf/NaN), stalls (gradient vanished where the truth
-    matters), inaccurate, or ok; how many elements, and where it first breaks on each side of 0."""
-    t = row.training
-    off = row.counts["inaccurate"] + row.counts["clamped"] + (row.grad_counts or {}).get("inaccurate", 0)
-    cls = "diverges" if t["nonfinite"] else "stalls" if t["stalled"] else "inaccurate" if off else "ok"
-    return {"class": cls, "count_nonfinite": t["nonfinite"], "count_stalled": t["stalled"],
-            "break_pos": t.get("break_pos"), "break_pos_kind": t.get("break_pos_kind"),
-            "break_neg": t.get("break_neg"), "break_neg_kind": t.get("break_neg_kind")}
 
 
 def check_json(check) -> str:
@@ -139,14 +128,15 @@ def _x(v, digits: int = 8) -> str:
 
 
 def summary_lines(check) -> list[str]:
-    """One sentence per (backend, dtype): what each method does on this file for training, worst first: inf/NaN in
-    the loss or the gradient (diverges), a gradient lost where the truth matters (stalls), off tolerance, fine; and
-    where on each side of 0 it first happens, and how."""
+    """One sentence per (backend, dtype): what each method does on this file for training, worst first (as
+    ``sweep --severity training`` ranks: inf/NaN in the loss or the gradient, a gradient lost where the truth
+    matters, off tolerance, fine), and where on each side of 0 it first happens, and how."""
+    from stabcli.present.sweep_view import _side_text
+
     groups: dict = {}
     for r in check.rows:
         groups.setdefault((r.backend, r.dtype), []).append(r)
     v = "p" if check.probs else "x"
-    order = {"diverges": 0, "stalls": 1, "inaccurate": 2, "ok": 3}
     out = []
     for (backend, dtype), rows in groups.items():
         bad, fine = [], []
@@ -155,25 +145,25 @@ def summary_lines(check) -> list[str]:
                 bad.append((-1, f"{r.method} is refused by torch.autocast"))
                 continue
             c = r.counts
-            t = _training(r) if r.grad_counts is not None else None
-            cls = t["class"] if t else ("diverges" if c["inf"] + c["nan"] else
-                                        "inaccurate" if c["inaccurate"] + c["clamped"] else "ok")
-            if cls == "diverges" and t:
-                bad.append((0, f"{r.method} gives inf/NaN (loss or gradient) on {_elements(t['count_nonfinite'])}"
-                               f"{_breaks(t, v, dtype)}"))
+            t = r.training
+            cls = t.cls if t is not None else ("diverges" if c["inf"] + c["nan"] else
+                                               "inaccurate" if c["inaccurate"] + c["clamped"] else "ok")
+            if cls == "diverges" and t is not None:
+                bad.append((0, f"{r.method} gives inf/NaN (loss or gradient) on {_elements(t.count_nonfinite)}: "
+                               f"{_side_text(t, v)}"))
             elif cls == "diverges":
                 bad.append((0, f"{r.method} gives inf/NaN on {_elements(c['inf'] + c['nan'])}"
                                f"{_sides(r.breakdown, 'nonfinite', v, dtype)}"))
             elif cls == "stalls":
-                bad.append((1, f"{r.method}'s gradient vanishes where it matters on {_elements(t['count_stalled'])}"
-                               f"{_breaks(t, v, dtype)}"))
+                bad.append((1, f"{r.method}'s gradient stalls (vanishes where the truth matters) on "
+                               f"{_elements(t.count_stalled)}: {_side_text(t, v)}"))
             elif cls == "inaccurate" and c["clamped"] and r.max_error_bits > 0:
                 bad.append((2, f"{r.method} is finite only because the -100 clamp fired ({_elements(c['clamped'])}"
                                f"{_sides(r.breakdown, 'clamped', v, dtype)})"))
             elif cls == "inaccurate":
                 off = c["inaccurate"] + c["clamped"]
                 what = f"off tolerance on {_elements(off)}{_sides(r.breakdown, 'inaccurate', v, dtype)}" if off \
-                    else f"its gradient is off tolerance on {_elements(r.grad_counts['inaccurate'])}"
+                    else f"only its gradient is off tolerance ({_elements(r.grad_counts['inaccurate'])})"
                 bad.append((2, f"{r.method} is {what}"))
             else:
                 fine.append(r.method)
@@ -185,12 +175,6 @@ def summary_lines(check) -> list[str]:
     return out
 
 
-def _breaks(t: dict, v: str, dtype: str) -> str:
-    parts = [f"{v} {op} {logit_text(t[f'break_{side}'], dtype).plain} ({t[f'break_{side}_kind']})"
-             for side, op in (("pos", "≥"), ("neg", "≤")) if t.get(f"break_{side}") is not None]
-    return f", first at {' and '.join(parts)}" if parts else ""
-
-
 def _sides(breakdown: dict, kind: str, v: str, dtype: str) -> str:
     pos, neg = breakdown.get(f"{kind}_pos"), breakdown.get(f"{kind}_neg")
     parts = [f"{v} ≥ {logit_text(pos, dtype).plain}" if pos is not None else None,
@@ -199,7 +183,10 @@ def _sides(breakdown: dict, kind: str, v: str, dtype: str) -> str:
     return f", first at {' and '.join(parts)}" if parts else ""
 
 
-def check_tables(check, width: int = 80) -> list:
+def check_tables(check, width: int = 80, severity: str = "accuracy") -> list:
+    """Per (backend, dtype): the counts, the means and the gradients (``severity="accuracy"``), or the methods ranked
+    for training as ``sweep --severity training`` ranks them (``"training"``); then the worst elements and the
+    sentence on where each method breaks."""
     out: list = [Text(line, style="dim") for line in header_lines(check)]
     groups: dict = {}
     for r in check.rows:
@@ -208,6 +195,14 @@ def check_tables(check, width: int = 80) -> list:
     for (backend, dtype), rows in groups.items():
         live = [r for r in rows if not r.refused]
         title = f"[bold]{dtype}[/] · {backend} · {_n(rows[0].points or check.elements)} elements"
+        if severity == "training" and any(r.training is not None for r in live):
+            from stabcli.present.sweep_view import WIDE_LAYOUT, training_table
+
+            out.append(training_table(live, dtype, title, wide=width >= WIDE_LAYOUT, v="p" if check.probs else "x"))
+            out += _worst_lines(check, live, dtype)
+            out += _refused_lines(rows)
+            out += [Text(sentences[(backend, dtype)]), Text("")]
+            continue
         counts = Table(title=title, title_justify="left", pad_edge=False, box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1))
         counts.add_column("method", no_wrap=True)
         for name in ("ok", "inacc", "clamp", "inf", "nan", "ovf"):
@@ -247,25 +242,8 @@ def check_tables(check, width: int = 80) -> list:
                 grads.add_row(Text(r.method), count_text(g["nonfinite"], "bold red"), count_text(g["vanished"], "red"),
                               count_text(g["inaccurate"], "yellow"), Text(short(r.grad_max_error_bits, 3)))
             out.append(grads)
-        shown = False
-        v = "p" if check.probs else "x"
-        for r in live:
-            bad = [w for w in r.worst if w.status != "ok"][:WORST_SHOWN]
-            if not bad:
-                continue
-            if not shown:
-                out.append(Text("worst elements (index in the file, input, target: loss):", style="bold"))
-                shown = True
-            out.append(Text(f"  {r.method}"))
-            for w in bad:
-                more = f", {_n(w.count)} alike" if w.count > 1 else ""
-                x = _x(w.logit, 8) if isinstance(w.logit, list) else logit_text(w.logit, dtype).plain
-                out.append(Text(f"    {w.index} {v}={x} y={_x(w.target, 4)}: {short(w.loss, 7)} "
-                                f"(exact {short(w.reference, 6)}, {w.status}{more})"))
-        for r in rows:
-            if r.refused:
-                out.append(Text(f"{r.method}: refused by torch.autocast, torch's message: " + " ".join(r.refused.split()),
-                                style="dim"))
+        out += _worst_lines(check, live, dtype)
+        out += _refused_lines(rows)
         sentence = sentences.get((backend, dtype))
         if sentence:
             out.append(Text(sentence))
@@ -275,5 +253,28 @@ def check_tables(check, width: int = 80) -> list:
     return out
 
 
-def check_renderable(check, width: int = 80):
-    return Group(*check_tables(check, width))
+def _worst_lines(check, live, dtype: str) -> list:
+    out: list = []
+    v = "p" if check.probs else "x"
+    for r in live:
+        bad = [w for w in r.worst if w.status != "ok"][:WORST_SHOWN]
+        if not bad:
+            continue
+        if not out:
+            out.append(Text("worst elements (index in the file, input, target: loss):", style="bold"))
+        out.append(Text(f"  {r.method}"))
+        for w in bad:
+            more = f", {_n(w.count)} alike" if w.count > 1 else ""
+            x = _x(w.logit, 8) if isinstance(w.logit, list) else logit_text(w.logit, dtype).plain
+            out.append(Text(f"    {w.index} {v}={x} y={_x(w.target, 4)}: {short(w.loss, 7)} "
+                            f"(exact {short(w.reference, 6)}, {w.status}{more})"))
+    return out
+
+
+def _refused_lines(rows) -> list:
+    return [Text(f"{r.method}: refused by torch.autocast, torch's message: " + " ".join(r.refused.split()),
+                 style="dim") for r in rows if r.refused]
+
+
+def check_renderable(check, width: int = 80, severity: str = "accuracy"):
+    return Group(*check_tables(check, width, severity))
