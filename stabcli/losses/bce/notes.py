@@ -236,6 +236,11 @@ def _story(comparison, dtype: str, backend: str | None = None, pointers: bool = 
                      f"{num(good.loss)} ({good.status}){why}.")
     elif good is not None:
         parts.append(f"softplus gives {num(good.loss)} (true {num(good.reference)}, {good.status}).")
+    if good is not None and good.status == "inf" and dtype in FORMATS and \
+            plain_notes.beyond_format(good.reference, FORMATS[dtype]):
+        fmt = FORMATS[dtype]
+        parts.append(f"The true loss {num(good.reference)} is beyond {dtype}'s largest value {num(fmt.max)}: the loss "
+                     f"overflows {dtype} whatever the formula (status inf).")
     # every other method that is off here, by name (x = -12, y = 0 in float32: torch_bce_with_logits)
     others = ("logsumexp",) if library is not None else ("logsumexp", "torch_bce_with_logits")
     off = [r for r in (_pick(rows, dtype, m, backend) for m in others) if r is not None and r.status != "ok"]
