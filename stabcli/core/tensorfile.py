@@ -70,6 +70,12 @@ def _format_name(dtype: np.dtype) -> str | None:
 def load(path: str, key: str | None = None, what: str = "LOGITS") -> TensorFile:
     """The tensor in ``path`` (``key`` for a file of several); see the module for the formats."""
     ext = os.path.splitext(path)[1].lower()
+    try:
+        if "\0" in path:
+            raise ValueError("embedded null byte")
+        os.fsencode(path)
+    except (ValueError, UnicodeError):
+        raise InputError(f"{what} {path!r} is not a name a file system can hold; give a file ({ALLOWED})") from None
     if os.path.isdir(path):
         raise InputError(f"{what} {path!r} is a folder; give a file ({ALLOWED})")
     if ext not in EXTENSIONS:
