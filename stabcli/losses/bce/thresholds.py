@@ -34,7 +34,7 @@ def predict(fmt: Format, rtol: float | None = None) -> list[Threshold]:
     emax = math.frexp(fmt.max)[1] - 1
     rtol = fmt.default_rtol if rtol is None else rtol
     name = fmt.name
-    lse = math.log(math.expm1(eps / rtol))
+    lse = _lse_estimate(eps, rtol)
     with mpmath.workdps(60):  # exact enough that the first representable value at or above each is right
         ln2 = mp.log(2)
         tiny = mp.mpf(fmt.smallest_subnormal)
@@ -44,6 +44,15 @@ def predict(fmt: Format, rtol: float | None = None) -> list[Threshold]:
         t_under = mp.log(2 / tiny - 1)
         t_clamp = mp.log(mp.exp(100) - 1)  # 100 - 3.7e-44: -100 itself already clamps in exact arithmetic
         return _table(name, p, fmt, ln_overflow, t_one_op, t_one_cr, t_under, t_clamp, lse)
+
+
+def _lse_estimate(eps: float, rtol: float) -> float:
+    """ln(e^(eps/rtol) - 1), for every rtol >= 0: ln(expm1(a)) overflows from a = 710 and divides by zero at
+    rtol = 0, where no rounding error at all is within tolerance, so that the estimate is +inf (every logit)."""
+    a = eps / rtol if rtol > 0 else math.inf
+    if a > 700:  # ln(e^a - 1) = a + ln(1 - e^-a), and e^-a is below 1e-304: a itself (inf stays inf)
+        return a
+    return math.log(math.expm1(a))
 
 
 def _table(name, p, fmt, ln_overflow, t_one_op, t_one_cr, t_under, t_clamp, lse) -> list[Threshold]:
