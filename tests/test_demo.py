@@ -270,9 +270,9 @@ def test_pause_with_one_step_does_not_wait(monkeypatch):
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--step", "0"], "--step 0"),
-    (["--step", "9"], "--step 9"),
-    (["--step", "-1"], "--step -1"),
+    (["--step", "0"], "--step '0'"),  # quoted as typed, as every number option's message
+    (["--step", "9"], "--step '9'"),
+    (["--step", "-1"], "--step '-1'"),
     (["--step", "two"], "'two'"),
     (["--dtype", "float8"], "float8"),
     (["--dtype", "all"], "'all'"),

@@ -42,8 +42,6 @@ def compare(logits, targets, dtypes, backends, weight, pos_weight, reduction, at
     from stabcli.losses.bce import Inputs
     from stabcli.core.formats import parse_dtypes
 
-    options.check_tolerance(atol, "--atol")
-    options.check_tolerance(rtol, "--rtol")
     for text, name in ((logits, "LOGITS"), (targets, "TARGETS")):
         if text.startswith("--"):
             raise options.UserError(f"no such option {text!r}; see 'stabcli compare --help'")

@@ -21,7 +21,8 @@ def wait_for_enter(next_number: int, total: int) -> bool:
 
 
 @click.command(short_help="The classroom walk-through: why BCELoss(sigmoid(1e10), 1) is 0.")
-@click.option("--step", "step", type=int, default=None, metavar="N",
+@click.option("--step", "step", type=options.Number("a step number from 1 to 8", whole=True, minimum=1, maximum=8),
+              default=None, metavar="N",
               help="Show only step N (1 to 8). [default: all, in order]")
 @click.option("--pause", is_flag=True,
               help="Wait for Enter before each next step. Needs a terminal on stdin: without one, a line on "
@@ -55,8 +56,6 @@ def demo(step, pause, dtype):
         stabcli demo --step 3
         stabcli demo --step 7 --dtype bfloat16
     """
-    from rich.console import Console
-
     from stabcli.present import demo as lesson
     from stabcli.present import demo_view as render
 
@@ -68,7 +67,7 @@ def demo(step, pause, dtype):
         click.echo("stabcli demo: --pause needs a terminal on stdin to wait for Enter; running through without "
                    "pausing.", err=True)
         waiting = False
-    console = Console()
+    console = options.console()
     width = min(console.width, render.DEMO_WIDTH)
     steps = lesson.iter_steps(dtype.lower(), numbers)
     for i, number in enumerate(numbers):

@@ -11,9 +11,9 @@ def _scalar(text: str, what: str) -> float:
     """One number from an option that the sweep needs as a single value (weight, pos_weight)."""
     from stabcli.core import inputs as parse
 
-    value = parse.parse_number(str(text), what, "one finite number >= 0")
-    if not (value >= 0 and value != float("inf")):
-        raise options.UserError(f"{what} {text!r} is not allowed; for a sweep give one finite number >= 0")
+    value = parse.parse_number(str(text), what, "one finite number >= 0", finite=True)
+    if not value >= 0:
+        raise options.UserError(f"{what} {parse.shown(text)} is not allowed; for a sweep give one finite number >= 0")
     return value
 
 
@@ -26,9 +26,13 @@ def _scalar(text: str, what: str) -> float:
 @options.weight_options
 @options.tolerance_options
 @options.format_option
-@click.option("--min", "xmin", type=float, default=None, help="Smallest logit of the grid. [default: -1e4]")
-@click.option("--max", "xmax", type=float, default=None, help="Largest logit of the grid. [default: 1e4]")
-@click.option("--points", type=float, default=None,
+@click.option("--min", "xmin", type=options.Number("a finite number"), default=None,
+              help="Smallest logit of the grid. [default: -1e4]")
+@click.option("--max", "xmax", type=options.Number("a finite number"), default=None,
+              help="Largest logit of the grid. [default: 1e4]")
+@click.option("--points", type=options.Number("a whole number of points from 2 to 1e9", whole=True, minimum=2,
+                                              maximum=1e9),  # commands/sweep.py MAX_POINTS
+              default=None,
               help="Number of grid points, 2 to 1e9 (1e6 works). [default: 4001]")
 @click.option("--spacing", type=click.Choice(("linear", "log"), case_sensitive=False), default=None,
               help="linear, or log on each side of 0 from ±1e-4 outward (plus 0). [default: log]")
@@ -61,17 +65,11 @@ def sweep(dtypes, backends, targets, weight, pos_weight, atol, rtol, output_form
         stabcli sweep --dtype float16 --backend numpy --plot float16.png
         stabcli sweep --dtype float16 --exhaustive --no-grad
     """
-    import math
-
     from stabcli.core.formats import parse_dtypes
     from stabcli.commands.sweep import make_grid, run_sweep, total_points
 
-    options.check_tolerance(atol, "--atol")
-    options.check_tolerance(rtol, "--rtol")
     ys = options.parse_targets(targets)
-    if points is not None and not (math.isfinite(points) and points == int(points)):
-        raise options.UserError(f"--points {points:g} is not allowed; give a whole number of points")
-    grid = make_grid(xmin, xmax, None if points is None else int(points), spacing, exhaustive)
+    grid = make_grid(xmin, xmax, points, spacing, exhaustive)
     formats = parse_dtypes(dtypes)
     w, pw = _scalar(weight, "--weight"), _scalar(pos_weight, "--pos-weight")
     fmt = output_format.lower()
@@ -81,12 +79,11 @@ def sweep(dtypes, backends, targets, weight, pos_weight, atol, rtol, output_form
     from stabcli.present import sweep_view as view
 
     if show_progress:
-        from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         total = sum(total_points(grid, f) for f in formats) * len(ys)
         with Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      console=Console(stderr=True), transient=True) as bar:
+                      console=options.console(stderr=True), transient=True) as bar:
             task = bar.add_task("sweep", total=total)
             result = run_sweep(formats, options.backends(backends), ys, grid, w, pw, rtol, atol,
                                progress=lambda n: bar.advance(task, n), grad=grad)
@@ -95,12 +92,13 @@ def sweep(dtypes, backends, targets, weight, pos_weight, atol, rtol, output_form
     options.emit(output_format, lambda: view.sweep_json(result), lambda: view.sweep_csv(result),
                  lambda width: view.sweep_renderable(result, width))
     if plot_path is not None:
+        from stabcli.core.inputs import shown
         from stabcli.present import plots
 
         try:
             written = plots.write_sweep_figure(result, plot_path)
         except OSError as exc:
-            raise options.UserError(f"--plot {plot_path!r} cannot be written ({exc.strerror or exc})") from None
+            raise options.UserError(f"--plot {shown(plot_path)} cannot be written ({exc.strerror or exc})") from None
         click.echo(f"figure written to {written}", err=True)
 
 
@@ -109,11 +107,21 @@ def _plot_target(path: str):
     import os
     from pathlib import Path
 
+    from stabcli.core.inputs import shown
+
     target = Path(path)
     if target.suffix.lower() not in (".png", ".svg"):
-        raise options.UserError(f"--plot {path!r} must end in .png or .svg")
+        raise options.UserError(f"--plot {shown(path)} must end in .png or .svg")
     folder = target.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise options.UserError(f"--plot {path!r}: the folder {str(folder)!r} does not exist or cannot be written")
-    if target.is_dir():
-        raise options.UserError(f"--plot {path!r} is a folder; give a file name ending in .png or .svg")
+    try:  # a name too long for the file system, a folder we may not look into: OSError
+        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+            raise options.UserError(f"--plot {shown(path)}: the folder {shown(str(folder))} does not exist or cannot "
+                                    "be written")
+        if target.is_dir():
+            raise options.UserError(f"--plot {shown(path)} is a folder; give a file name ending in .png or .svg")
+        os.stat(target)  # a file name too long is refused here, not after the sweep
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise options.UserError(f"--plot {shown(path)} cannot be used ({exc.strerror or exc}); give a shorter or "
+                                "other path") from None

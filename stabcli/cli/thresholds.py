@@ -30,8 +30,6 @@ def thresholds(dtypes, atol, rtol, output_format):
     from stabcli.core.formats import parse_dtypes
     from stabcli.commands.thresholds import run_thresholds
 
-    options.check_tolerance(atol, "--atol")
-    options.check_tolerance(rtol, "--rtol")
     result = run_thresholds(parse_dtypes(dtypes), rtol, atol)
     options.emit(output_format, lambda: view.thresholds_json(result), lambda: view.thresholds_csv(result),
                  lambda width: view.thresholds_renderable(result))
