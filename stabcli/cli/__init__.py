@@ -7,6 +7,10 @@ commands, so ``stabcli --help`` starts as fast as click allows.
 
 from __future__ import annotations
 
+import codecs
+import errno
+import os
+import re
 import sys
 
 import click
@@ -14,26 +18,201 @@ import click
 from stabcli import __version__
 from stabcli.cli import compare, demo, plot, sweep, thresholds
 
+# Exit codes, the same for every command (README, "Errors"):
+EXIT_OK = 0  # done; also when the reader of a pipe went away (`stabcli demo | head -1`)
+EXIT_OUTPUT = 1  # the output could not be written: stdout closed (`>&-`), a full disk, an I/O error
+EXIT_USAGE = 2  # bad input: one `Error:` line that names the value and says what is allowed
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, the shell's convention)
+
+# What stabcli's own text needs beyond ASCII, for a stream that cannot encode it (PYTHONIOENCODING=ascii, a C
+# locale without UTF-8): written out in ASCII; anything else (a value the user typed) as a \u escape.
+_ASCII = {"·": "*", "ε": "eps", "≥": ">=", "≤": "<=", "≈": "~", "±": "+/-", "×": "x", "…": "...", "–": "-",
+          "—": "-", "²": "^2", "─": "-", "→": "->", "✕": "x", "▲": "^"}
+
+
+def _to_ascii(err: UnicodeEncodeError):
+    bad = err.object[err.start:err.end]
+    return "".join(_ASCII.get(c) or c.encode("ascii", "backslashreplace").decode() for c in bad), err.end
+
+
+codecs.register_error("stabcli-ascii", _to_ascii)
+
+
+class _Stdout:
+    """sys.stdout while a command runs: written in pieces no larger than its buffer, and remembering a failure.
+
+    CPython's buffered writer, handed one large write that the disk takes only in part, drops the rest without an
+    error (a 100 kB JSON document on a nearly full disk came out cut at 64 kB, exit 0); written in pieces, the
+    failure is raised. Everything else is the real stream's.
+    """
+
+    PIECE = 4096
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.failed: OSError | None = None
+
+    def write(self, text):
+        try:
+            if not isinstance(text, str) or len(text) <= self.PIECE:
+                return self.stream.write(text)  # (click probes with write(b"") whether a stream is binary)
+            for start in range(0, len(text), self.PIECE):
+                self.stream.write(text[start:start + self.PIECE])
+            return len(text)
+        except OSError as exc:
+            self.failed = exc
+            raise
+
+    def flush(self):
+        try:
+            self.stream.flush()
+        except OSError as exc:
+            self.failed = exc
+            raise
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+class _OSErrorInCommand(Exception):
+    """An OSError from inside a command, carried past click, which would end a broken pipe with exit code 1."""
+
+    def __init__(self, error: OSError):
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Interrupted(BaseException):
+    """Ctrl-C inside a command, carried past click (which prints a blank line and calls it 'Aborted!')."""
+
+
+def _ascii_fallback(stream) -> None:
+    """Let a stream that cannot encode stabcli's '·', '≤', 'ε' write them in ASCII instead of failing."""
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    try:
+        "·≤ε─".encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        try:
+            stream.reconfigure(errors="stabcli-ascii")
+        except (AttributeError, ValueError, OSError):
+            pass
+
+
+def _silence(stream) -> None:
+    """Point a failed stream's file descriptor at /dev/null, so that Python's own flush at exit does not fail
+    again (with a second message and exit code 120)."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):  # CliRunner's streams have none
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return stream is not None and stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def _say(line: str) -> None:
+    """One line on stderr; if stderr itself is closed, full or a broken pipe, the exit code has to say it."""
+    if sys.stderr is None:
+        return
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except OSError:
+        _silence(sys.stderr)
+
+
+def _shorten(message: str, limit: int = 80) -> str:
+    """A click message with every long quoted value cut to its two ends and its length, as ``inputs.shown``."""
+    half = (limit - 20) // 2
+
+    def cut(m: re.Match) -> str:
+        q, inner = m.group(0)[0], m.group(0)[1:-1]
+        return f"{q}{inner[:half]}{q}...{q}{inner[-half:]}{q} ({len(inner):,} characters)"
+
+    return re.sub(r"'[^'\n]{%d,}'|\"[^\"\n]{%d,}\"" % (limit + 1, limit + 1), cut, message)
+
+
+def run(invoke) -> int:
+    """Run a command (``invoke``: click's main, not standalone) and decide its exit code: the one place where
+    every command's streams, errors and Ctrl-C are handled, so that commands added later behave the same.
+
+    * stdout closed (``>&-``): one line on stderr, exit 1, before any work.
+    * stdout full or failing (``> /dev/full``): what is written is flushed and checked; one line, exit 1.
+    * a broken pipe (``| head -1``): the reader has what it wanted; exit 0, quietly.
+    * Ctrl-C: "Interrupted." and exit 130; a command's files are never left half-written (see ``plot``).
+    * bad input: one ``Error:`` line, exit 2.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            _ascii_fallback(stream)
+    if sys.stdout is None:  # Python's stdout when file descriptor 1 was closed at start
+        _say("Error: stdout is closed, so nothing can be printed; redirect it to a file or to /dev/null instead "
+             "of closing it")
+        return EXIT_OUTPUT
+    real = sys.stdout
+    out = sys.stdout = _Stdout(real)
+    try:
+        rv = invoke()
+        out.flush()
+        return rv if isinstance(rv, int) else EXIT_OK
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:  # `stabcli` alone: its help
+            out.write(exc.ctx.get_help() + "\n")
+            out.flush()
+            return EXIT_OK
+        _say(f"Error: {_shorten(exc.format_message())}")  # no usage block: one line says what is wrong
+        return EXIT_USAGE
+    except click.ClickException as exc:
+        _say(f"Error: {_shorten(exc.format_message())}")
+        return exc.exit_code
+    except (_Interrupted, KeyboardInterrupt, click.Abort):  # Ctrl-C in a command, or around it
+        _say(("\n" if _is_terminal(sys.stderr) else "") + "Interrupted.")  # a terminal shows ^C: end its line
+        return EXIT_INTERRUPTED
+    except (OSError, _OSErrorInCommand) as caught:
+        exc = caught.error if isinstance(caught, _OSErrorInCommand) else caught
+        if exc.errno == errno.EPIPE:  # the reader of a pipe went away: it has what it wanted
+            _silence(real)
+            return EXIT_OK
+        if out.failed is exc:
+            _silence(real)
+            _say(f"Error: the output could not be written ({exc.strerror or exc}); nothing more was printed")
+            return EXIT_OUTPUT
+        raise exc from None
+    finally:
+        sys.stdout = real
+
 
 class StabcliGroup(click.Group):
-    """A click group whose usage errors are one `Error:` line (no usage block), exit code 2, no traceback."""
+    """A click group whose commands end the same way: see :func:`run`."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        call = super().main
+        if not standalone_mode:
+            return call(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
-            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except click.UsageError as exc:
-            exc.ctx = None  # drop the usage block and hint: one line says what is wrong
-            exc.show()
-            sys.exit(2)
-        except click.ClickException as exc:
-            exc.show()
-            sys.exit(exc.exit_code)
-        except click.Abort:
-            click.echo("Aborted!", err=True)
-            sys.exit(1)
-        if standalone_mode:
-            sys.exit(rv if isinstance(rv, int) else 0)
-        return rv
+            code = run(lambda: call(args, prog_name, complete_var, standalone_mode=False, **extra))
+        except KeyboardInterrupt:  # a second Ctrl-C while the first one is reported
+            code = EXIT_INTERRUPTED
+        sys.exit(code)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            raise _OSErrorInCommand(exc) from exc
+        except KeyboardInterrupt:
+            raise _Interrupted() from None
 
 
 @click.group(cls=StabcliGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,5 +1,5 @@
 """matplotlib Figures from curve data (``curves.py``) and sweeps (``sweep.py``). Functions return Figures;
-``save`` writes files atomically and deterministically.
+``save`` writes files atomically and deterministically, ``staged_folder`` a whole set at once.
 
 matplotlib is imported inside the functions with the Agg backend, so only the commands that plot load it.
 """
@@ -7,7 +7,10 @@ matplotlib is imported inside the functions with the Agg backend, so only the co
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -209,6 +212,47 @@ def save(fig, folder: Path, stem: str, formats=FORMATS_WRITTEN) -> list[Path]:
     return written
 
 
+@contextmanager
+def staged_folder(out):
+    """A temporary folder to write a set of files into; they move into ``out`` together once all are written.
+
+    The temporary folder sits in ``out`` or, if it does not exist yet, in its nearest existing parent (the same
+    file system, so a move is a rename). If the writing fails or is interrupted (Ctrl-C), the temporary folder is
+    removed and ``out`` is as it was: not created, its old figures untouched, no .png without its .svg. The moves
+    themselves run with Ctrl-C held back (a few renames), so the set arrives whole.
+    """
+    out = Path(out)
+    base = out
+    while not base.exists():
+        base = base.parent
+    staging = Path(tempfile.mkdtemp(prefix=".stabcli-", dir=base))
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    blocked = _hold_ctrl_c()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for path in sorted(staging.iterdir()):
+            os.replace(path, out / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if blocked:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _hold_ctrl_c() -> bool:
+    """Block SIGINT until the caller unblocks it (a Ctrl-C meanwhile is delivered then); False where not possible."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return False
+    try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -229,27 +273,29 @@ def exact_breakdowns(fmt, backend: str, targets) -> dict:
 
 
 def write_figures(out: Path, formats, dtypes, backends, targets) -> list[Path]:
-    """One figure per (dtype, backend) and the overview, written into ``out``; returns the files written."""
+    """One figure per (dtype, backend) and the overview, written into ``out`` as one set (``staged_folder``);
+    returns the files written."""
     from stabcli.commands.curves import curve_set
     from stabcli.commands.sweep import make_grid, run_sweep
 
     out = Path(out)
     written: list[Path] = []
-    for fmt in dtypes:
-        for backend in backends:
-            fig = loss_figure([curve_set(fmt, backend, float(y)) for y in targets],
-                              exact_breakdowns(fmt, backend, targets))
-            try:
-                written += save(fig, out, f"bce_{fmt.name}_{backend}", formats)
-            finally:
-                close(fig)
-    sweep = run_sweep(list(dtypes), list(backends), list(targets), make_grid(), grad=False)  # loss breakdowns only
-    fig = overview_figure(sweep)
-    try:
-        written += save(fig, out, "breakdown_overview", formats)
-    finally:
-        close(fig)
-    return written
+    with staged_folder(out) as staging:  # the whole set or nothing, even on Ctrl-C
+        for fmt in dtypes:
+            for backend in backends:
+                fig = loss_figure([curve_set(fmt, backend, float(y)) for y in targets],
+                                  exact_breakdowns(fmt, backend, targets))
+                try:
+                    written += save(fig, staging, f"bce_{fmt.name}_{backend}", formats)
+                finally:
+                    close(fig)
+        sweep = run_sweep(list(dtypes), list(backends), list(targets), make_grid(), grad=False)  # loss breakdowns
+        fig = overview_figure(sweep)
+        try:
+            written += save(fig, staging, "breakdown_overview", formats)
+        finally:
+            close(fig)
+    return [out / path.name for path in written]
 
 
 def write_sweep_figure(sweep, path) -> Path:
