@@ -62,4 +62,4 @@ def compare(logits, targets, dtypes, backends, weight, pos_weight, reduction, at
     from stabcli.present import compare_view as view
 
     options.emit(output_format, lambda: view.compare_json(result), lambda: view.compare_csv(result),
-                 lambda width: view.compare_renderable(result))
+                 lambda width: view.compare_renderable(result), notes=result.notes)

@@ -90,7 +90,7 @@ def sweep(dtypes, backends, targets, weight, pos_weight, atol, rtol, output_form
     else:
         result = run_sweep(formats, options.backends(backends), ys, grid, w, pw, rtol, atol, grad=grad)
     options.emit(output_format, lambda: view.sweep_json(result), lambda: view.sweep_csv(result),
-                 lambda width: view.sweep_renderable(result, width))
+                 lambda width: view.sweep_renderable(result, width), notes=result.notes)
     if plot_path is not None:
         from stabcli.core.inputs import shown
         from stabcli.present import plots

@@ -224,7 +224,7 @@ def run_compare(
                     continue
                 ev, ops = evaluate_method(backend, fmt, method, arrays, family=family)
                 with np.errstate(all="ignore"):
-                    loss = ops.to_numpy(ops.reduce(ev.loss, inputs.reduction))
+                    loss = ops.to_numpy(ev.reduced(ops, inputs.reduction))
                 loss = np.asarray(loss).reshape(-1) if not reduced else np.asarray(loss).reshape(1)
                 changed = None
                 if ev.clamp_changed is not None:
