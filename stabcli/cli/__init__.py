@@ -8,6 +8,7 @@ commands, so ``stabcli --help`` starts as fast as click allows.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import errno
 import os
 import re
@@ -206,13 +207,25 @@ class StabcliGroup(click.Group):
             code = EXIT_INTERRUPTED
         sys.exit(code)
 
+    # click's own main ends a broken pipe with exit code 1 and Ctrl-C with "Aborted!", even when not standalone:
+    # what happens in parsing (--help, --version) and in the command is carried past it to run().
+    def make_context(self, *args, **kwargs):
+        with _past_click():
+            return super().make_context(*args, **kwargs)
+
     def invoke(self, ctx):
-        try:
+        with _past_click():
             return super().invoke(ctx)
-        except OSError as exc:
-            raise _OSErrorInCommand(exc) from exc
-        except KeyboardInterrupt:
-            raise _Interrupted() from None
+
+
+@contextlib.contextmanager
+def _past_click():
+    try:
+        yield
+    except OSError as exc:
+        raise _OSErrorInCommand(exc) from exc
+    except KeyboardInterrupt:
+        raise _Interrupted() from None
 
 
 @click.group(cls=StabcliGroup, context_settings={"help_option_names": ["-h", "--help"]})
