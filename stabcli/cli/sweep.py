@@ -89,9 +89,8 @@ def sweep(dtypes, backends, targets, weight, pos_weight, atol, rtol, output_form
                                progress=lambda n: bar.advance(task, n), grad=grad)
     else:
         result = run_sweep(formats, options.backends(backends), ys, grid, w, pw, rtol, atol, grad=grad)
-    options.emit(output_format, lambda: view.sweep_json(result), lambda: view.sweep_csv(result),
-                 lambda width: view.sweep_renderable(result, width), notes=result.notes)
-    if plot_path is not None:
+    written = None
+    if plot_path is not None:  # the file first, stdout last: a reader that stops early (| head) still gets it
         from stabcli.core.inputs import shown
         from stabcli.present import plots
 
@@ -99,7 +98,10 @@ def sweep(dtypes, backends, targets, weight, pos_weight, atol, rtol, output_form
             written = plots.write_sweep_figure(result, plot_path)
         except OSError as exc:
             raise options.UserError(f"--plot {shown(plot_path)} cannot be written ({exc.strerror or exc})") from None
-        click.echo(f"figure written to {written}", err=True)
+    options.emit(output_format, lambda: view.sweep_json(result), lambda: view.sweep_csv(result),
+                 lambda width: view.sweep_renderable(result, width), notes=result.notes)
+    if written is not None:
+        click.echo(f"figure written to {click.format_filename(written)}", err=True)
 
 
 def _plot_target(path: str):
