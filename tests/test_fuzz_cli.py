@@ -29,8 +29,9 @@ from stabcli.cli import cli
 TOKENS = ["", " ", "0", "1", "-1", "-0", "0.5", "2", "nan", "inf", "-inf", "1e400", "-1e400", "1e-400", "0x1p-1074",
           "0x1.8p3", "0x1p5000", "1_000", "١٢", "１", "[1,2", "1,2]", "[[1],[2,3]]", "[[0.1,0.2],[0.3,0.4]]", "1,,2",
           "[]", '["inf"]', "--bogus", "--help", "-h", "-", "--", "all", "float16", "bfloat16", "torch", "numpy", "json",
-          "csv", "table", "none", "sum", "mean", "linear", "log", "float32", "float64", "png,svg", "svg", "png,,svg", "x.png", "x.svg", "fig", "9" * 400,
-          "\n", "a\nb", "\udcff", "é", "∞", "1e10", "-100", "3", "8", "1e9", "/", ".", "..", "/proc/x.png"]
+          "csv", "table", "none", "sum", "mean", "linear", "log", "float32", "float64", "png,svg", "svg", "png,,svg",
+          "x.png", "x.svg", "fig", "9" * 400, "\n", "a\nb", "\udcff", "é", "∞", "1e10", "-100", "3", "8", "1e9", "/",
+          ".", "..", "/proc/x.png", "-2e304", "1.7976931348623157e308", "5e-324", "-5e-324"]
 NUMBERS = st.one_of(  # valid numbers of every size, so that the values past parsing get tried too
     st.floats().map(repr),
     st.floats(allow_nan=False, allow_infinity=False).map(float.hex),

@@ -225,3 +225,22 @@ def test_errors(args, message):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], result.output
     assert "Traceback" not in result.output
+
+
+BIG = 1.7976931348623157e308  # float64's largest value
+
+
+@pytest.mark.parametrize("lo, hi, spacing", [
+    (-2e304, None, "log"), (None, 2e304, "log"), (-BIG, BIG, "log"), (-BIG, BIG, "linear"), (1e-300, BIG, "log"),
+    (-BIG, -1e-300, "log"), (5e-324, 1.0, "log"), (-1.0, -5e-324, "log"),
+])
+def test_bounds_near_the_ends_of_float64_give_the_whole_grid(lo, hi, spacing):
+    # found by tests/test_fuzz_cli.py: |bound| / 1e-4 overflowed past 1.8e304 and made the log grid's split NaN
+    # (ValueError: cannot convert float NaN to integer); then b/a overflowing (or underflowing) in a·(b/a)^t, and
+    # hi - lo in the linear grid, turned every inner point into inf (or 0), which the sweep dropped in silence.
+    args = ["sweep", "--dtype", "float64", "--backend", "numpy", "--points", "11", "--no-grad", "--format", "json",
+            "--spacing", spacing, *(["--min", repr(lo)] if lo is not None else []),
+            *(["--max", repr(hi)] if hi is not None else [])]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["results"][0]["points"] == 11  # float64: 11 distinct finite logits
