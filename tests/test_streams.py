@@ -128,6 +128,29 @@ def test_a_file_cut_short_is_not_a_success(tmp_path):
     assert target.stat().st_size == 16384  # what did fit: the error says the rest is missing
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs RLIMIT_FSIZE (POSIX)")
+@pytest.mark.parametrize("before, size", [(0, 4096), (0, 4097), (100, 4095), (100, 4096), (5000, 100000)])
+def test_stdout_never_drops_what_did_not_fit(tmp_path, before, size):
+    # stabcli's stdout on a 4096-byte disk: `before` bytes, then `size` more. Whenever the two do not fit, the
+    # write must fail. CPython's own buffered stdout drops the rest in silence when a write larger than its buffer
+    # is taken in part (100 + 4096 here: 4196 bytes meant, 4096 written, no error).
+    import resource
+
+    def small_disk():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    code = ("import sys\nfrom stabcli.cli import _Stdout\nout = _Stdout(sys.stdout)\n"
+            f"out.write('y' * {before})\nout.write('x' * {size})\nout.flush()\n")
+    with open(tmp_path / "out", "w") as f:
+        done = subprocess.run([sys.executable, "-c", code], stdout=f, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=small_disk)
+    fits = before + size <= 4096
+    assert (done.returncode == 0) == fits, done.stderr
+    assert fits or "File too large" in done.stderr
+    assert (tmp_path / "out").stat().st_size == min(before + size, 4096)
+
+
 def test_ctrl_c_exits_130_and_leaves_no_partial_figure_set(tmp_path):
     old = tmp_path / "old"  # a folder of figures from an earlier run: it must stay as it was
     old.mkdir()

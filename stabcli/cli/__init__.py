@@ -40,25 +40,34 @@ codecs.register_error("stabcli-ascii", _to_ascii)
 
 
 class _Stdout:
-    """sys.stdout while a command runs: written in pieces no larger than its buffer, and remembering a failure.
+    """sys.stdout while a command runs: text goes to the file descriptor directly, and a failure is remembered.
 
-    CPython's buffered writer, handed one large write that the disk takes only in part, drops the rest without an
-    error (a 100 kB JSON document on a nearly full disk came out cut at 64 kB, exit 0); written in pieces, the
-    failure is raised. Everything else is the real stream's.
+    CPython's buffered writer, given a write larger than its buffer that the disk takes only in part, keeps the
+    rest and then never writes it, without an error (a 100 kB JSON document on a full 64 kB disk came out cut at
+    64 kB, exit 0). Here each write is encoded as the stream would encode it and written with os.write until all
+    of it is out or the system says why not. Streams without a file descriptor (CliRunner's) are written as they
+    are. Everything else is the real stream's.
     """
-
-    PIECE = 4096
 
     def __init__(self, stream):
         self.stream = stream
         self.failed: OSError | None = None
+        self.fd = None
+        if os.name == "posix":  # elsewhere the stream's newline translation matters
+            try:
+                self.fd = stream.fileno()
+            except (AttributeError, OSError, ValueError):
+                pass
 
     def write(self, text):
         try:
-            if not isinstance(text, str) or len(text) <= self.PIECE:
-                return self.stream.write(text)  # (click probes with write(b"") whether a stream is binary)
-            for start in range(0, len(text), self.PIECE):
-                self.stream.write(text[start:start + self.PIECE])
+            if self.fd is None or not isinstance(text, str):  # (click probes with write(b"") for a binary stream)
+                return self.stream.write(text)
+            errors = getattr(self.stream, "errors", None) or "strict"
+            data = text.encode(getattr(self.stream, "encoding", None) or "utf-8",
+                               "surrogateescape" if errors == "strict" else errors)  # a file name's own bytes
+            self.stream.flush()  # anything written before, in order
+            _write_all(self.fd, data)
             return len(text)
         except OSError as exc:
             self.failed = exc
@@ -73,6 +82,22 @@ class _Stdout:
 
     def __getattr__(self, name):
         return getattr(self.stream, name)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """os.write until every byte is written; an error (ENOSPC, EPIPE, EIO, ...) is raised, never dropped."""
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except BlockingIOError:  # a non-blocking stdout (some parents make one): wait until it takes more
+            import select
+
+            select.select([], [fd], [])
+            continue
+        if n == 0:
+            raise OSError(errno.EIO, "the output took no bytes")
+        view = view[n:]
 
 
 class _OSErrorInCommand(Exception):
