@@ -82,7 +82,10 @@ CASES += [(["plot", "--out", ""], "--out"), (["plot", "--out", " "], "--out"),
           (["plot", "--out", "{tmp}/" + "a" * 300], "File name too long"),
           (["plot", "--out", "{tmp}/" + "a" * 300 + "/sub"], "File name too long"),
           (["sweep", "--dtype", "float16", "--plot", "{tmp}/" + "a" * 300 + ".png"], "File name too long"),
-          (["sweep", "--dtype", "float16", "--plot", "{tmp}/" + "a" * 300 + "/x.png"], "File name too long")]
+          (["sweep", "--dtype", "float16", "--plot", "{tmp}/" + "a" * 300 + "/x.png"], "File name too long"),
+          (["plot", "--out", "{tmp}/a\x00b"], "--out"), (["plot", "--out", "{tmp}/\ud800"], "--out"),
+          (["sweep", "--dtype", "float16", "--plot", "{tmp}/a\x00.png"], "--plot"),
+          (["sweep", "--dtype", "float16", "--plot", "{tmp}/\ud800.png"], "--plot")]
 CASES += [(["plot", "--out", "{tmp}/f", "--target", v], v) for v in ("1.5", "-1", "nan", "inf")]
 CASES += [(["plot", "--out", "{tmp}/f", "--target", "abc"], "abc")]
 CASES += [(["plot", "--out", "{tmp}/f", "--dtype", v], v) for v in ("float8", "x")]

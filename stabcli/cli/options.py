@@ -144,6 +144,23 @@ def parse_targets(texts, default=("0", "1")) -> list[float]:
     return ys
 
 
+def check_file_name(path: str) -> None:
+    """ValueError for a name that no file system holds: a NUL, or a character the file system encoding lacks
+    (pathlib's exists() just says False to both, and the failure would come after all the work)."""
+    import os
+
+    if "\0" in path:
+        raise ValueError("embedded null byte")
+    os.fsencode(path)
+
+
+def path_problem(exc: Exception) -> str:
+    """Why a path cannot be used, in a few words: the system's reason, or that no file system takes the name."""
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return "not a name a file system can hold"
+
+
 # --- output --------------------------------------------------------------------------------------------------
 
 def console(**kwargs):

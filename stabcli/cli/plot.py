@@ -20,6 +20,7 @@ def _writable_folder(path: str):
                                 "figures")
     folder = Path(path)
     try:  # a name too long for the file system, a folder we may not look into: OSError
+        options.check_file_name(path)
         if folder.exists() and not folder.is_dir():
             raise options.UserError(f"--out {shown(path)} is a file; give a folder to write the figures into")
         existing = folder
@@ -28,9 +29,9 @@ def _writable_folder(path: str):
         for part in (folder, *folder.parents):  # each name within the file system's limit
             if len(part.name.encode(errors="surrogateescape")) > os.pathconf(existing, "PC_NAME_MAX"):
                 raise OSError(36, os.strerror(36))
-    except OSError as exc:
-        raise options.UserError(f"--out {shown(path)} cannot be used ({exc.strerror or exc}); give a shorter or "
-                                "other path") from None
+    except (OSError, ValueError) as exc:  # ValueError: a name no file system takes (NUL, a lone surrogate)
+        raise options.UserError(f"--out {shown(path)} cannot be used ({options.path_problem(exc)}); give a "
+                                "shorter or other path") from None
     if not existing.is_dir():
         raise options.UserError(f"--out {shown(path)} cannot be created: {shown(str(existing))} is a file; give a "
                                 "folder you can write")

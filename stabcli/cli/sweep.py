@@ -116,6 +116,7 @@ def _plot_target(path: str):
         raise options.UserError(f"--plot {shown(path)} must end in .png or .svg")
     folder = target.parent
     try:  # a name too long for the file system, a folder we may not look into: OSError
+        options.check_file_name(path)
         if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
             raise options.UserError(f"--plot {shown(path)}: the folder {shown(str(folder))} does not exist or cannot "
                                     "be written")
@@ -124,6 +125,6 @@ def _plot_target(path: str):
         os.stat(target)  # a file name too long is refused here, not after the sweep
     except FileNotFoundError:
         pass
-    except OSError as exc:
-        raise options.UserError(f"--plot {shown(path)} cannot be used ({exc.strerror or exc}); give a shorter or "
-                                "other path") from None
+    except (OSError, ValueError) as exc:  # ValueError: a name no file system takes (NUL, a lone surrogate)
+        raise options.UserError(f"--plot {shown(path)} cannot be used ({options.path_problem(exc)}); give a "
+                                "shorter or other path") from None
