@@ -40,7 +40,8 @@ codecs.register_error("stabcli-ascii", _to_ascii)
 
 
 class _Stdout:
-    """sys.stdout while a command runs: text goes to the file descriptor directly, and a failure is remembered.
+    """sys.stdout (and stderr) while a command runs: text goes to the file descriptor directly, and a failure is
+    remembered.
 
     CPython's buffered writer, given a write larger than its buffer that the disk takes only in part, keeps the
     rest and then never writes it, without an error (a 100 kB JSON document on a full 64 kB disk came out cut at
@@ -172,7 +173,8 @@ def run(invoke) -> int:
     every command's streams, errors and Ctrl-C are handled, so that commands added later behave the same.
 
     * stdout closed (``>&-``): one line on stderr, exit 1, before any work.
-    * stdout full or failing (``> /dev/full``): what is written is flushed and checked; one line, exit 1.
+    * stdout full or failing (``> /dev/full``): what is written is flushed and checked; one line, exit 1
+      (stderr full or failing: exit 1, with nowhere to say it).
     * a broken pipe (``| head -1``): the reader has what it wanted; exit 0, quietly.
     * Ctrl-C: "Interrupted." and exit 130; a command's files are never left half-written (see ``plot``).
     * bad input: one ``Error:`` line, exit 2.
@@ -184,8 +186,11 @@ def run(invoke) -> int:
         _say("Error: stdout is closed, so nothing can be printed; redirect it to a file or to /dev/null instead "
              "of closing it")
         return EXIT_OUTPUT
-    real = sys.stdout
+    real, real_err = sys.stdout, sys.stderr
     out = sys.stdout = _Stdout(real)
+    err = None if real_err is None else _Stdout(real_err)
+    if err is not None:
+        sys.stderr = err
     try:
         rv = invoke()
         out.flush()
@@ -214,9 +219,12 @@ def run(invoke) -> int:
             _silence(real)
             _say(f"Error: the output could not be written ({exc.strerror or exc}); nothing more was printed")
             return EXIT_OUTPUT
+        if err is not None and err.failed is exc:  # stderr itself is full or failing: nowhere left to say it
+            _silence(real_err)
+            return EXIT_OUTPUT
         raise exc from None
     finally:
-        sys.stdout = real
+        sys.stdout, sys.stderr = real, real_err
 
 
 class StabcliGroup(click.Group):
