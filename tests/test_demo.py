@@ -369,6 +369,6 @@ def test_ctrl_c_at_a_prompt_stops_the_demo(monkeypatch):
     monkeypatch.setattr(cli_options, "stdin_is_terminal", lambda: True)
     monkeypatch.setattr(cli_demo, "wait_for_enter", interrupted)
     result = run("demo", "--pause")
-    assert result.exit_code == 1
-    assert result.stderr.strip().splitlines()[-1] == "Aborted!"
+    assert result.exit_code == 130  # the shell's convention for Ctrl-C (issue 16), no longer 1 and "Aborted!"
+    assert result.stderr.strip().splitlines()[-1] == "Interrupted."
     assert re.findall(r"Step (\d) of 8 ·", result.stdout) == ["1"]
