@@ -60,7 +60,7 @@ class Number(click.ParamType):
         self.minimum, self.maximum = minimum, maximum
 
     def get_metavar(self, param, ctx=None):  # click < 8.2 passes no ctx
-        return "N" if self.whole else "X"
+        return "INTEGER" if self.whole else "FLOAT"
 
     def convert(self, value, param, ctx):
         if isinstance(value, (int, float)) and not isinstance(value, bool):  # a default, already a number
