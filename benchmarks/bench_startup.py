@@ -3,7 +3,8 @@
     python benchmarks/bench_startup.py [--runs 7]
 
 Goals (issue 7): `stabcli --help` <= 1.3 x `python -c "import click, rich.table"`;
-`stabcli compare 1e10 1` <= 1.15 x `python -c "import torch"`. Each command runs --runs times after one warm-up
+`stabcli compare 1e10 1` <= 1.15 x `python -c "import torch"`. Issue 14: `stabcli float 1e10 --dtype float16`
+<= 1.3 x importing what it needs (click, rich, numpy, mpmath, ml_dtypes): it must not load torch. Each command runs --runs times after one warm-up
 run (so the OS file cache is warm for all of them alike); the medians are compared.
 """
 
@@ -37,6 +38,9 @@ def main() -> int:
     rows = [
         ("stabcli --help", base + ["--help"], "import click, rich.table", [py, "-c", "import click, rich.table"], 1.3),
         ("stabcli compare 1e10 1", base + ["compare", "1e10", "1"], "import torch", [py, "-c", "import torch"], 1.15),
+        ("stabcli float 1e10 (f16)", base + ["float", "1e10", "--dtype", "float16"],
+         "import click, rich.table, numpy, mpmath, ml_dtypes",
+         [py, "-c", "import click, rich.table, numpy, mpmath, ml_dtypes"], 1.3),
     ]
     failed = 0
     for label, cmd, base_label, base_cmd, goal in rows:

@@ -18,3 +18,16 @@ def exhaustive16():
     sweep = run_sweep([FORMATS["float16"], FORMATS["bfloat16"]], ["numpy", "torch"], [0.0, 1.0],
                       make_grid(exhaustive=True), grad=True)
     return {(r.dtype, r.backend, r.target, r.method): r for r in sweep.rows}
+
+
+@pytest.fixture(scope="session")
+def questions():
+    """The quiz's questions of `stabcli demo`, one per step, in float32 (the default) and float16 (the other
+    branches): {dtype: [Question, ...]}. Shared by the demo and handout tests."""
+    from stabcli.present import demo
+
+    out = {}
+    for dtype in ("float32", "float16"):
+        lesson = demo.Lesson(dtype)
+        out[dtype] = [lesson.question(n) for n in range(1, demo.STEP_COUNT + 1)]
+    return out

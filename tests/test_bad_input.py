@@ -93,6 +93,9 @@ CASES += [(["plot", "--out", "{tmp}/f", "--backend", v], v) for v in ("jax", "x"
 # demo
 CASES += [(["demo", "--step", v], v) for v in ("0", "9", "-1", "100", "abc", "1.5", "1_0", "٣", "1e400", "nan")]
 CASES += [(["demo", "--dtype", v], v) for v in ("float8", "int8")]
+CASES += [(["demo", "--export", "{tmp}/" + v], v) for v in ("h.txt", "h", "h.pdf", "missing/h.md", "blocker/h.md")]
+CASES += [(["demo", "--export", "{tmp}"], "folder"), (["demo", "--export", "{tmp}/h.md", "--step", "9"], "9")]
+CASES += [(["plot", "--out", "{tmp}/f", "--slide", v], v) for v in ("pie", "los")]
 # the group
 CASES += [([v], v) for v in ("nosuchcommand", "--bogus", "comparee")]
 

@@ -156,3 +156,15 @@ def test_no_numpy_warning_reaches_stderr():
                           capture_output=True, text=True)
     assert done.returncode == 0
     assert done.stderr == ""
+
+
+def test_summary_names_every_method_that_is_off():
+    """Issue 15: the lesson's x = -12, y = 0 in float32 (DESIGN.md: torch's (1-y)·x - logsigmoid(x) gives 5.72e-6
+    against the true 6.144e-6); the summary must say that torch_bce_with_logits is the one off there."""
+    result = run("compare", "-12", "0", "--dtype", "float32", "--backend", "torch", "--format", "json")
+    doc = strict_json(result.output)
+    status = {r["method"]: r["status"] for r in doc["results"]}
+    assert status["torch_bce_with_logits"] == "inaccurate" and status["softplus"] == "ok"
+    summary = " ".join(doc["summary"])
+    assert "torch_bce_with_logits gives 5.722045898e-6 (inaccurate)" in summary
+    assert "softplus gives" in summary and "(true 6.144193478e-6, ok)" in summary

@@ -52,6 +52,7 @@ def built():
     return {dtype: demo.build_steps(dtype) for dtype in CHECKED_DTYPES}
 
 
+
 # --- every number equals what the core gives ------------------------------------------------------------------
 
 class Again:
@@ -100,14 +101,17 @@ def format_constant(call):
 
 def clip_again(call):
     """Keras's and scikit-learn's clipped BCE written plainly in numpy, in the dtype (float16, float32, float64:
-    numpy's own casts round correctly; bfloat16's go through float32 and are not used here)."""
+    numpy's own casts round correctly; bfloat16's go through float32 and are not used here). tf.keras 2.x adds
+    its epsilon inside each log (tf_keras/backend.py: `target * tf.math.log(output + epsilon())`)."""
     dt = FORMATS[call["dtype"]].np_dtype.type
     with np.errstate(all="ignore"):
         x, y, low, high = dt(call["x"]), dt(call["y"]), dt(call["low"]), dt(call["high"])
+        e = dt(call["log_eps"])
         p = dt(1) / (dt(1) + np.exp(-x))
         pc = np.clip(p, low, high)
-        loss = -(y * np.log(pc) + (dt(1) - y) * np.log(dt(1) - pc))
-    return float({"loss": loss, "high": high, "low": low, "one_minus_high": dt(1) - high, "p": p}[call["field"]])
+        loss = -(y * np.log(pc + e) + (dt(1) - y) * np.log(dt(1) - pc + e))
+    return float({"loss": loss, "high": high, "low": low, "one_minus_high": dt(1) - high, "p": p,
+                  "log_eps": e}[call["field"]])
 
 
 def same(shown, again) -> bool:
@@ -120,10 +124,10 @@ def same(shown, again) -> bool:
 
 
 @pytest.mark.parametrize("dtype", CHECKED_DTYPES)
-def test_every_number_is_what_the_core_gives(built, dtype):
+def test_every_number_is_what_the_core_gives(built, questions, dtype):
     again = Again()
     thresholds = {}
-    for step in built[dtype]:
+    for step in built[dtype] + questions[dtype]:
         assert step.quotes, f"step {step.number} shows no computed number"
         for q in step.quotes:
             call = q.call
@@ -145,6 +149,18 @@ def test_every_number_is_what_the_core_gives(built, dtype):
             else:
                 raise AssertionError(f"unknown source {q.source!r}")
             assert same(q.value, value), (step.number, q.source, call, q.value, value)
+
+
+@pytest.mark.parametrize("dtype", CHECKED_DTYPES)
+def test_every_number_of_a_question_is_shown(questions, dtype):
+    for q in questions[dtype]:
+        console = Console(file=None, width=80, color_system=None, record=True)
+        with console.capture() as cap:
+            console.print(render.question_renderable(q, demo.STEP_COUNT))
+            console.print(render.answer_renderable(q))
+        text = flat(cap.get())
+        for quote in q.quotes:
+            assert quote.text() in text, (q.number, quote.text())
 
 
 @pytest.mark.parametrize("dtype", CHECKED_DTYPES)
@@ -192,12 +208,60 @@ def test_the_numbers_tell_the_story(built):
 
 def test_clip_of_step_8_in_float32_is_not_minus_log_1e7(built):
     step8 = built["float32"][7]
-    keras_top = next(q for q in step8.quotes if q.source == "clip" and q.call["low"] == demo.KERAS_EPSILON
-                     and q.call["field"] == "loss" and q.call["x"] == demo.BIG and q.call["dtype"] == "float32")
+    def top(log_eps):
+        return next(q for q in step8.quotes if q.source == "clip" and q.call["low"] == demo.KERAS_EPSILON
+                    and q.call["field"] == "loss" and q.call["x"] == demo.BIG and q.call["dtype"] == "float32"
+                    and q.call["log_eps"] == log_eps)
+
+    keras3, tf_keras2 = top(0.0), top(demo.KERAS_EPSILON)
     # 1 - 1e-7 rounds to 1 - 2^-23 in float32 (its neighbours are 1 - 2^-24 and 1 - 2^-23; 1e-7 is nearer 2^-23),
     # so the largest loss is -log(2^-23) = 23·ln 2 rounded to float32, not -log(1e-7).
-    assert keras_top.value == float(np.float32(23 * math.log(2)))
-    assert keras_top.value != float(np.float32(-math.log(1e-7)))
+    assert keras3.value == float(np.float32(23 * math.log(2)))
+    assert keras3.value != float(np.float32(-math.log(1e-7)))
+    # tf.keras 2.x: -log(2^-23 + 1e-7) (mpmath: -log(mpf(2)**-23 + mpf(1e-7)) = 15.333238903433; float32 rounding of
+    # the sum and of the log moves it by well under 1e-5)
+    assert abs(tf_keras2.value - 15.3332386) < 1e-5
+
+
+def test_step_2_in_float16_says_the_inf_comes_from_the_overflow(built):
+    """Issue 15: in float16, 1e10 is inf before any formula runs, so naive's inf (status ok against the loss at
+    x = inf) is not 'about x itself'; the true loss at 1e10 is 1e10 (mpmath, taken in float64, which holds 1e10)."""
+    step = built["float16"][1]
+    assert shown(built["float16"], 2, logits=1e10, targets=0.0, field="reference", dtype="float64") == 1e10
+    assert shown(built["float16"], 2, logits=1e10, targets=0.0, field="reference", dtype="float16") == math.inf
+    text = flat(" ".join(step.paragraphs + step.after))
+    assert "The true loss is 0 if the target is 1 (right and sure) and 1e10 if it is 0" in text
+    assert "judged against the loss at x = inf (0 and inf), not at 1e10" in text
+    assert "comes from the overflow of 1e10, not from the formula" in text
+    assert step.tables[0].rows[-1][0] == "exact at x = inf"
+    assert "exact (mpmath)" == built["float32"][1].tables[0].rows[-1][0]
+
+
+def test_step_8_says_which_keras_does_what(built):
+    text = " ".join(" ".join(s.after) for s in [built["float32"][7]])
+    assert "tf.keras 2.x" in text and "Keras 3 on torch, JAX or NumPy does not" in text
+    assert "from_logits=True" in text
+
+
+def test_clipped_bce_is_what_keras_3_on_torch_computes(monkeypatch):
+    """With Keras 3 installed (the optional peers), on the torch backend: keras.losses.binary_crossentropy on
+    keras.activations.sigmoid(x) is the clipped rule of clipped_bce, in float32, at the step's logits (±1e10,
+    where the log's argument is the clip's bound) and at moderate ones. Not where p clips at 1e-7 with y = 0:
+    torch's BCELoss then takes log1p(-1e-7), the numpy rule log(1 - 1e-7), a different number. torch's sigmoid
+    and log may differ from numpy's op-by-op ones by an ulp, hence the 4-eps tolerance."""
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "torch":
+        pytest.skip(f"keras runs on {keras.backend.backend()} here, not torch")
+    import torch
+
+    f32 = FORMATS["float32"]
+    for x, y in ((1e10, 0.0), (1e10, 1.0), (-1e10, 1.0), (40.0, 0.0), (-40.0, 1.0), (3.0, 0.0), (3.0, 1.0),
+                 (-0.5, 0.0), (-0.5, 1.0)):
+        p = keras.activations.sigmoid(torch.tensor([x], dtype=torch.float32))
+        got = float(keras.losses.binary_crossentropy(torch.tensor([y]), p))
+        want = demo.clipped_bce(x, y, f32, demo.KERAS_EPSILON, 1 - demo.KERAS_EPSILON).loss
+        assert got == pytest.approx(want, rel=4 * f32.eps), (x, y)
 
 
 # --- the command -------------------------------------------------------------------------------------------

@@ -107,7 +107,7 @@ def test_numpy_and_torch_differ_at_float16_7_625_and_why():
 
 
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
-@pytest.mark.parametrize("name", list(FORMATS))
+@pytest.mark.parametrize("name", [n for n, f in FORMATS.items() if f.has_inf])  # float8_e4m3fn has no inf
 @pytest.mark.parametrize(
     "x, y, want",
     [(math.inf, 1.0, 0.0), (math.inf, 0.0, math.inf), (-math.inf, 0.0, 0.0), (-math.inf, 1.0, math.inf),

@@ -11,8 +11,9 @@ every run; examples and deadline are bounded to keep the file to a few seconds p
 What is made smaller, and why (each engine's numbers have their own tests):
 * thresholds measures on an 11-point grid instead of every float16 value (seconds per example otherwise);
 * sweep refuses more than 1,000 points (so a random '999999' costs nothing; it is then an exit 2);
-* figures are not drawn: plot's writer and sweep's --plot writer are replaced by ones that check the path as
-  the real ones do and, inside this test's folder, write small files through the same staging folder.
+* figures and handouts are not drawn: plot's writers (figures, slides), sweep's --plot writer and demo's
+  --export writer are replaced by ones that, inside this test's folder, write small files (plot's through the
+  same staging folder); the path checks before them are the real ones.
 """
 
 from __future__ import annotations
@@ -54,10 +55,12 @@ COMMANDS = {
                    "--pos-weight": None, "--rtol": None, "--atol": None, "--format": None, "--min": None,
                    "--max": None, "--spacing": None, "--plot": None}),
     "thresholds": ({}, {"--dtype": "float16", "--rtol": None, "--atol": None, "--format": None}),
-    "plot": ({}, {"--dtype": "float16", "--backend": "numpy", "--target": "0", "--out": "figs", "--format": "png"}),
-    "demo": ({}, {"--step": "1", "--dtype": None}),
+    "plot": ({}, {"--dtype": "float16", "--backend": "numpy", "--target": "0", "--out": "figs", "--format": "png",
+                  "--slide": None}),
+    "demo": ({}, {"--step": "1", "--dtype": None, "--export": None}),
+    "float": ({"VALUE": "1"}, {"--dtype": "float16", "--format": None}),
 }
-FLAGS = {"compare": ["--no-steps"], "sweep": ["--no-grad"], "thresholds": [], "plot": [], "demo": []}
+FLAGS = {"compare": ["--no-steps"], "sweep": ["--no-grad"], "thresholds": [], "plot": [], "demo": [], "float": []}
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +68,7 @@ def sandbox(tmp_path_factory):
     """A working folder for relative paths, quick engines, and figure writers that stay inside it."""
     from stabcli.commands import sweep as sweep_engine
     from stabcli.commands import thresholds as thresholds_engine
-    from stabcli.present import plots
+    from stabcli.present import handout, plots
 
     home = tmp_path_factory.mktemp("fuzz").resolve()
     real_make_grid = sweep_engine.make_grid
@@ -85,10 +88,18 @@ def sandbox(tmp_path_factory):
                 (staging / n).write_bytes(b"figure")
         return [Path(out) / n for n in names]
 
-    def fake_write_sweep_figure(sweep, path):
+    def fake_write_slides(out, formats, kind, dtypes, backends, targets):
+        return fake_write_figures(out, formats, dtypes, backends, targets)
+
+    def fake_write_sweep_figure(sweep, path, rtol=None, atol=None):
         if inside(path):
             Path(path).write_bytes(b"figure")
         return Path(path)
+
+    def fake_write_handout(path, dtype, numbers=None):
+        if inside(path):
+            Path(path).write_bytes(b"handout")
+        return [Path(path)]
 
     before = os.getcwd()
     with pytest.MonkeyPatch.context() as mp:
@@ -96,6 +107,8 @@ def sandbox(tmp_path_factory):
         mp.setattr(sweep_engine, "MAX_POINTS", 1000)
         mp.setattr(plots, "write_figures", fake_write_figures)
         mp.setattr(plots, "write_sweep_figure", fake_write_sweep_figure)
+        mp.setattr(plots, "write_slides", fake_write_slides)
+        mp.setattr(handout, "write_handout", fake_write_handout)
         os.chdir(home)
         try:
             yield home

@@ -20,6 +20,9 @@ COMMANDS = [
     ["sweep", "--dtype", "bfloat16", "--points", "101", "--format", "csv", "--target", "0.3"],
     ["thresholds", "--dtype", "float16", "--format", "json"],
     ["demo", "--step", "2"],
+    ["float", "0.1"],
+    ["float", "1e10", "--dtype", "float8_e4m3fn", "--dtype", "float8_e5m2", "--format", "json"],
+    ["sweep", "--dtype", "float8_e4m3fn", "--exhaustive"],
 ]
 
 
@@ -45,6 +48,9 @@ def test_same_command_same_bytes(args):
     ["sweep", "--dtype", "float16", "--exhaustive", "--target", "0", "--target", "0.5", "--target", "1"],
     ["compare", "-1e4,-100,0,100,1e4,inf,-inf,nan", "0,1,0.5,1,0,1,0,1", "--reduction", "none"],
     ["thresholds", "--dtype", "bfloat16"],
+    ["compare", "-448,-3,0,2,448,inf,nan", "0,1,0.5,1,0,1,1", "--dtype", "float8_e4m3fn", "--dtype", "float8_e5m2",
+     "--reduction", "none"],
+    ["float", "1e10", "--dtype", "all", "--dtype", "float8_e4m3fn"],
 ])
 def test_no_warning_text_on_stderr(args):
     # -W always would print every RuntimeWarning numpy raises; stabcli must catch them all (np.errstate)

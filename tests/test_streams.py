@@ -39,6 +39,7 @@ def commands(tmp: Path) -> dict[str, list[str]]:
         "plot": ["plot", "--out", str(tmp / "figures"), "--dtype", "float16", "--backend", "numpy", "--format",
                  "png", "--target", "0"],
         "demo": ["demo", "--step", "1"],
+        "float": ["float", "0.1"],
         "help": ["--help"],
     }
 

@@ -18,6 +18,7 @@ import click
 
 from stabcli import __version__
 from stabcli.cli import compare, demo, plot, sweep, thresholds
+from stabcli.cli.float import float_command
 
 # Exit codes, the same for every command (README, "Errors"):
 EXIT_OK = 0  # done; also when the reader of a pipe went away (`stabcli demo | head -1`)
@@ -278,6 +279,7 @@ def cli():
 
 for _module in (compare, sweep, thresholds, plot, demo):
     cli.add_command(getattr(_module, _module.__name__.rsplit(".", 1)[1]))
+cli.add_command(float_command)
 
 
 def main():

@@ -9,6 +9,19 @@ import click
 from stabcli.cli import options
 
 
+def ask(question) -> str | None:
+    """Ask the class for its prediction on stderr and read one line: the answer (possibly empty: Enter just
+    reveals), or None when stdin has ended (then the quiz runs on without waiting)."""
+    hint = f"(a-{'abcdefgh'[len(question.choices) - 1]})" if question.choices else "(a number)"
+    click.echo(f"Your prediction {hint}, or Enter to reveal: ", nl=False, err=True)
+    line = sys.stdin.readline()
+    if not line:
+        click.echo("", err=True)
+        click.echo("stabcli demo: stdin ended; showing the remaining answers without waiting.", err=True)
+        return None
+    return line.strip()
+
+
 def wait_for_enter(next_number: int, total: int) -> bool:
     """Wait for Enter before step ``next_number``; False when stdin has ended (then the demo runs on)."""
     click.echo(f"Press Enter for step {next_number} of {total} (Ctrl-C to stop) ", nl=False, err=True)
@@ -30,13 +43,22 @@ def wait_for_enter(next_number: int, total: int) -> bool:
 @click.option("--dtype", type=click.Choice(("float16", "bfloat16", "float32", "float64"), case_sensitive=False),
               default="float32", show_default=True,
               help="Format of every step but 5 (which is about float16).")
+@click.option("--quiz", is_flag=True,
+              help="Before each step, ask the class to predict (e.g. BCELoss(sigmoid(1e10), 1) = ?), wait for an "
+                   "answer or Enter, then reveal the live number. Without a terminal on stdin it does not wait: "
+                   "each answer follows its question.")
+@click.option("--export", "export", default=None, metavar="FILE",
+              help="Write the lesson as a handout instead of showing it: NAME.md (its figures in NAME_figures/ "
+                   "beside it) or NAME.html (self-contained): every panel as tables, figures, the questions "
+                   "and an answer key.")
 @options.core_errors
-def demo(step, pause, dtype):
+def demo(step, pause, dtype, quiz, export):
     """Walk through why BCELoss(sigmoid(1e10), 1) is 0, in 8 steps with live numbers.
 
     Every number is computed as its step is shown (compare, sweep and thresholds underneath). By default the
     steps run straight through, so the demo works in a pipe; --pause waits for Enter between them (it has
-    nothing to wait for with --step).
+    nothing to wait for with --step); --quiz asks for a prediction before each step; --export writes a
+    handout.
 
     \b
     Steps:
@@ -55,22 +77,57 @@ def demo(step, pause, dtype):
         stabcli demo --pause
         stabcli demo --step 3
         stabcli demo --step 7 --dtype bfloat16
+        stabcli demo --quiz
+        stabcli demo --export handout.md
     """
     from stabcli.present import demo as lesson
-    from stabcli.present import demo_view as render
 
     if step is not None:
         lesson.check_step(step)
     numbers = [step] if step is not None else list(range(1, lesson.STEP_COUNT + 1))
+    if export is not None:
+        _export(export, dtype.lower(), numbers)
+        return
+    from stabcli.present import demo_view as render
+
+    terminal = options.stdin_is_terminal()
     waiting = pause and len(numbers) > 1
-    if waiting and not options.stdin_is_terminal():
+    if waiting and not terminal:
         click.echo("stabcli demo: --pause needs a terminal on stdin to wait for Enter; running through without "
                    "pausing.", err=True)
         waiting = False
+    asking = quiz and terminal  # in a pipe the quiz never waits: each answer follows its question
     console = options.console()
     width = min(console.width, render.DEMO_WIDTH)
-    steps = lesson.iter_steps(dtype.lower(), numbers)
+    course = lesson.Lesson(dtype.lower())
     for i, number in enumerate(numbers):
-        if waiting and i > 0:
+        question = course.question(number) if quiz else None
+        if question is not None:
+            console.print(render.question_renderable(question, lesson.STEP_COUNT), width=width)
+            said = ""
+            if asking:
+                answer = ask(question)
+                if answer is None:
+                    asking = waiting = False
+                else:
+                    said = lesson.judge_answer(question, answer)
+            console.print(render.answer_renderable(question, said), width=width)
+        elif waiting and i > 0:
             waiting = wait_for_enter(number, lesson.STEP_COUNT)
-        console.print(render.demo_step_renderable(next(steps), lesson.STEP_COUNT), width=width)
+        console.print(render.demo_step_renderable(course.step(number), lesson.STEP_COUNT), width=width)
+
+
+def _export(path: str, dtype: str, numbers: list[int]) -> None:
+    """Write the handout (checked before any work: .md or .html, in a folder that can be written)."""
+    from pathlib import Path
+
+    from stabcli.core.inputs import shown
+    from stabcli.present import handout
+
+    options.check_output_file(path, "--export", (".md", ".html"))
+    try:
+        written = handout.write_handout(Path(path), dtype, numbers)
+    except OSError as exc:
+        raise options.UserError(f"--export {shown(path)} cannot be written ({exc.strerror or exc})") from None
+    for p in written:
+        click.echo(click.format_filename(p))

@@ -16,7 +16,7 @@ import sys
 
 import click
 
-DTYPE_CHOICES = ("float16", "bfloat16", "float32", "float64", "all")
+DTYPE_CHOICES = ("float16", "bfloat16", "float32", "float64", "float8_e4m3fn", "float8_e5m2", "all")
 BACKEND_CHOICES = ("numpy", "torch", "all")
 FORMAT_CHOICES = ("table", "json", "csv")
 
@@ -86,7 +86,8 @@ class Number(click.ParamType):
 def dtype_option(func):
     return click.option(
         "--dtype", "dtypes", multiple=True, type=click.Choice(DTYPE_CHOICES, case_sensitive=False),
-        help="Format to evaluate in; repeat for several. [default: all]",
+        help="Format to evaluate in; repeat for several. all = the four 16- to 64-bit formats; "
+             "float8_e4m3fn and float8_e5m2 only when named. [default: all]",
     )(func)
 
 
@@ -142,6 +143,37 @@ def parse_targets(texts, default=("0", "1")) -> list[float]:
         if y not in ys:
             ys.append(y)
     return ys
+
+
+def check_output_file(path: str, option: str, suffixes: tuple[str, ...]) -> None:
+    """Check an output file before any work (sweep --plot, demo --export): not empty, not a folder, ending in
+    one of ``suffixes``, in a folder that exists and can be written, and a name the file system can hold (not
+    too long, no NUL). Every refusal is one UserError that names the path."""
+    import os
+    from pathlib import Path
+
+    from stabcli.core.inputs import shown
+
+    endings = " or ".join(suffixes)
+    if not path.strip():
+        raise UserError(f"{option} {shown(path)} is empty; give a file name ending in {endings}")
+    target = Path(path)
+    try:  # a name too long for the file system, a folder we may not look into: OSError
+        check_file_name(path)
+        if target.is_dir():
+            raise UserError(f"{option} {shown(path)} is a folder; give a file name ending in {endings}")
+        if target.suffix.lower() not in suffixes:
+            raise UserError(f"{option} {shown(path)} must end in {endings}")
+        folder = target.parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+            raise UserError(f"{option} {shown(path)}: the folder {shown(str(folder))} does not exist or cannot be "
+                            "written")
+        os.stat(target)  # a file name too long is refused here, not after the work
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as exc:  # ValueError: a name no file system takes (NUL, a lone surrogate)
+        raise UserError(f"{option} {shown(path)} cannot be used ({path_problem(exc)}); give a shorter or other "
+                        "path") from None
 
 
 def check_file_name(path: str) -> None:

@@ -6,6 +6,8 @@ import click
 
 from stabcli.cli import options
 
+SLIDE_KINDS = ("loss", "error", "grad", "overview")  # present.plots.SLIDE_KINDS (kept here: --help loads no matplotlib)
+
 
 def _writable_folder(path: str):
     """Check that ``path`` is, or can be made, a writable folder; nothing is created here (the figures' writer
@@ -64,17 +66,23 @@ def _plot_formats(text: str) -> tuple[str, ...]:
               help="Target y in [0, 1] to plot (a column of panels each); repeatable. [default: 0 and 1]")
 @click.option("--out", default="figures", show_default=True, help="Folder to write the figures into.")
 @click.option("--format", "formats", default="png,svg", show_default=True, help="png, svg or png,svg.")
+@click.option("--slide", type=click.Choice(SLIDE_KINDS, case_sensitive=False), default=None,
+              help="Instead, write 16:9 slides (text >= 18 pt) of one kind: loss, error or grad (one per dtype, "
+                   "backend and target), or overview (one per dtype).")
 @options.core_errors
-def plot(dtypes, backends, targets, out, formats):
-    """Write, per dtype and backend, a figure of every method's loss and error against the logit.
+def plot(dtypes, backends, targets, out, formats, slide):
+    """Write figures of every method's loss, error and gradient against the logit, and where each breaks.
 
-    Non-finite losses are markers at the panel's top edge, the naive breakdown logits are dashed lines, and the
-    region where the -100 clamp changes the answer is shaded. Output is deterministic (same bytes every run).
+    Per dtype and backend, a figure; then an overview of every method in every dtype. Non-finite losses are markers at the panel's top edge, the naive breakdown logits are dashed lines, and
+    where the -100 clamp decides the answer (status clamped) is shaded. --slide writes one 16:9 panel per
+    case instead, for a projector. Output is deterministic (same bytes every run).
 
     \b
     Example:
         stabcli plot --out figures
         stabcli plot --dtype float16 --backend numpy --format png
+        stabcli plot --slide loss --dtype float32 --backend torch --target 0
+        stabcli plot --slide overview --dtype float16
     """
     from stabcli.core.formats import parse_dtypes
 
@@ -84,7 +92,11 @@ def plot(dtypes, backends, targets, out, formats):
     from stabcli.present import plots
 
     try:
-        written = plots.write_figures(folder, chosen, parse_dtypes(dtypes), options.backends(backends), ys)
+        if slide:
+            written = plots.write_slides(folder, chosen, slide.lower(), parse_dtypes(dtypes),
+                                         options.backends(backends), ys)
+        else:
+            written = plots.write_figures(folder, chosen, parse_dtypes(dtypes), options.backends(backends), ys)
     except OSError as exc:  # os.access can say yes where writing fails (root on /proc, read-only mounts, a full disk)
         from stabcli.core.inputs import shown
 

@@ -37,7 +37,7 @@ def _scalar(text: str, what: str) -> float:
 @click.option("--spacing", type=click.Choice(("linear", "log"), case_sensitive=False), default=None,
               help="linear, or log on each side of 0 from ±1e-4 outward (plus 0). [default: log]")
 @click.option("--exhaustive", is_flag=True,
-              help="Every finite value of the dtype instead of a grid (float16, bfloat16; float32's 4.28e9 values "
+              help="Every finite value of the dtype instead of a grid (float8, float16, bfloat16; float32's 4.28e9 values "
                    "take about 7 minutes per target on 2 cores with --no-grad, 2-3x that with gradients).")
 @click.option("--plot", "plot_path", default=None, metavar="PATH",
               help="Also write the sweep's figure (.png or .svg): loss, error and gradient curves for one dtype and "
@@ -95,7 +95,7 @@ def sweep(dtypes, backends, targets, weight, pos_weight, atol, rtol, output_form
         from stabcli.present import plots
 
         try:
-            written = plots.write_sweep_figure(result, plot_path)
+            written = plots.write_sweep_figure(result, plot_path, rtol, atol)
         except OSError as exc:
             raise options.UserError(f"--plot {shown(plot_path)} cannot be written ({exc.strerror or exc})") from None
     options.emit(output_format, lambda: view.sweep_json(result), lambda: view.sweep_csv(result),
@@ -106,25 +106,4 @@ def sweep(dtypes, backends, targets, weight, pos_weight, atol, rtol, output_form
 
 def _plot_target(path: str):
     """Check a --plot PATH before any work: a .png or .svg file in a folder that exists and can be written."""
-    import os
-    from pathlib import Path
-
-    from stabcli.core.inputs import shown
-
-    target = Path(path)
-    if target.suffix.lower() not in (".png", ".svg"):
-        raise options.UserError(f"--plot {shown(path)} must end in .png or .svg")
-    folder = target.parent
-    try:  # a name too long for the file system, a folder we may not look into: OSError
-        options.check_file_name(path)
-        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-            raise options.UserError(f"--plot {shown(path)}: the folder {shown(str(folder))} does not exist or cannot "
-                                    "be written")
-        if target.is_dir():
-            raise options.UserError(f"--plot {shown(path)} is a folder; give a file name ending in .png or .svg")
-        os.stat(target)  # a file name too long is refused here, not after the sweep
-    except FileNotFoundError:
-        pass
-    except (OSError, ValueError) as exc:  # ValueError: a name no file system takes (NUL, a lone surrogate)
-        raise options.UserError(f"--plot {shown(path)} cannot be used ({options.path_problem(exc)}); give a "
-                                "shorter or other path") from None
+    options.check_output_file(path, "--plot", (".png", ".svg"))

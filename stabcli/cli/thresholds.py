@@ -18,8 +18,8 @@ def thresholds(dtypes, atol, rtol, output_format):
     The loss's (sigmoid saturating, exp overflowing, the -100 clamp, logsumexp's accuracy) and the gradient's:
     where BCELoss's backward (p-y)/max(p(1-p), 1e-12) gives 0, collapses toward 0 (p(1-p) < 1e-12), or, in float16
     where 1e-12 rounds to 0, -inf and NaN. A measured value that differs from its prediction comes with the reason.
-    16-bit formats are measured exhaustively, float32 and float64 on the default grid (float64 uses mpmath for
-    its reference and takes a few seconds).
+    8- and 16-bit formats are measured exhaustively, float32 and float64 on the default grid (float64 uses mpmath
+    for its reference and takes a few seconds).
 
     \b
     Example:

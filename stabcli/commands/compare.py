@@ -14,7 +14,7 @@ import numpy as np
 
 from stabcli.core import exact
 from stabcli.core.analysis import Tolerance, measure, measure_grad
-from stabcli.core.backends import BACKEND_NAMES, make_ops
+from stabcli.core.backends import BACKEND_NAMES, backend_note, make_ops
 from stabcli.core.errors import InputError
 from stabcli.core.formats import Format, to_float64
 from stabcli.losses import get_family
@@ -93,11 +93,17 @@ def _rounded(fmt: Format, inputs, family):
         for o, b in zip(orig.ravel(), back.ravel()):
             if np.isnan(o) or o == b:
                 continue
-            if np.isinf(b) and np.isfinite(o):
+            see = f" ({float_command(o, fmt.name)} shows why)"
+            if not np.isfinite(b) and np.isfinite(o):
                 overflow = overflow or key == variable
-                changes.append(f"{name} {_num(o)} overflows {fmt.name} (max {_num(fmt.max)}) and becomes {_num(b)}")
+                why = "" if fmt.has_inf else f", having no inf; torch's cast would saturate to {_num(fmt.max)}"
+                changes.append(f"{name} {_num(o)} overflows {fmt.name} (max {_num(fmt.max)}) and becomes {_num(b)}"
+                               + why + see)
+            elif np.isinf(o):  # float8_e4m3fn: no inf
+                changes.append(f"{name} {_num(o)} has no {fmt.name} value (no inf) and becomes NaN; torch's cast would "
+                               f"saturate it to {_num(np.copysign(fmt.max, o))}{see}")
             else:
-                changes.append(f"{name} {float(o)!r} is stored as {float(b)!r} in {fmt.name}")
+                changes.append(f"{name} {float(o)!r} is stored as {float(b)!r} in {fmt.name}{see}")
     return arrays, overflow, list(dict.fromkeys(changes))
 
 
@@ -105,6 +111,12 @@ def _num(v: float) -> str:
     from stabcli.core.numbers import fmt_number
 
     return fmt_number(v, 10)
+
+
+def float_command(v: float, dtype: str) -> str:
+    from stabcli.core.numbers import float_command as command
+
+    return command(v, dtype)
 
 
 def exp_overflowed(ev, ops, shape, known=None) -> np.ndarray:
@@ -117,14 +129,15 @@ def exp_overflowed(ev, ops, shape, known=None) -> np.ndarray:
     for step in ev.steps:
         if step.kind == "exp" and step.args:
             value, arg = ops.to_numpy(step.value), ops.to_numpy(step.args[0])
-            hit |= np.broadcast_to(np.isinf(value) & np.isfinite(arg), shape)
+            # inf, or NaN in float8_e4m3fn (no inf): exp of a finite argument is never NaN otherwise
+            hit |= np.broadcast_to(~np.isfinite(value) & np.isfinite(arg), shape)
         elif step.kind == "sigmoid" and ops.name == "numpy" and step.args:
             x = ops.to_numpy(step.args[0])
             if known is not None and x is known[0]:
                 hit |= known[1]
             else:
                 with np.errstate(all="ignore"):
-                    hit |= np.broadcast_to(np.isinf(np.exp(-x)) & np.isfinite(x), shape)
+                    hit |= np.broadcast_to(~np.isfinite(np.exp(-x)) & np.isfinite(x), shape)
     return hit
 
 
@@ -139,6 +152,8 @@ def _events(ev, ops) -> dict[str, int]:
         args = [to_float64(ops.to_numpy(a)) for a in step.args]
         if step.kind == "log" and args:
             divide |= np.broadcast_to((value == -np.inf) & np.isfinite(args[0]), shape)
+            zero = -1.0 if step.name.startswith("log1p") else 0.0  # log of 0: NaN in float8_e4m3fn (no -inf)
+            divide |= np.broadcast_to(np.isnan(value) & (args[0] == zero), shape)
         if args:
             made = np.isnan(value) & ~np.any([np.isnan(a) for a in np.broadcast_arrays(*args)], axis=0)
             invalid |= np.broadcast_to(made, shape)
@@ -215,6 +230,9 @@ def run_compare(
         grad_odd = np.array([exact.to_float64_odd(v) for v in exact_grad]) if fmt.bits < 64 else grad_nearest
         grad_scalar = reduced and n == 1
         for backend in backends:
+            note = backend_note(backend, fmt)
+            if note is not None and note not in notes:
+                notes.append(note)
             available = family.methods_for(backend)
             for method in available if methods is None else [m for m in methods if m in available]:
                 note = family.excluded(method, options)

@@ -48,7 +48,7 @@ import numpy as np
 
 from stabcli.commands.compare import evaluate_method, exp_overflowed
 from stabcli.core.analysis import INF, NAN, OK, Reference, Tolerance, judge, judge_grad
-from stabcli.core.backends import BACKEND_NAMES
+from stabcli.core.backends import BACKEND_NAMES, backend_note
 from stabcli.core.errors import InputError
 from stabcli.core.formats import FORMATS, Format, from_ordinal, max_ordinal, ordinal, to_float64
 from stabcli.losses import get_family
@@ -58,8 +58,8 @@ DEFAULT_MIN, DEFAULT_MAX, DEFAULT_POINTS = -1e4, 1e4, 4001
 LOG_INNER = 1e-4  # a log grid that crosses 0 runs from ±LOG_INNER outward (or from the nearer end, if closer)
 MAX_POINTS = 10**9  # a grid sweep larger than this is refused (1e9 float32 points, 2 targets: ~13 min on 2 cores)
 CHUNK = 2**16  # logits per chunk: ~2 MB per intermediate array in float32, flat whatever the sweep size
-SCAN_LIMIT = {16: 2**16, 32: 2**16, 64: 64}  # a bracket this small (in representable values) is scanned whole
-SAMPLES = {16: 4096, 32: 4096, 64: 64}  # a larger bracket is sampled at this many evenly spaced ordinals
+SCAN_LIMIT = {8: 2**8, 16: 2**16, 32: 2**16, 64: 64}  # a bracket this small (in representable values) is scanned whole
+SAMPLES = {8: 2**8, 16: 4096, 32: 4096, 64: 64}  # a larger bracket is sampled at this many evenly spaced ordinals
 BREAKDOWN_KINDS: tuple[str, ...] = ("nonfinite", "inaccurate", "clamped")
 COUNT_KEYS: tuple[str, ...] = ("ok", "inaccurate", "clamped", "inf", "nan")
 GRAD_COUNT_KINDS: tuple[str, ...] = ("nonfinite", "vanished", "inaccurate")  # exclusive gradient counts
@@ -274,7 +274,7 @@ class Chunk:
     def sigmoid_overflow(self) -> np.ndarray:
         """Where exp(-x), inside numpy's op-by-op sigmoid of these logits, overflows (the same for every method)."""
         with np.errstate(all="ignore"):
-            return np.isinf(np.exp(-self.xs))
+            return ~np.isfinite(np.exp(-self.xs))  # inf, or NaN in float8_e4m3fn (the logits are finite)
 
     @cached_property
     def split(self) -> int:
@@ -776,6 +776,9 @@ def _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, metho
             s = family.sweep_case(fmt, float(target), float(weight), float(pos_weight))
             pairs = []
             for backend in backends:
+                note = backend_note(backend, fmt)
+                if note is not None and note not in notes:
+                    notes.append(note)
                 available = family.methods_for(backend)
                 for method in available if methods is None else [m for m in methods if m in available]:
                     note = family.excluded(method, {"weight": weight, "pos_weight": pos_weight})

@@ -252,9 +252,9 @@ def torch_grad(fmt: Format, formula, x, constants, reduction: str = "none"):
     """Reverse mode: x.grad after backward through ``formula(ops, x, *constants)`` on real torch kernels."""
     import torch
 
-    from stabcli.core.backends import TorchOps
+    from stabcli.core.backends import make_ops
 
-    ops = TorchOps(fmt)
+    ops = make_ops("torch", fmt)  # TorchOps, or TorchFloat8Ops in float8
     xt = ops.array(x).requires_grad_(True)
     consts = [ops.array(a) for a in constants]
     with torch.enable_grad(), np.errstate(all="ignore"):

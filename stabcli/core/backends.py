@@ -7,6 +7,9 @@ evaluations run the very same sequence of operations. What differs is where each
   (numpy computes float16 and ml_dtypes computes bfloat16 transcendental functions in float32 and rounds each).
 * ``torch``: torch tensors of the dtype; the CPU kernels of unary ops compute float16 and bfloat16 in float32
   and round once, and ``torch.sigmoid`` is one fused kernel rather than ``1/(1+exp(-x))``.
+* ``torch`` in float8 (:class:`TorchFloat8Ops`): torch has the float8 dtypes but almost no CPU kernel for them, so
+  every operation is a real torch kernel run in float32 whose result, and in autograd every gradient, is rounded
+  to float8 by torch's own cast: what torch does for float16, with the rounding written out.
 """
 
 from __future__ import annotations
@@ -128,9 +131,216 @@ class TorchOps:
         return loss
 
 
+class Float8Tensor:
+    """A float32 tensor holding values of a float8 format, for :class:`TorchFloat8Ops`.
+
+    Every torch function called on it (``torch.exp``, ``F.binary_cross_entropy``, an operator, a tensor method)
+    runs on the float32 tensor and its floating-point result is rounded to float8; boolean results (``isnan``,
+    ``==``) pass through. It implements ``__torch_function__``, so the formulas call torch as they always do.
+    """
+
+    __slots__ = ("t", "ops")
+
+    def __init__(self, t, ops: "TorchFloat8Ops"):
+        self.t = t
+        self.ops = ops
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        return _find_ops((args, kwargs or {})).call(func, args, kwargs or {})
+
+    def __getattr__(self, name):
+        attr = getattr(self.t, name)
+        if not callable(attr):
+            return attr  # shape, requires_grad, grad (a raw tensor: to_numpy rounds it)
+        if name.endswith("_"):  # in place (requires_grad_): on the tensor itself, which stays this one
+            def in_place(*args, **kwargs):
+                attr(*args, **kwargs)
+                return self
+
+            return in_place
+        ops = self.ops
+
+        def method(*args, **kwargs):
+            return ops.call(lambda t, *a, **k: getattr(t, name)(*a, **k), (self, *args), kwargs)
+
+        return method
+
+    def _op(name):  # noqa: N805 (a helper that builds the operators below)
+        def operator(self, *others):
+            return self.ops.call(lambda *a: getattr(a[0], name)(*a[1:]), (self, *others), {})
+
+        operator.__name__ = name
+        return operator
+
+    __add__, __radd__, __sub__, __rsub__ = _op("__add__"), _op("__radd__"), _op("__sub__"), _op("__rsub__")
+    __mul__, __rmul__, __truediv__, __rtruediv__ = _op("__mul__"), _op("__rmul__"), _op("__truediv__"), \
+        _op("__rtruediv__")
+    __neg__, __eq__, __ne__, __lt__, __le__, __gt__, __ge__ = _op("__neg__"), _op("__eq__"), _op("__ne__"), \
+        _op("__lt__"), _op("__le__"), _op("__gt__"), _op("__ge__")
+    __pow__, __rpow__, __abs__, __getitem__, __matmul__ = _op("__pow__"), _op("__rpow__"), _op("__abs__"), \
+        _op("__getitem__"), _op("__matmul__")
+    __hash__ = None  # type: ignore[assignment]
+    del _op
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    def __repr__(self) -> str:
+        return f"Float8Tensor({self.ops.fmt.name}, {self.t!r})"
+
+
+def _find_ops(tree) -> "TorchFloat8Ops":
+    """The ops of the first :class:`Float8Tensor` in nested arguments (lists, tuples, dicts)."""
+    if isinstance(tree, Float8Tensor):
+        return tree.ops
+    items = tree.values() if isinstance(tree, dict) else tree if isinstance(tree, (list, tuple)) else ()
+    for item in items:
+        found = _find_ops(item)
+        if found is not None:
+            return found
+    return None
+
+
+class TorchFloat8Ops(TorchOps):
+    """torch in a float8 format: each operation a real torch kernel in float32, its result rounded to float8.
+
+    torch 2.13 stores float8_e4m3fn and float8_e5m2 but has almost no CPU kernel for them ("add_stub" not
+    implemented for 'Float8_e4m3fn'), so values live in float32 tensors (:class:`Float8Tensor`) and every result
+    goes through ``.to(float8).to(float32)``, torch's own cast: round to nearest, ties to even; in float8_e4m3fn
+    an overflow, and even inf, *saturates* to ±448 (ml_dtypes gives NaN), so log(0) = -inf becomes -448. Each
+    kernel computes in float32 and rounds once, as torch's float16 kernels do: ``torch.sigmoid`` and
+    ``F.binary_cross_entropy`` are one fused kernel each, not op by op.
+
+    Autograd: every input of an operation passes through the same cast, whose backward casts the gradient, so
+    each gradient an operation sends back is rounded to float8 as a float8 tensor's would be; sigmoid and exp
+    differentiate from their rounded output (as torch's backward kernels use the stored output), the other
+    kernels' backward formulas run in float32 on the rounded inputs, and a leaf's accumulated gradient is rounded
+    when it is read (:meth:`to_numpy`).
+    """
+
+    def __init__(self, fmt: Format):
+        super().__init__(fmt)
+        self.dtype = self.torch.float32  # where the values live; ``self.f8`` is the format itself
+        self.f8 = fmt.torch_dtype
+
+    # moving values in and out ---------------------------------------------------------------------------------
+    def round(self, t):
+        """t (float32) rounded to the format by torch's cast, with a backward that rounds the gradient."""
+        return t.to(self.f8).to(self.torch.float32)
+
+    def wrap(self, t) -> Float8Tensor:
+        return Float8Tensor(t, self)
+
+    def array(self, values_in_dtype: np.ndarray) -> Float8Tensor:
+        arr = np.ascontiguousarray(np.asarray(values_in_dtype, dtype=self.fmt.np_dtype).astype(np.float32))
+        return self.wrap(self.torch.from_numpy(arr.copy()))
+
+    def const(self, value: float) -> Float8Tensor:
+        return self.wrap(self.round(self.torch.tensor(value, dtype=self.torch.float32)))
+
+    def to_numpy(self, a) -> np.ndarray:
+        t = (a.t if isinstance(a, Float8Tensor) else a).detach()
+        if not t.is_floating_point():
+            return t.numpy()
+        # torch's float8 bits are the OCP encoding, as ml_dtypes'
+        return t.to(self.f8).view(self.torch.uint8).numpy().view(self.fmt.np_dtype)
+
+    def call(self, func, args, kwargs):
+        """``func`` on the float32 tensors; inputs that carry gradients pass through :meth:`round` (so that the
+        gradient they get back is rounded), floating-point outputs are rounded and wrapped."""
+        def unwrap(a):
+            if isinstance(a, Float8Tensor):
+                return self.round(a.t) if a.t.requires_grad else a.t
+            if isinstance(a, (list, tuple)):
+                return type(a)(unwrap(v) for v in a)
+            if isinstance(a, dict):
+                return {k: unwrap(v) for k, v in a.items()}
+            return a
+
+        out = func(*unwrap(tuple(args)), **{k: unwrap(v) for k, v in kwargs.items()})
+        return self._wrap_out(out)
+
+    def _wrap_out(self, out):
+        torch = self.torch
+        if isinstance(out, torch.Tensor):
+            return self.wrap(self.round(out)) if out.is_floating_point() else out
+        if isinstance(out, (list, tuple)):
+            return type(out)(self._wrap_out(v) for v in out)
+        return out
+
+    # the kernels whose backward uses their own output ---------------------------------------------------------
+    def sigmoid(self, x):
+        return self.wrap(self._sigmoid().apply(self._input(x)))
+
+    def exp(self, x):
+        return self.wrap(self._exp().apply(self._input(x)))
+
+    def _input(self, x):
+        return self.round(x.t) if x.t.requires_grad else x.t
+
+    def _sigmoid(self):
+        return _rounded_kernels(self)[0]
+
+    def _exp(self):
+        return _rounded_kernels(self)[1]
+
+    def log(self, x):
+        return self.torch.log(x)
+
+    def log1p(self, x):
+        return self.torch.log1p(x)
+
+
+def _rounded_kernels(ops: TorchFloat8Ops):
+    """torch.autograd.Functions for sigmoid and exp in float8: the float32 kernel, its output rounded, and the
+    backward from the rounded output p (sigmoid: g·(1-p)·p, exp: g·e), rounded."""
+    import torch
+
+    class Sigmoid(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            p = ops.round(torch.sigmoid(x))
+            ctx.save_for_backward(p)
+            return p
+
+        @staticmethod
+        def backward(ctx, g):
+            (p,) = ctx.saved_tensors
+            return ops.round(g * (1 - p) * p)
+
+    class Exp(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            e = ops.round(torch.exp(x))
+            ctx.save_for_backward(e)
+            return e
+
+        @staticmethod
+        def backward(ctx, g):
+            (e,) = ctx.saved_tensors
+            return ops.round(g * e)
+
+    return Sigmoid, Exp
+
+
+def backend_note(backend: str, fmt: Format) -> str | None:
+    """What a reader of results in ``fmt`` under ``backend`` needs to be told (float8 under torch), or None."""
+    if backend != "torch" or fmt.bits != 8:
+        return None
+    note = (f"torch in {fmt.name}: torch has the dtype but no CPU kernels for it, so every operation runs in "
+            f"float32 and its result (and every gradient) is rounded to {fmt.name} by torch's cast, as torch's "
+            "float16 kernels compute in float32 and round once")
+    if not fmt.has_inf:
+        note += f"; that cast saturates: an overflow, and even -inf (log 0), becomes ±{fmt.max:g}, where ml_dtypes gives NaN"
+    return note
+
+
 def make_ops(backend: str, fmt: Format):
     """The operation set of ``backend`` ("numpy" or "torch") in format ``fmt``."""
-    return NumpyOps(fmt) if backend == "numpy" else TorchOps(fmt)
+    if backend == "numpy":
+        return NumpyOps(fmt)
+    return TorchFloat8Ops(fmt) if fmt.bits == 8 else TorchOps(fmt)
 
 
-__all__ = ["BACKEND_NAMES", "NumpyOps", "TorchOps", "make_ops", "to_float64"]
+__all__ = ["BACKEND_NAMES", "Float8Tensor", "backend_note", "NumpyOps", "TorchFloat8Ops", "TorchOps", "make_ops", "to_float64"]

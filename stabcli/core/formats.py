@@ -1,7 +1,10 @@
-"""The one place that knows float16, bfloat16, float32 and float64.
+"""The one place that knows float16, bfloat16, float32 and float64, and the two float8 formats.
 
-For each format: its numpy dtype (bfloat16 through ``ml_dtypes``), its torch dtype (looked up lazily so that
-importing this module never imports torch), its constants, and correct rounding of float64 values into it.
+For each format: its numpy dtype (bfloat16 and float8 through ``ml_dtypes``), its torch dtype (looked up lazily
+so that importing this module never imports torch), its constants, and correct rounding of float64 values into it.
+
+float8 (``float8_e4m3fn``, ``float8_e5m2``, the OCP 8-bit formats) are opt-in: ``--dtype all`` means the four
+formats above, so that every existing output stays as it was; name a float8 format to get it.
 """
 
 from __future__ import annotations
@@ -34,6 +37,21 @@ class Format:
         import torch  # heavy: only the torch backend needs it
 
         return getattr(torch, self.name)
+
+    @property
+    def has_inf(self) -> bool:
+        """Whether the format has infinities (float8_e4m3fn has none: an overflow is NaN, or saturates)."""
+        return True
+
+    @property
+    def exponent_bits(self) -> int:
+        """The width of the exponent field: every bit that is neither the sign nor a stored mantissa bit."""
+        return self.bits - self.mantissa_bits
+
+    @property
+    def bias(self) -> int:
+        """The exponent bias: a normal value is 1.m·2^(e - bias) for the stored exponent field e."""
+        return 1 - int(self.finfo.minexp)
 
     @cached_property
     def uint_dtype(self) -> np.dtype:
@@ -75,14 +93,39 @@ class Format:
         return round_float64(np.asarray(values, dtype=np.float64), self)
 
     def all_finite(self) -> np.ndarray:
-        """Every finite value of the format (both zeros included) in increasing order; 16-bit formats only."""
-        if self.bits != 16:
-            raise InputError(f"every finite {self.name} value is too many to list; only 16-bit formats allow it")
-        raw = np.arange(2**16, dtype=np.uint16).view(self.np_dtype)
+        """Every finite value of the format (both zeros included) in increasing order; 8- and 16-bit formats only."""
+        if self.bits > 16:
+            raise InputError(f"every finite {self.name} value is too many to list; only 8- and 16-bit formats allow it")
+        raw = np.arange(2**self.bits, dtype=self.uint_dtype).view(self.np_dtype)
         wide = raw.astype(np.float32)
         keep = np.isfinite(wide)
         order = np.argsort(wide[keep], kind="stable")
         return raw[keep][order]
+
+
+class Float8Format(Format):
+    """An OCP 8-bit format, through ``ml_dtypes`` in numpy (imported only when a float8 dtype is asked for).
+
+    torch stores these dtypes but computes almost nothing in them on the CPU ("add_stub" not implemented for
+    'Float8_e4m3fn', torch 2.13): the torch backend computes in float32 and rounds to the format after every
+    operation (``backends.TorchFloat8Ops``), as torch's own float16 kernels compute in float32 and round once.
+    """
+
+    @cached_property
+    def np_dtype(self) -> np.dtype:
+        import ml_dtypes as _ml_dtypes
+
+        return np.dtype(getattr(_ml_dtypes, self.name))
+
+    @property
+    def has_inf(self) -> bool:
+        return self.name != "float8_e4m3fn"  # e4m3fn: no inf, S.1111.111 is NaN, 448 = 0x7E the largest
+
+    @property
+    def default_rtol(self) -> float:
+        """2·eps (0.25 in float8_e4m3fn, 0.5 in float8_e5m2): 4·eps would be 50% and 100%, and a tolerance of 100%
+        takes 0 for any loss. 2·eps still holds the 2 ulps the softplus form is off by at most (exhaustive sweep)."""
+        return 2 * self.eps
 
 
 FORMATS: dict[str, Format] = {
@@ -91,7 +134,11 @@ FORMATS: dict[str, Format] = {
     "float32": Format("float32", 32, 24),
     "float64": Format("float64", 64, 53),
 }
-DTYPE_NAMES: tuple[str, ...] = tuple(FORMATS)
+FORMATS["float8_e4m3fn"] = Float8Format("float8_e4m3fn", 8, 4)  # 1 sign, 4 exponent, 3 mantissa bits, bias 7
+FORMATS["float8_e5m2"] = Float8Format("float8_e5m2", 8, 3)  # 1 sign, 5 exponent, 2 mantissa bits, bias 15
+FLOAT8_NAMES: tuple[str, ...] = ("float8_e4m3fn", "float8_e5m2")
+ALL_NAMES: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")  # what `all` means (float8 opt-in)
+DTYPE_NAMES: tuple[str, ...] = FLOAT8_NAMES + ALL_NAMES  # narrowest first: the order outputs list dtypes in
 
 
 def get_format(name: str) -> Format:
@@ -103,12 +150,13 @@ def get_format(name: str) -> Format:
 
 
 def parse_dtypes(names) -> list[Format]:
-    """Formats for a list of names, where ``all`` means every format; duplicates are dropped, order kept."""
+    """Formats for a list of names, where ``all`` means float16, bfloat16, float32 and float64 (float8 formats are
+    named one by one, so that ``all`` keeps every output as it was); duplicates dropped, in DTYPE_NAMES order."""
     chosen: list[str] = []
     for name in names or ("all",):
         for part in str(name).split(","):
             part = part.strip().lower()
-            for one in DTYPE_NAMES if part == "all" else (part,):
+            for one in ALL_NAMES if part == "all" else (part,):
                 get_format(one)
                 if one not in chosen:
                     chosen.append(one)
@@ -132,9 +180,16 @@ def _round_to_odd_float32(values: np.ndarray) -> np.ndarray:
 
 
 def round_float64(values: np.ndarray, fmt: Format) -> np.ndarray:
-    """Correctly round float64 values into ``fmt`` (numpy's float16 and float32 casts already are)."""
+    """Correctly round float64 values into ``fmt`` (numpy's float16 and float32 casts already are).
+
+    bfloat16 and float8 go through a float32 rounded to odd (24 bits, at least 2 more than either has), so the
+    result is correct whatever path ml_dtypes' own float64 cast takes; float32 -> float8 in ml_dtypes rounds to
+    nearest, ties to even, and overflows as the OCP non-saturating mode says: inf in float8_e5m2, NaN in
+    float8_e4m3fn (above 448 + 32/2 = 464; 464 itself is a tie and goes to the even 448). tests/test_floats.py
+    checks every tie of both float8 formats and of bfloat16, and values a hair either side of each.
+    """
     with np.errstate(all="ignore"):
-        if fmt.name == "bfloat16":
+        if fmt.name == "bfloat16" or fmt.bits == 8:
             return _round_to_odd_float32(values).astype(fmt.np_dtype)
         return values.astype(fmt.np_dtype)
 

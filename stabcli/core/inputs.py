@@ -20,6 +20,9 @@ _DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 # C99 / float.hex() hexadecimal floats, which name a binary value exactly: 0x1.e8p+2 is 7.625.
 _HEX = re.compile(r"[+-]?0[xX]([0-9a-fA-F]+(\.[0-9a-fA-F]*)?|\.[0-9a-fA-F]+)([pP][+-]?\d+)?", re.ASCII)
 _BLANK = " \t"
+# An exponent of at most 4 digits: 1e-400 still shows underflow, but 1e-99999 would make an exact reading of the
+# typed decimal (stabcli float) build 10^99999, and 0e999999999 hang: every format rounds such numbers to 0 or inf.
+MAX_EXPONENT_DIGITS = 4
 MAX_DEPTH = 32  # nesting of [[...]] lists (torch tensors have at most 64 dimensions; 32 is plenty)
 NUMBER_HINT = "a decimal number such as 1e10 or -100, a hex float such as 0x1.8p3, or inf, -inf, nan"
 
@@ -50,7 +53,12 @@ def parse_number(text: str, what: str, hint: str = NUMBER_HINT, finite: bool = F
         if finite:
             raise InputError(f"{label} is not allowed; give {hint}")
         return _SPECIAL[low]
-    if _DECIMAL.fullmatch(token):
+    decimal = _DECIMAL.fullmatch(token)
+    if decimal:
+        exponent = decimal.group(3)
+        if exponent is not None and len(exponent.lstrip("eE+-").lstrip("0")) > MAX_EXPONENT_DIGITS:
+            raise InputError(f"{label} has an exponent beyond ±{10 ** MAX_EXPONENT_DIGITS - 1} (every format "
+                             f"rounds it to 0 or inf); write 0, inf or a number with a shorter exponent")
         value = float(token)
     elif _HEX.fullmatch(token):
         try:

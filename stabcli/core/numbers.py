@@ -32,3 +32,24 @@ def fmt_number(v, digits: int | str | None = 7) -> str:
         mant, exp = text.split("e")
         text = f"{mant}e{int(exp)}"
     return text
+
+
+def shortest(v: float) -> str:
+    """The shortest text that reads back as the float64 ``v`` (1e10, 0.1, -100, 9999220736), for a command line."""
+    v = float(v)
+    if not math.isfinite(v):
+        return fmt_number(v)
+    for digits in range(1, 18):
+        text = f"{v:.{digits}g}"
+        if float(text) == v:
+            break
+    if "e" in text:
+        mant, exp = text.split("e")
+        text = f"{mant}e{int(exp)}"
+    plain = repr(v).removesuffix(".0")  # Python's shortest round trip, written out: -100 rather than -1e2
+    return plain if len(plain) <= len(text) and "e" not in plain else text
+
+
+def float_command(v: float, dtype: str) -> str:
+    """The ``stabcli float`` command that shows how ``dtype`` stores the float64 ``v``."""
+    return f"stabcli float {shortest(v)} --dtype {dtype}"

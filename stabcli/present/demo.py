@@ -16,7 +16,12 @@ Steps (``--dtype`` sets the format of every step but 5, which is about float16):
 5. float16: 1e10 overflows; an exhaustive sweep finds where naive breaks, op by op and in torch, and why;
 6. the gradient: 0 or NaN where it should be ±1;
 7. the fix, BCEWithLogitsLoss (softplus form), and where torch's own form loses relative accuracy;
-8. other clips that hide the overflow: Keras's [1e-7, 1 - 1e-7] and scikit-learn's [eps, 1 - eps].
+8. other clips that hide the overflow: Keras 3's [1e-7, 1 - 1e-7], tf.keras 2.x's clip with 1e-7 inside the log,
+   scikit-learn's [eps, 1 - eps]; and which Keras recovers the logit behind a Sigmoid output.
+
+The quiz (``stabcli demo --quiz``): :meth:`Lesson.question` gives, before each step, a :class:`Question` built
+the same way (its answer and every numeric choice are Quotes of live values); :func:`judge_answer` says whether
+what the class typed was right. ``present/handout.py`` writes the same steps and questions as a handout.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import numpy as np
 
 from stabcli.core.errors import InputError
 from stabcli.core.formats import FORMATS, Format, ordinal, to_float64
-from stabcli.core.numbers import fmt_number
+from stabcli.core.numbers import float_command, fmt_number
 
 STEP_COUNT = 8
 DEMO_DTYPES: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
@@ -40,7 +45,8 @@ DEFAULT_DTYPE = "float32"
 SEED_LOGITS = [[-0.6117, 0.1446, 0.0415], [-1.5376, -0.2599, -0.9680]]
 SEED_TARGETS = [[0.0, 1.0, 0.0], [0.0, 1.0, 1.0]]
 BIG = 1e10  # the seed article's logit
-KERAS_EPSILON = 1e-7  # keras.backend.epsilon(): Keras clips probabilities to [1e-7, 1 - 1e-7] before its logs
+KERAS_EPSILON = 1e-7  # keras.config.epsilon() (tf.keras: keras.backend.epsilon()): the clip's bound and tf.keras 2.x's
+# addend inside the log
 
 
 # --- what a step holds ---------------------------------------------------------------------------------------
@@ -65,6 +71,32 @@ class Quote:
 
     def __str__(self) -> str:
         return self.text()
+
+    def command(self) -> str | None:
+        """The stabcli command whose JSON holds this number (None for a format constant, step 8's clip rules and
+        the gradient guard, which no command prints as such)."""
+        c = self.call
+        if self.source == "compare":
+            return (f"stabcli compare {_arg(c['logits'])} {_arg(c['targets'])} --dtype {c['dtype']} "
+                    "--format json")
+        if self.source == "sweep":
+            return (f"stabcli sweep --exhaustive --dtype {c['dtype']} --backend {c['backend']} --target "
+                    f"{fmt_number(c['target'], None)} --no-grad --format json")
+        if self.source == "threshold":
+            return f"stabcli thresholds --dtype {c['dtype']} --format json"
+        return None
+
+
+def _arg(value) -> str:
+    """A number or nested list as compare takes it on the command line: 1e10, -12, [[-0.6117,0.1446],[...]]."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_arg(v) for v in value) + "]"
+    v = float(value)
+    exact = fmt_number(v, None)
+    if not math.isfinite(v):
+        return exact
+    shortest = next(t for t in (fmt_number(v, d) for d in range(1, 18)) if float(t) == v)
+    return min(exact, shortest, key=len)
 
 
 @dataclass
@@ -98,16 +130,21 @@ class Clipped:
     low: float  # the clip's bounds as stored in the dtype
     high: float
     one_minus_high: float  # 1 - high in the dtype: the smallest 1 - p the clip lets through
+    log_eps: float  # what is added inside each log, as stored in the dtype (0: nothing)
     loss: float
 
 
-def clipped_bce(x: float, y: float, fmt: Format, low: float, high: float) -> Clipped:
-    """-(y·log p + (1-y)·log(1-p)) with p = sigmoid(x) clipped to [low, high] first, in ``fmt`` (numpy, op by op).
+def clipped_bce(x: float, y: float, fmt: Format, low: float, high: float, log_eps: float = 0.0) -> Clipped:
+    """-(y·log(p + e) + (1-y)·log(1 - p + e)) with p = sigmoid(x) clipped to [low, high] first, in ``fmt`` (numpy,
+    op by op); e = ``log_eps``, 0 for most rules.
 
-    This is the rule of Keras (low = 1e-7, high = 1 - 1e-7) and of scikit-learn's log_loss (low = eps,
-    high = 1 - eps), without either library. ``low`` and ``high`` are float64, as a library writes them in Python;
-    the clip stores them in the dtype, so 1 - 1e-7 becomes the nearest value of the dtype (0.99999988 in float32,
-    1.0 in float16, where the clip then does nothing). x and y are rounded to the dtype too.
+    The rules of three libraries on probabilities, without the libraries: Keras 3 (low = 1e-7, high = 1 - 1e-7,
+    e = 0: ``keras/src/backend/{numpy,jax,tensorflow}/nn.py``; its torch backend clips the same way and then
+    calls torch's binary_cross_entropy), tf.keras 2.x (the same clip and e = 1e-7: ``tf_keras/backend.py``,
+    ``bce = target * tf.math.log(output + epsilon())``) and scikit-learn's log_loss (low = eps, high = 1 - eps,
+    e = 0). ``low``, ``high`` and ``log_eps`` are float64, as a library writes them in Python; stored in the dtype,
+    1 - 1e-7 becomes the nearest value of the dtype (0.99999988 in float32, 1.0 in float16, where the clip then
+    does nothing at the top). x and y are rounded to the dtype too.
     """
     from stabcli.core.backends import NumpyOps
 
@@ -116,13 +153,18 @@ def clipped_bce(x: float, y: float, fmt: Format, low: float, high: float) -> Cli
     with np.errstate(all="ignore"):
         p = ops.sigmoid(ops.array(fmt.round(np.array([x]))))
         lo, hi = fmt.round(np.array([low])), fmt.round(np.array([high]))
+        e = fmt.round(np.array([log_eps]))
         pc = np.minimum(np.maximum(p, lo), hi).astype(fmt.np_dtype)
         yv = fmt.round(np.array([y]))
         one = dt(1)
-        loss = -(yv * np.log(pc) + (one - yv) * np.log(one - pc))
+        if log_eps:
+            loss = -(yv * np.log((pc + e).astype(fmt.np_dtype))
+                     + (one - yv) * np.log(((one - pc).astype(fmt.np_dtype) + e).astype(fmt.np_dtype)))
+        else:
+            loss = -(yv * np.log(pc) + (one - yv) * np.log(one - pc))
         one_minus_high = one - hi
     first = lambda a: float(to_float64(np.asarray(a, dtype=fmt.np_dtype)).reshape(-1)[0])  # noqa: E731
-    return Clipped(first(p), first(lo), first(hi), first(one_minus_high), first(loss))
+    return Clipped(first(p), first(lo), first(hi), first(one_minus_high), first(e), first(loss))
 
 
 # --- the calls, made once per demo run -----------------------------------------------------------------------
@@ -240,10 +282,11 @@ class _Builder:
                                {"dtype": dtype, "what": what, "at": at}, digits))
 
     def clip(self, x: float, y: float, low: float, high: float, what: str = "loss", dtype: str | None = None,
-             digits: int | None = 7, shown: bool = True) -> Quote:
+             digits: int | None = 7, shown: bool = True, log_eps: float = 0.0) -> Quote:
         dtype = dtype or self.dtype
-        value = getattr(clipped_bce(x, y, FORMATS[dtype], low, high), what)
-        q = Quote(value, "clip", {"dtype": dtype, "x": x, "y": y, "low": low, "high": high, "field": what}, digits)
+        value = getattr(clipped_bce(x, y, FORMATS[dtype], low, high, log_eps), what)
+        q = Quote(value, "clip", {"dtype": dtype, "x": x, "y": y, "low": low, "high": high, "log_eps": log_eps,
+                                  "field": what}, digits)
         return self._add(q) if shown else q
 
     def show(self, *quotes: Quote) -> None:
@@ -322,11 +365,12 @@ def _stored(b: _Builder, x: float, dtype: str | None = None) -> str:
     stored = b.compare(x, 1.0, "numpy", "naive", "input", dtype=dtype, digits=None, shown=False)
     if stored.value != x:
         b.quotes.append(stored)
+    see = f"{float_command(x, dtype)} shows it"
     if math.isinf(stored.value):
         return (f"x = {fmt_number(x)} is not even a {dtype} number (the largest is "
-                f"{b.constant(dtype, 'max', digits=None)}): it overflows to {stored} before any formula runs")
+                f"{b.constant(dtype, 'max', digits=None)}): it overflows to {stored} before any formula runs ({see})")
     if stored.value != x:
-        return f"x = {fmt_number(x)} is stored as {stored}"
+        return f"x = {fmt_number(x)} is stored as {stored} ({see})"
     return f"x = {fmt_number(x)} is stored exactly"
 
 
@@ -336,6 +380,7 @@ def _overflows(b: _Builder, x: float) -> bool:
 
 def _step2(b: _Builder) -> DemoStep:
     d = b.dtype
+    over = _overflows(b, BIG)
     table = DemoTable(["formula", "y = 1", "status", "y = 0", "status"], [
         _loss_row(b, "naive (numpy)", "numpy", "naive"),
         _loss_row(b, "naive (torch)", "torch", "naive"),
@@ -343,24 +388,36 @@ def _step2(b: _Builder) -> DemoStep:
         _loss_row(b, "log-sum-exp (numpy)", "numpy", "logsumexp"),
         _loss_row(b, "BCEWithLogitsLoss", "torch", "torch_bce_with_logits"),
     ])
-    ref1 = b.compare(BIG, 1.0, "numpy", "naive", "reference")
+    ref1 = b.compare(BIG, 1.0, "numpy", "naive", "reference")  # at the logit as stored in the dtype
     ref0 = b.compare(BIG, 0.0, "numpy", "naive", "reference")
-    table.rows.append(["exact (mpmath)", ref1, "", ref0, ""])
+    table.rows.append(["exact at x = inf" if over else "exact (mpmath)", ref1, "", ref0, ""])
+    # the true loss at the logit as typed: float64 holds 1e10 exactly
+    true1 = b.compare(BIG, 1.0, "numpy", "naive", "reference", dtype="float64")
+    true0 = b.compare(BIG, 0.0, "numpy", "naive", "reference", dtype="float64")
     naive1, naive0 = b.compare(BIG, 1.0, "torch", "naive"), b.compare(BIG, 0.0, "torch", "naive")
     bce1, bce0 = b.compare(BIG, 1.0, "torch", "torch_bce"), b.compare(BIG, 0.0, "torch", "torch_bce")
     lse1, lse0 = b.compare(BIG, 1.0, "numpy", "logsumexp"), b.compare(BIG, 0.0, "numpy", "logsumexp")
-    return b.step("Push the logit to 1e10", [
-        f"The seed article's question: a network is very sure, x = 1e10. The true loss is {ref1} if the target "
-        f"is 1 (right and sure) and {ref0} if it is 0 (wrong and sure): about x itself. In {d}, "
+    intro = [
+        f"The seed article's question: a network is very sure, x = 1e10. The true loss is {true1} if the target "
+        f"is 1 (right and sure) and {true0} if it is 0 (wrong and sure): about x itself. In {d}, "
         f"{_stored(b, BIG)}.",
-    ], [table], [
-        f"The naive formula gives {naive1} and {naive0}. BCELoss gives {bce1} and {bce0}: no NaN, no inf, "
-        f"nothing to warn you. The log-sum-exp form gives {lse1} and {lse0}. The status says which are right: "
-        "'clamped' means BCELoss's -100 clamp decided the answer. Steps 3 and 4 show why.",
-    ] + (["Here the logit itself is already inf, so the log-sum-exp form and torch's BCEWithLogitsLoss meet "
-          "0·inf or inf - inf = NaN; only the softplus form, which takes a zero coefficient as exactly 0, still "
-          "gives the exact limits (0 for target 1, inf for target 0). Step 5 shows where float16 breaks for finite "
-          "logits; run the demo with --dtype float32 for the seed article's story."] if _overflows(b, BIG) else []))
+    ]
+    if not over:
+        return b.step("Push the logit to 1e10", intro, [table], [
+            f"The naive formula gives {naive1} and {naive0}. BCELoss gives {bce1} and {bce0}: no NaN, no inf, "
+            f"nothing to warn you. The log-sum-exp form gives {lse1} and {lse0}. The status says which are right: "
+            "'clamped' means BCELoss's -100 clamp decided the answer. Steps 3 and 4 show why.",
+        ])
+    naive0_status = b.compare(BIG, 0.0, "torch", "naive", "status", shown=False)
+    b.show(naive0_status)
+    return b.step("Push the logit to 1e10", intro, [table], [
+        f"So every status here is judged against the loss at x = inf ({ref1} and {ref0}), not at 1e10. naive's "
+        f"{naive0} for target 0 is '{naive0_status}' only in that sense: it comes from the overflow of 1e10, not "
+        f"from the formula, and the true loss, {true0}, is beyond {d} as well.",
+        f"At x = inf, log-sum-exp and BCEWithLogitsLoss meet 0·inf or inf - inf = NaN, BCELoss still answers "
+        f"{bce1} and {bce0}, and only the softplus form gives the exact limits. Step 5 shows where {d} breaks for "
+        "finite logits; --dtype float32 tells the seed article's story.",
+    ])
 
 
 def _trace_rows(b: _Builder, y: float, names: list[tuple[str, str, str]]) -> list[list]:
@@ -391,8 +448,8 @@ def _step3(b: _Builder) -> DemoStep:
     sat = b.threshold(d, "sigmoid rounds to 1.0, op by op")
     return b.step("Step by step: why BCELoss(sigmoid(1e10), 1) is 0", [
         f"sigmoid(1e10) = 1/(1 + e^-1e10) is closer to 1 than the largest {d} number below 1, {below}, so it "
-        f"rounds to exactly 1.0 (computed op by op it does so from x = {sat} on). From then on p carries no "
-        "information: 1 - p is 0. Target 1, in torch:",
+        f"rounds to exactly 1.0 (computed op by op it does so from x = {sat} on; {float_command(1.0, d)} shows "
+        f"the {d} numbers around 1). From then on p carries no information: 1 - p is 0. Target 1, in torch:",
     ], [
         DemoTable(["naive", "value", "what happened"], naive),
         DemoTable(["BCELoss's rule", "value", "what happened"], clamp),
@@ -529,47 +586,46 @@ def _step7(b: _Builder) -> DemoStep:
 
 def _step8(b: _Builder) -> DemoStep:
     d = b.dtype
-    keras = (KERAS_EPSILON, 1.0 - KERAS_EPSILON)
+    k = KERAS_EPSILON
+    keras = (k, 1.0 - k)
     sk_eps = FORMATS[d].eps
-    sklearn = (sk_eps, 1.0 - sk_eps)
-    rows = []
-    for label, (lo, hi) in (("Keras [1e-7, 1 - 1e-7]", keras), ("sklearn [eps, 1 - eps]", sklearn)):
-        rows.append([label, b.clip(BIG, 0.0, lo, hi, what="one_minus_high"), b.clip(BIG, 0.0, lo, hi),
-                     b.clip(-BIG, 1.0, lo, hi)])
-    ref0 = b.compare(BIG, 0.0, "numpy", "naive", "reference")
-    rows.append(["exact (mpmath)", "", ref0, b.compare(-BIG, 1.0, "numpy", "naive", "reference")])
-    table = DemoTable(["clip p to", "smallest 1 - p", "x=1e10, y=0", "x=-1e10, y=1"], rows)
+    rules = (("Keras 3", keras, 0.0), ("tf.keras 2.x", keras, k), ("scikit-learn", (sk_eps, 1.0 - sk_eps), 0.0))
+    rows = [[label, b.clip(BIG, 0.0, lo, hi, what="one_minus_high", log_eps=e), b.clip(BIG, 0.0, lo, hi, log_eps=e),
+             b.clip(-BIG, 1.0, lo, hi, log_eps=e)] for label, (lo, hi), e in rules]
+    # the true losses at ±1e10 as typed (float64 holds 1e10; float16 would round them to inf)
+    ref0 = b.compare(BIG, 0.0, "numpy", "naive", "reference", dtype="float64")
+    rows.append(["exact (mpmath)", "", ref0, b.compare(-BIG, 1.0, "numpy", "naive", "reference", dtype="float64")])
+    table = DemoTable(["rule on p", "smallest 1 - p", "x=1e10, y=0", "x=-1e10, y=1"], rows)
     hi_k = b.clip(BIG, 0.0, *keras, what="high", digits=9, shown=False)
-    gap_k = b.clip(BIG, 0.0, *keras, what="one_minus_high", shown=False)
-    k_loss = b.clip(BIG, 0.0, *keras, shown=False)
-    sk_loss = b.clip(BIG, 0.0, *sklearn, shown=False)
+    k3 = b.clip(BIG, 0.0, *keras, shown=False)
+    tf2 = b.clip(BIG, 0.0, *keras, log_eps=k, shown=False)
+    sk = b.clip(BIG, 0.0, sk_eps, 1.0 - sk_eps, shown=False)
     paper = b.clip(BIG, 0.0, *keras, dtype="float64", shown=False)
     if hi_k.value == 1.0:
-        b.show(hi_k, k_loss, sk_loss)
-        top = (f"In {d}, 1 - 1e-7 rounds to {hi_k}: the Keras clip does nothing at the top, 1 - p is still 0 and "
-               f"the loss is {k_loss}. scikit-learn takes eps from the dtype, so its clip still caps the loss, at "
-               f"{sk_loss}.")
-    elif k_loss.text() == paper.text():
-        b.show(hi_k, gap_k, k_loss)
-        top = (f"In {d}, 1 - 1e-7 is stored as {hi_k}, so the smallest 1 - p the Keras clip lets through is "
-               f"{gap_k} and its largest loss is {k_loss}.")
+        b.show(hi_k, k3, tf2, sk)
+        top = (f"In {d}, 1 - 1e-7 rounds to {hi_k}: the clip does nothing at the top, so Keras 3 gives {k3}; "
+               f"tf.keras 2.x's added 1e-7 still caps the loss, at {tf2}, and scikit-learn's eps of the dtype at "
+               f"{sk}.")
     else:
-        b.show(hi_k, gap_k, k_loss, paper)
-        top = (f"In {d}, 1 - 1e-7 is not a {d} number: the clip stores it as {hi_k}, so the smallest 1 - p it "
-               f"lets through is {gap_k} and its largest loss is {k_loss}, not the {paper} that 1e-7 gives on "
-               f"paper (in float64).")
+        b.show(hi_k, k3, tf2)
+        on_paper = ""
+        if k3.text() != paper.text():
+            b.show(paper)
+            on_paper = f" (not the {paper} that 1e-7 gives on paper, in float64)"
+        top = (f"In {d}, 1 - 1e-7 is stored as {hi_k}, so Keras 3's loss stops at {k3}{on_paper}, and tf.keras "
+               f"2.x's, with 1e-7 added inside the log, at {tf2}.")
     return b.step("Further: other clips that hide the overflow", [
-        "torch's -100 is not the only guard that turns an overflow into an ordinary-looking number. Keras "
-        "clips p to [1e-7, 1 - 1e-7] before its logs (its default epsilon); scikit-learn's log_loss clips to "
-        "[eps, 1 - eps], eps = np.finfo(dtype).eps since version 1.2 (1e-15 before). Neither library is needed "
-        f"to see the effect: stabcli applies the same rule with numpy, sigmoid op by op and every operation "
-        f"in {d}:",
+        "torch's -100 is not the only guard that turns an overflow into an ordinary-looking number. On "
+        "probabilities, Keras 3 clips p to [1e-7, 1 - 1e-7] before its logs; tf.keras 2.x clips the same way and "
+        "also adds 1e-7 inside each log; scikit-learn's log_loss clips to [eps, 1 - eps] (eps of the dtype since "
+        f"1.2). stabcli applies each rule with numpy, op by op in {d}:",
     ], [table], [
-        top + f" A capped loss looks ordinary where the truth is {ref0}, and since the clipped p no longer "
-        "depends on x, the gradient there is 0. A clip keeps training from crashing; it does not make the loss "
-        "right. The logit form does: use BCEWithLogitsLoss, or from_logits=True in Keras.",
-        "Explore further: stabcli compare X Y (any logit, every dtype), stabcli sweep, stabcli thresholds, "
-        "stabcli plot.",
+        top + f" A capped loss looks ordinary where the truth is {ref0}, and the clipped p no longer depends on "
+        "x, so the gradient there is 0.",
+        "On a model whose last layer is a Sigmoid, tf.keras 2.x and Keras 3 on TensorFlow find the logit behind "
+        "it and use the logit form (_get_logits); Keras 3 on torch, JAX or NumPy does not. A clip keeps training "
+        "from crashing; it does not make the loss right: use BCEWithLogitsLoss, or from_logits=True in Keras.",
+        "Explore further: stabcli compare X Y, stabcli sweep, stabcli thresholds, stabcli plot.",
     ])
 
 
@@ -586,6 +642,187 @@ def check_dtype(dtype: str) -> None:
         raise InputError(f"--dtype {dtype!r} is not allowed; the demo takes one of {', '.join(DEMO_DTYPES)}")
 
 
+# --- the quiz: a prediction before each step, answered by a live number -----------------------------------------
+
+@dataclass
+class Question:
+    """What the class predicts before a step, and the answer, from the same core calls as the step.
+
+    ``choices`` are shown as (a), (b), ...; ``answer`` is the index of the right one. Every choice that is a
+    number is the text of a Quote (the live value, or a live value of another case as a distractor), so the
+    right choice is always among them. An open question (``choices`` empty) asks for a number; ``reveal`` then
+    gives it. ``quotes`` are every number the question and its answer show.
+    """
+
+    number: int  # the step it comes before
+    prompt: str
+    choices: list[str]
+    answer: int | None
+    reveal: str
+    quotes: list[Quote] = field(default_factory=list)
+    value: Quote | None = None  # the number an open question asks for
+
+    def answer_text(self) -> str:
+        """'(b) NaN' for a multiple-choice question, the number for an open one."""
+        if self.answer is None:
+            return self.value.text() if self.value is not None else ""
+        return f"({LETTERS[self.answer]}) {self.choices[self.answer]}"
+
+
+LETTERS = "abcdefgh"
+
+
+def _choices(candidates: list, right) -> tuple[list[str], int]:
+    """The texts of ``candidates`` (Quotes or strings), duplicates dropped, and the index of ``right``'s text
+    (appended if none of them shows it, so the right answer is always a choice)."""
+    texts = list(dict.fromkeys(str(c) for c in candidates))
+    want = str(right)
+    if want not in texts:
+        texts.append(want)
+    return texts, texts.index(want)
+
+
+def _question(b: _Builder, prompt: str, candidates: list, right, reveal: str) -> Question:
+    choices, answer = _choices(candidates, right)
+    return Question(b.number, prompt, choices, answer, reveal, b.quotes)
+
+
+def _q1(b: _Builder) -> Question:
+    x, y, d = SEED_LOGITS, SEED_TARGETS, b.dtype
+    bce = b.compare(x, y, "torch", "torch_bce")
+    bwl = b.compare(x, y, "torch", "torch_bce_with_logits")
+    states = [b.compare(x, y, "torch", m, "status") for m in ("torch_bce", "torch_bce_with_logits")]
+    ref = b.compare(x, y, "numpy", "naive", "reference", digits=10)
+    same, visibly, broken = "yes, up to rounding in the last digit or two", "no, they differ visibly", \
+        "one of them is NaN or inf"
+    right = same if all(s.value == "ok" for s in states) else \
+        broken if any(s.value in ("inf", "nan") for s in states) else visibly
+    return _question(b, f"The seed article's batch: six ordinary logits, in {d}. Do BCELoss(sigmoid(x), y) and "
+                        "BCEWithLogitsLoss(x, y) agree?", [same, visibly, broken], right,
+                     f"BCELoss gives {bce} ({states[0]}), BCEWithLogitsLoss {bwl} ({states[1]}); the exact loss "
+                     f"is {ref}.")
+
+
+def _q2(b: _Builder) -> Question:
+    d = b.dtype
+    bce1 = b.compare(BIG, 1.0, "torch", "torch_bce")
+    status = b.compare(BIG, 1.0, "torch", "torch_bce", "status")
+    naive1 = b.compare(BIG, 1.0, "torch", "naive")
+    return _question(b, f"x = 1e10, target 1, in {d}: BCELoss(sigmoid(x), 1) = ?", ["0", "NaN", "inf", "100"],
+                     bce1, f"BCELoss gives {bce1} ({status}); the naive formula gives {naive1}.")
+
+
+def _q3(b: _Builder) -> Question:
+    d = b.dtype
+    p = b.compare(BIG, 1.0, "torch", "naive", "step:p = sigmoid(x)")
+    one_minus = b.compare(BIG, 1.0, "torch", "naive", "step:1 - p")
+    first = "p = sigmoid(x)"
+    candidates = [first, "log(1 - p)", "(1 - y)·log(1 - p)", "the mean over the batch"]
+    return _question(b, f"x = 1e10, target 1, in {d}: which operation is the first to lose information?",
+                     candidates, first if p.value == 1.0 else "log(1 - p)",
+                     f"sigmoid(1e10) is {p} in {d}, so 1 - p is {one_minus}: no later step can get x back.")
+
+
+def _q4(b: _Builder) -> Question:
+    d = b.dtype
+    bce0 = b.compare(BIG, 0.0, "torch", "torch_bce")
+    true0 = b.compare(BIG, 0.0, "numpy", "naive", "reference", dtype="float64")
+    return _question(b, f"Target 0 now (sure and wrong), x = 1e10, in {d}: what does BCELoss return?",
+                     ["0", "100", "1e10", "inf"], bce0, f"BCELoss returns {bce0}; the true loss is {true0}.")
+
+
+def _q5(b: _Builder) -> Question:
+    f16 = "float16"
+    eps = b.constant(f16, "eps", digits=None)
+    pred = b.threshold(f16, "sigmoid rounds to 1.0, op by op")
+    measured = b.sweep16("numpy", 0.0, "nonfinite_pos")
+    q = Question(b.number, f"float16 has eps = 2^-10 = {eps}. Computed op by op, 1 + exp(-x) rounds to 1 once "
+                           "exp(-x) is at most eps/2. Predict: from which x does sigmoid(x) round to exactly 1.0?",
+                 [], None, f"x ≥ ln(2/eps) = 11·ln 2, which is {pred} in float16; the exhaustive sweep measures "
+                           f"{measured}.", b.quotes, measured)
+    return q
+
+
+def _q6(b: _Builder) -> Question:
+    d = b.dtype
+    g = b.compare(40.0, 0.0, "torch", "torch_bce", "grad")
+    truth = b.compare(40.0, 0.0, "numpy", "naive", "grad_reference")
+    return _question(b, f"x = 40, target 0, in {d}: the true gradient is sigmoid(40) - 0, about 1. What does "
+                        "BCELoss's backward give?", ["1", "0", "NaN", "-1"], g,
+                     f"BCELoss's backward gives {g}; the true gradient is {truth}.")
+
+
+def _q7(b: _Builder) -> Question:
+    d = b.dtype
+    status = b.compare(-12.0, 0.0, "torch", "torch_bce_with_logits", "status")
+    wl = b.compare(-12.0, 0.0, "torch", "torch_bce_with_logits", digits=4)
+    ref = b.compare(-12.0, 0.0, "numpy", "naive", "reference", digits=4)
+    wl.digits = ref.digits = _distinct_digits(float(wl.value), float(ref.value), 4)
+    yes, no = "yes", "no"
+    return _question(b, f"x = -12, target 0, in {d}: is BCEWithLogitsLoss within tolerance?", [yes, no],
+                     yes if status.value == "ok" else no,
+                     f"It gives {wl} where the truth is {ref}: {status}.")
+
+
+def _q8(b: _Builder) -> Question:
+    d = b.dtype
+    keras = (KERAS_EPSILON, 1.0 - KERAS_EPSILON)
+    live = b.clip(BIG, 0.0, *keras)
+    paper = b.clip(BIG, 0.0, *keras, dtype="float64")
+    hi = b.clip(BIG, 0.0, *keras, what="high", digits=9)
+    true0 = b.compare(BIG, 0.0, "numpy", "naive", "reference", dtype="float64")
+    on_paper = "" if d == "float64" else f" (on paper, in float64: {paper})"
+    return _question(b, f"Keras 3 clips p to [1e-7, 1 - 1e-7] before its logs. In {d}, what loss does it give "
+                        "at x = 1e10, y = 0?", [paper, live, "100", "inf"], live,
+                     f"{live}: 1 - 1e-7 is stored as {hi} in {d}{on_paper}; the true loss is {true0}.")
+
+
+_QUESTIONS = {1: _q1, 2: _q2, 3: _q3, 4: _q4, 5: _q5, 6: _q6, 7: _q7, 8: _q8}
+
+
+class Lesson:
+    """The walk-through in one dtype: its questions and steps, each built when asked for, sharing one set of
+    core calls (steps 2, 3, 4 and 7 and their questions read the same comparisons)."""
+
+    def __init__(self, dtype: str = DEFAULT_DTYPE) -> None:
+        check_dtype(dtype)
+        self.dtype = dtype
+        self._lab = _Lab()
+
+    def step(self, number: int) -> DemoStep:
+        check_step(number)
+        return _STEPS[number](_Builder(self._lab, number, self.dtype))
+
+    def question(self, number: int) -> Question | None:
+        check_step(number)
+        make = _QUESTIONS.get(number)
+        return make(_Builder(self._lab, number, self.dtype)) if make else None
+
+
+def judge_answer(question: Question, said: str) -> str:
+    """A line about what the class said: right or not for a choice (a letter or the choice's text), how far off
+    for a number; '' when nothing (or nothing readable) was said."""
+    said = said.strip()
+    if not said:
+        return ""
+    if question.answer is None:
+        try:
+            guess = float(said)
+        except ValueError:
+            return f"You said {said!r}."
+        value = float(question.value.value) if question.value is not None else math.nan
+        if not math.isfinite(guess):
+            return f"You said {said}."
+        return f"You said {fmt_number(guess)}: off by {fmt_number(abs(guess - value), 3)}."
+    key = said.lower().strip("()")
+    index = LETTERS.index(key) if len(key) == 1 and key in LETTERS[:len(question.choices)] else \
+        next((i for i, c in enumerate(question.choices) if c.lower() == said.lower()), None)
+    if index is None:
+        return f"You said {said!r}, which is not one of the choices."
+    verdict = "right" if index == question.answer else "not this time"
+    return f"You said ({LETTERS[index]}) {question.choices[index]}: {verdict}."
+
+
 def iter_steps(dtype: str = DEFAULT_DTYPE, numbers=None) -> Iterator[DemoStep]:
     """The steps ``numbers`` (default all, in order), each computed only when the caller asks for it.
 
@@ -596,9 +833,9 @@ def iter_steps(dtype: str = DEFAULT_DTYPE, numbers=None) -> Iterator[DemoStep]:
     numbers = list(range(1, STEP_COUNT + 1)) if numbers is None else list(numbers)
     for n in numbers:
         check_step(n)
-    lab = _Lab()
+    lesson = Lesson(dtype)
     for n in numbers:
-        yield _STEPS[n](_Builder(lab, n, dtype))
+        yield lesson.step(n)
 
 
 def build_step(number: int, dtype: str = DEFAULT_DTYPE) -> DemoStep:

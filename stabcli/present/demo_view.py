@@ -52,3 +52,26 @@ def demo_step_renderable(step, total: int) -> Panel:
         parts.pop()
     return Panel(Group(*parts), title=f"[bold]Step {step.number} of {total}[/] · {step.title}", title_align="left",
                  padding=(0, 1))
+
+
+def question_renderable(question, total: int) -> Panel:
+    """The question asked before a step: the prompt and its choices (a), (b), ... or a request for a number."""
+    from stabcli.present.demo import LETTERS
+
+    parts: list = [Text(question.prompt)]
+    if question.choices:
+        parts.append(Text("   ".join(f"({LETTERS[i]}) {c}" for i, c in enumerate(question.choices))))
+    else:
+        parts.append(Text("(type a number)"))
+    return Panel(Group(*parts), title=f"[bold]Predict[/] · before step {question.number} of {total}",
+                 title_align="left", padding=(0, 1), border_style="yellow")
+
+
+def answer_renderable(question, said: str = "") -> Panel:
+    """The answer, after the class has said theirs (``said``: the line judge_answer wrote, or '')."""
+    parts: list = []
+    if said:
+        parts.append(Text(said))
+    parts.append(Text.assemble(("Answer: ", "bold"), question.answer_text(), ". ", question.reveal))
+    return Panel(Group(*parts), title=f"[bold]Answer[/] · step {question.number}", title_align="left",
+                 padding=(0, 1), border_style="green")

@@ -62,7 +62,7 @@ class SweepCase:
         """(nearest, for_rounding) reference of the loss at the logits ``xs`` (see ``reference.sweep_reference``)."""
         from stabcli.losses.bce import reference
 
-        return reference.sweep_reference(to_float64(xs), self.fmt.bits, *self.wide(), cache=cache)
+        return reference.sweep_reference(to_float64(xs), self.fmt.bits, *self.wide(), cache=cache, fmt=self.fmt)
 
     def grad_reference(self, xs: np.ndarray, cache: dict | None = None):
         """(nearest, for_rounding) reference gradient at ``xs`` (see ``reference.sweep_grad_reference``)."""

@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from stabcli.core.formats import Format, to_float64
-from stabcli.core.numbers import fmt_number
+from stabcli.core.numbers import float_command, fmt_number
 from stabcli.losses.bce.formulas import LOG_CLAMP
 
 
@@ -38,6 +38,8 @@ def note(step, ops, fmt: Format) -> str:
         x = args[0]
         if math.isinf(x):
             return f"x = {num(x)}, so p = {num(value)} exactly"
+        if math.isnan(value):
+            return f"exp(-x) overflowed: {fmt.name} has no inf, so exp(-x) is NaN, and so is p = 1/(1 + NaN)"
         if value == 1.0:
             return f"sigmoid rounded to exactly 1.0 in {fmt.name}: 1 - p is 0"
         if value == 0.0:
@@ -53,6 +55,8 @@ def note(step, ops, fmt: Format) -> str:
         t = args[0]
         if math.isinf(value) and math.isfinite(t):
             return f"exp overflowed to inf (the largest {fmt.name} is {fmt.max:g})"
+        if math.isnan(value) and math.isfinite(t):
+            return f"exp overflowed: {fmt.name} has no inf, so it is NaN (the largest {fmt.name} is {fmt.max:g})"
         if value == 0.0 and math.isfinite(t) and t < 0:
             return "exp underflowed to 0 (harmless: it is added to a larger term)"
         return ""
@@ -61,20 +65,28 @@ def note(step, ops, fmt: Format) -> str:
     if kind == "log" and args:
         if value == -math.inf and math.isfinite(args[0]):
             return "log1p(-1) = log(0) = -inf" if step.name.startswith("log1p") else "log(0) = -inf"
+        zero = args[0] == (-1.0 if step.name.startswith("log1p") else 0.0)
+        if zero and math.isnan(value):  # float8_e4m3fn in numpy: no -inf
+            return f"log(0) = -inf, which {fmt.name} cannot hold: NaN (ml_dtypes)"
+        if zero and not fmt.has_inf and value == -fmt.max:  # float8_e4m3fn in torch: the cast saturates
+            return f"log(0) = -inf, saturated to {num(value)} by torch's {fmt.name} cast"
         if step.name == "log(p)" and args[0] == 1.0:
             return "log(1) = 0 exactly: a target-1 loss of 0 whatever the true value"
         return ""
     if kind == "clamp" and args:
         if args[0] < LOG_CLAMP:
-            return f"clamp fired: {num(args[0])} -> -100"
+            return f"clamp fired: {num(args[0])} -> {num(value)}" + ("" if value == LOG_CLAMP else
+                                                                    f" (-100 in {fmt.name})")
+        if math.isnan(args[0]):
+            return "max(NaN, -100) is NaN: the clamp passes a NaN through"
         return ""
     if kind == "mul" and len(args) >= 2:
         a, b = args[:2]
         if math.isnan(value) and not (math.isnan(a) or math.isnan(b)):
             return f"{factor(a)}·{factor(b)} = NaN"
         before_clamp = args[2] if len(args) == 3 else None
-        if a == 0 and b == LOG_CLAMP and before_clamp == -math.inf:
-            return "0·(-100) = 0: the clamp hides the NaN that 0·log(0) = 0·(-inf) would be"
+        if a == 0 and b == _clamp(fmt) and before_clamp == -math.inf:
+            return f"0·({num(b)}) = 0: the clamp hides the NaN that 0·log(0) = 0·(-inf) would be"
         return ""
     if kind in ("loss", "torch_bce", "torch_bcewl"):
         if math.isnan(value):
@@ -85,9 +97,15 @@ def note(step, ops, fmt: Format) -> str:
             return "the NaN reaches the loss"
         if math.isinf(value):
             return "the loss is inf"
-        if kind == "torch_bce" and value == 100.0:
-            return "torch clamps each log at -100, so the loss is capped at 100"
+        if kind == "torch_bce" and value == -_clamp(fmt):
+            return "torch clamps each log at -100, so the loss is capped at 100" + (
+                "" if value == 100.0 else f" ({num(value)} in {fmt.name})")
     return ""
+
+
+def _clamp(fmt: Format) -> float:
+    """The -100 clamp as stored in ``fmt`` (-96 in both float8 formats)."""
+    return float(to_float64(fmt.round(np.array(LOG_CLAMP))))
 
 
 def verdict(row, fmt: Format) -> str:
@@ -149,18 +167,22 @@ def summary(comparison) -> list[str]:
     for dn in comparison.dtype_notes:
         parts: list[str] = []
         stored = dn.logits[0]
+        see = f"{float_command(x, dn.dtype)} shows why"
         if dn.input_overflow:
-            parts.append(f"x = {num(x)} is not a {dn.dtype} number: it overflows to {num(stored)}.")
+            parts.append(f"x = {num(x)} is not a {dn.dtype} number: it overflows to {num(stored)} ({see}).")
         elif stored != x and not math.isnan(x):
-            parts.append(f"x = {num(x)} is stored as {num(stored)}.")
+            parts.append(f"x = {num(x)} is stored as {num(stored)} ({see}).")
         naive = _pick(comparison.rows, dn.dtype, "naive")
         if naive is not None and naive.status in ("nan", "inf"):
             why = [n for n in (_first_note(naive, "rounded to exactly"), _first_note(naive, "underflowed"),
                                _first_note(naive, "overflowed"), _first_note(naive, "log(0)"),
                                _first_note(naive, "= NaN")) if n]
             parts.append(f"naive gives {num(naive.loss)}" + (f" ({'; '.join(why)})." if why else "."))
+            if _first_note(naive, "rounded to exactly 1.0"):
+                parts.append(f"({float_command(1.0, dn.dtype)} shows the {dn.dtype} numbers around 1.)")
         elif naive is not None:
-            parts.append(f"naive gives {num(naive.loss)} ({naive.status}).")
+            why = _first_note(naive, "saturated")  # float8_e4m3fn in torch: log(0) = -inf becomes -448
+            parts.append(f"naive gives {num(naive.loss)} ({naive.status}" + (f": {why})." if why else ")."))
         bce = _pick(comparison.rows, dn.dtype, "torch_bce") or _pick(comparison.rows, dn.dtype, "clamped")
         if bce is not None:
             label = "BCELoss (torch_bce)" if bce.method == "torch_bce" else "The clamped form (BCELoss's rule)"
@@ -185,6 +207,11 @@ def summary(comparison) -> list[str]:
         good = _pick(comparison.rows, dn.dtype, "softplus")
         if good is not None:
             parts.append(f"softplus gives {num(good.loss)} (true {num(good.reference)}, {good.status}).")
+        # every other method that is off here, by name (x = -12, y = 0 in float32: torch_bce_with_logits)
+        off = [r for r in (_pick(comparison.rows, dn.dtype, m) for m in ("logsumexp", "torch_bce_with_logits"))
+               if r is not None and r.status != "ok"]
+        if off:
+            parts.append("Off too: " + "; ".join(f"{r.method} gives {num(r.loss)} ({r.status})" for r in off) + ".")
         parts.extend(_grad_summary(bce, good))
         lines.append(f"{dn.dtype}: " + " ".join(parts))
     return lines

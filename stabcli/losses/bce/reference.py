@@ -83,6 +83,17 @@ def exact_grad(x: float, y: float, w: float = 1.0, pw: float = 1.0):
 #   either way.
 # tests/test_sweep.py checks the claim against mpmath on every finite float16 and bfloat16 logit and on a seeded
 # sample of float32 bit patterns. For float64 itself there is no wider format to borrow, so sweeps use mpmath.
+#
+# The exception is not rare for a soft target: (1-y)·x can be exactly a midpoint of the format (0.75·33.34375 =
+# 25.0078125 is halfway between two float16 values), the exponential tail that makes the exact loss a hair larger
+# is below float64's resolution, and the float64 value sits on the tie, which rounds to even: the wrong neighbour
+# (289 float16 logits for y = 0.25, 35 bfloat16, and a few in float8). So :func:`sweep_reference`, given the
+# format, certifies each value as the gradient does below: where v - e and v + e (e = FAST_LOSS_REL·|v|, twice the
+# bound above, plus FAST_LOSS_ABS for float64's subnormal range) round to different values of the format, mpmath
+# decides that point. Hard targets never need it (the loss is softplus of one argument, never near a midpoint).
+
+FAST_LOSS_REL = 2.0**-49  # twice the 2^-50 argued above
+FAST_LOSS_ABS = 2.0**-1060  # float64's subnormal range (exp(-745) and below): as FAST_GRAD_ABS
 
 def fast_softplus(t: np.ndarray) -> np.ndarray:
     """softplus(t) = log(1 + exp(t)) in float64 as max(t, 0) + log1p(exp(-|t|)); exact limits at ±inf."""
@@ -115,19 +126,23 @@ def fast_loss(x, y, w=1.0, pw=1.0) -> np.ndarray:
         return np.zeros(shape) if loss is None else loss
 
 
-def sweep_reference(x: np.ndarray, bits: int, y: float, w: float = 1.0, pw: float = 1.0, cache: dict | None = None):
+def sweep_reference(x: np.ndarray, bits: int, y: float, w: float = 1.0, pw: float = 1.0, cache: dict | None = None,
+                    fmt=None):
     """The reference for a sweep of logits ``x`` (float64 values of a dtype ``bits`` wide): (nearest, for_rounding).
 
     ``nearest`` is the exact loss as a float64, ``for_rounding`` the float64 to round into the dtype (see
     ``analysis.measure``). Below 64 bits both are :func:`fast_loss` (correct after rounding to the dtype, see the
-    argument above); for float64 they are mpmath's exact value rounded to nearest, point by point (~0.1 ms each).
-    ``cache`` (a dict kept by the caller for one y, w and pw) remembers mpmath's answers: a breakdown search asks
-    for the same logits for every method.
+    argument above), except, when the format ``fmt`` is given, at the points its error bound cannot certify, where
+    they are mpmath's (nearest, and rounded to odd); for float64 they are mpmath's exact value rounded to nearest,
+    point by point (~0.1 ms each). ``cache`` (a dict kept by the caller for one y, w and pw) remembers mpmath's
+    answers: a breakdown search asks for the same logits for every method.
     """
     x = np.asarray(x, dtype=np.float64)
     if bits < 64:
         ref = fast_loss(x, y, w, pw)
-        return ref, ref
+        if fmt is None:
+            return ref, ref
+        return _certified(x, ref, fmt, y, w, pw, {} if cache is None else cache)
     cache = {} if cache is None else cache
 
     def nearest(v: float) -> float:
@@ -137,6 +152,27 @@ def sweep_reference(x: np.ndarray, bits: int, y: float, w: float = 1.0, pw: floa
 
     ref = np.array([nearest(float(v)) for v in x], dtype=np.float64)
     return ref, ref
+
+
+def _certified(x: np.ndarray, fast: np.ndarray, fmt, y: float, w: float, pw: float, cache: dict):
+    """(nearest, for_rounding): ``fast`` where its error bound certifies the rounding into ``fmt``, mpmath's
+    exact value (nearest, and rounded to odd) at the other points (see FAST_LOSS_REL)."""
+    from stabcli.core.formats import to_float64
+
+    with np.errstate(all="ignore"):
+        e = FAST_LOSS_REL * np.abs(fast) + FAST_LOSS_ABS
+        lo, hi = to_float64(fmt.round(fast - e)), to_float64(fmt.round(fast + e))
+    unsure = np.flatnonzero((lo != hi) & np.isfinite(fast))
+    if not unsure.size:
+        return fast, fast
+    nearest, for_rounding = fast.copy(), fast.copy()
+    for i in unsure:
+        v = float(x[i])
+        if ("certified", v) not in cache:
+            exact = exact_loss(v, y, w, pw)
+            cache[("certified", v)] = (to_float64_nearest(exact), to_float64_odd(exact))
+        nearest[i], for_rounding[i] = cache[("certified", v)]
+    return nearest, for_rounding
 
 
 # --- the fast, vectorised reference gradient used by sweeps ----------------------------------------------------

@@ -1,7 +1,7 @@
 """BCE's breakdown logits predicted from a format's constants (``commands/thresholds.py`` measures them).
 
-p is the significand precision (the implicit bit included), eps = 2**(1-p), emax the largest exponent, so that
-max = 2**emax·(2 - 2**(1-p)), and tiny the smallest subnormal. "The first value >= t" means the smallest value of
+p is the significand precision (the implicit bit included), eps = 2**(1-p), max the largest finite value and
+ulp(max) its ulp (max + ulp(max)/2 is where overflow starts: ``core.floats``), and tiny the smallest subnormal. "The first value >= t" means the smallest value of
 the dtype not below t: a breakdown happens at a representable logit, so a real threshold t becomes that value.
 Nothing here prints.
 """
@@ -26,24 +26,26 @@ def _closest_below(t, fmt: Format, strict: bool = False) -> float:
 
 
 def predict(fmt: Format, rtol: float | None = None) -> list[Threshold]:
-    """The predicted breakdown logits of ``fmt`` (tolerance ``rtol``, default 4·eps), each with its formula."""
+    """The predicted breakdown logits of ``fmt`` (tolerance ``rtol``, default the format's), each with its formula.
+
+    The format facts (where exp overflows, where sigmoid rounds to 1) are ``core.floats``'; in float8_e4m3fn,
+    which has no inf, three of the events show differently and are measured where they do show (see ``_table``).
+    """
     import mpmath
 
+    from stabcli.core import floats
+
     mp = mpmath.mp
-    p, eps = fmt.mantissa_bits, fmt.eps
-    emax = math.frexp(fmt.max)[1] - 1
     rtol = fmt.default_rtol if rtol is None else rtol
-    name = fmt.name
-    lse = _lse_estimate(eps, rtol)
+    lse = _lse_estimate(fmt.eps, rtol)
     with mpmath.workdps(60):  # exact enough that the first representable value at or above each is right
-        ln2 = mp.log(2)
         tiny = mp.mpf(fmt.smallest_subnormal)
-        ln_overflow = emax * ln2 + mp.log(2 - mp.mpf(2) ** -p)  # ln(max + ulp(max)/2)
-        t_one_op = p * ln2
-        t_one_cr = mp.log(mp.mpf(2) ** (p + 1) - 1)
         t_under = mp.log(2 / tiny - 1)
         t_clamp = mp.log(mp.exp(100) - 1)  # 100 - 3.7e-44: -100 itself already clamps in exact arithmetic
-        return _table(name, p, fmt, ln_overflow, t_one_op, t_one_cr, t_under, t_clamp, lse)
+        under = -_closest_below(t_under, fmt)
+        clamp = -_closest_below(t_clamp, fmt, strict=True)
+    return _table(fmt, floats.sigmoid_one_logit(fmt, op_by_op=True), floats.sigmoid_one_logit(fmt),
+                  -floats.exp_overflow_logit(fmt), under, clamp, lse)
 
 
 def _lse_estimate(eps: float, rtol: float) -> float:
@@ -55,29 +57,58 @@ def _lse_estimate(eps: float, rtol: float) -> float:
     return math.log(math.expm1(a))
 
 
-def _table(name, p, fmt, ln_overflow, t_one_op, t_one_cr, t_under, t_clamp, lse) -> list[Threshold]:
-    return [
+def _table(fmt: Format, one_op, one_cr, overflow, under, clamp, lse) -> list[Threshold]:
+    name = fmt.name
+    rows = [
         Threshold(name, "sigmoid rounds to 1.0, op by op",
-                  "x ≥ p·ln 2: exp(-x) ≤ 2^-p = eps/2, so 1 + exp(-x) rounds to 1 (ties to even)",
-                  first_at_least(t_one_op, fmt), "numpy", "naive", 0.0, "nonfinite_pos"),
-        Threshold(name, "sigmoid rounds to 1.0, correctly rounded",
-                  "x ≥ ln(2^(p+1) - 1): sigmoid(x) ≥ 1 - 2^-(p+1), half an ulp below 1",
-                  first_at_least(t_one_cr, fmt), "torch", "naive", 0.0, "nonfinite_pos"),
-        Threshold(name, "exp(-x) overflows, so op-by-op sigmoid is 0",
-                  "x ≤ -ln(2^emax·(2 - 2^-p)): exp(-x) reaches max + ulp(max)/2 and rounds to inf",
-                  -first_at_least(ln_overflow, fmt), "numpy", "naive", 1.0, "nonfinite_neg"),
-        Threshold(name, "sigmoid underflows to 0, correctly rounded",
-                  "x ≤ -ln(2/tiny - 1): sigmoid(x) ≤ tiny/2, half the smallest subnormal (ties to even: 0)",
-                  -_closest_below(t_under, fmt), "torch", "naive", 1.0, "nonfinite_neg"),
-        Threshold(name, "the -100 clamp changes the answer (target 1)",
-                  "x < -ln(e^100 - 1) ≈ -100 (log p < -100), or sooner where op-by-op p is 0 (exp overflow)",
-                  max(-first_at_least(ln_overflow, fmt), -_closest_below(t_clamp, fmt, strict=True)),
-                  "numpy", "clamped", 1.0, "clamped_neg"),
-        Threshold(name, "logsumexp loses relative accuracy (target 0; an estimate)",
-                  "estimate, not a bound: x < ln(e^(eps/rtol) - 1): the two roundings of 1+e^x and of m + log(...) cost about eps, "
-                  "more than rtol·loss once loss = log(1 + e^x) < eps/rtol",
-                  lse, "numpy", "logsumexp", 0.0, "inaccurate_neg"),
+                  "x ≥ p·ln 2 - ln(1 + 2^-p): exp(-x) rounds to at most 2^-p = eps/2, so 1 + exp(-x) rounds to 1 "
+                  "(ties to even)",
+                  one_op, "numpy", "naive", 0.0, "nonfinite_pos"),
     ]
+    if fmt.has_inf:
+        rows += [
+            Threshold(name, "sigmoid rounds to 1.0, correctly rounded",
+                      "x ≥ ln(2^(p+1) - 1): sigmoid(x) ≥ 1 - 2^-(p+1), half an ulp below 1",
+                      one_cr, "torch", "naive", 0.0, "nonfinite_pos"),
+            Threshold(name, "exp(-x) overflows, so op-by-op sigmoid is 0",
+                      "x ≤ -ln(max + ulp(max)/2): exp(-x) rounds past the largest value, to inf",
+                      overflow, "numpy", "naive", 1.0, "nonfinite_neg"),
+            Threshold(name, "sigmoid underflows to 0, correctly rounded",
+                      "x ≤ -ln(2/tiny - 1): sigmoid(x) ≤ tiny/2, half the smallest subnormal (ties to even: 0)",
+                      under, "torch", "naive", 1.0, "nonfinite_neg"),
+            Threshold(name, "the -100 clamp changes the answer (target 1)",
+                      "x < -ln(e^100 - 1) ≈ -100 (log p < -100), or sooner where op-by-op p is 0 (exp overflow)",
+                      max(overflow, clamp), "numpy", "clamped", 1.0, "clamped_neg"),
+        ]
+    else:
+        # float8_e4m3fn: no inf. In numpy (ml_dtypes) an overflow and log(0) are NaN; torch's cast saturates them
+        # to ±448, so where p is exactly 0 or 1 torch's naive loss is a finite, wrong 448 rather than inf.
+        saturates = ("; torch's float8_e4m3fn cast saturates log(0) = -inf to -448, so the loss is a finite 448, "
+                     "out of tolerance, not inf")
+        rows += [
+            Threshold(name, "sigmoid rounds to 1.0, correctly rounded",
+                      "x ≥ ln(2^(p+1) - 1): sigmoid(x) ≥ 1 - 2^-(p+1), half an ulp below 1" + saturates,
+                      one_cr, "torch", "naive", 0.0, "inaccurate_pos"),
+            Threshold(name, "exp(-x) overflows to NaN, so op-by-op sigmoid is NaN",
+                      "x ≤ -ln(max + ulp(max)/2): exp(-x) exceeds 448 + 32/2 = 464 and, with no inf in "
+                      "float8_e4m3fn, is NaN (ml_dtypes), and so is 1/(1 + NaN)",
+                      overflow, "numpy", "naive", 1.0, "nonfinite_neg"),
+            Threshold(name, "sigmoid underflows to 0, correctly rounded",
+                      "x ≤ -ln(2/tiny - 1): sigmoid(x) ≤ tiny/2, half the smallest subnormal (ties to even: 0)"
+                      + saturates,
+                      under, "torch", "naive", 1.0, "inaccurate_neg"),
+            Threshold(name, "the -100 clamp changes the answer (target 1; torch)",
+                      "x ≤ -ln(2/tiny - 1): p is 0 and log(0) = -inf saturates to -448, below the clamp (-100 is "
+                      "-96 in float8_e4m3fn). In numpy the clamp never fires: log(0) is NaN there, and "
+                      "max(NaN, -100) is NaN",
+                      max(under, clamp), "torch", "clamped", 1.0, "clamped_neg"),
+        ]
+    rows.append(
+        Threshold(name, "logsumexp loses relative accuracy (target 0; an estimate)",
+                  "estimate, not a bound: x < ln(e^(eps/rtol) - 1): the two roundings of 1+e^x and of m + log(...) cost "
+                  "about eps, more than rtol·loss once loss = log(1 + e^x) < eps/rtol",
+                  lse, "numpy", "logsumexp", 0.0, "inaccurate_neg"))
+    return rows
 
 
 def predict_grad(fmt: Format, rtol: float | None = None) -> list[Threshold]:
@@ -91,6 +122,8 @@ def predict_grad(fmt: Format, rtol: float | None = None) -> list[Threshold]:
 
     from stabcli.losses.bce import grad_thresholds as tg
 
+    if fmt.bits == 8:
+        return _predict_grad_float8(fmt)
     mp = mpmath.mp
     fused = fmt.bits == 16
     pred = tg.predicted(fmt, fused)
@@ -112,10 +145,7 @@ def predict_grad(fmt: Format, rtol: float | None = None) -> list[Threshold]:
                 f"x ≥ saturation ({how}): 1e-12 is 0 in float16, so p(1-p) = 0 leaves max(0, 0) = 0: (p-y)/0 = inf, "
                 "times p(1-p) = 0: NaN",
                 first_at_least(sat_torch, fmt), "torch", "torch_bce", 0.0, "nan_pos", quantity="gradient"))
-        out.append(Threshold(
-            name, "clamped's gradient 0: p saturates (target 0)",
-            "x ≥ p·ln 2 (op by op): log1p(-p) = -inf is clamped to -100, whose derivative is 0",
-            first_at_least(sat_op, fmt), "numpy", "clamped", 0.0, "vanished_pos", quantity="gradient"))
+        out.append(_clamped_saturates(fmt))
         if eps > 0:
             e = mp.mpf(eps)
             t = mp.log(((1 - 2 * e) - mp.sqrt(1 - 4 * e)) / (2 * e))  # sigmoid(t)·sigmoid(-t) = ε, t < 0
@@ -147,6 +177,71 @@ def predict_grad(fmt: Format, rtol: float | None = None) -> list[Threshold]:
                 name, "BCELoss gradient -inf: -1/p overflows (target 1)",
                 f"x < logit(p*), p* = {p_star:g} the largest float16 with 1/p* ≥ max + ulp(max)/2 = {float(limit):g}: "
                 "with no guard (ε = 0), (p-1)/(p(1-p)) ≈ -1/p rounds to -inf",
+                -_closest_below(-t_inf, fmt, strict=True), "torch", "torch_bce", 1.0, "nonfinite_neg",
+                quantity="gradient"))
+    return out
+
+
+def _clamped_saturates(fmt: Format) -> Threshold:
+    """numpy's op-by-op p reaches 1 (``core.floats.sigmoid_one_logit``): log1p(-p) = -inf, clamped to -100, whose
+    derivative is 0; in float8_e4m3fn log1p(-1) is NaN (no -inf), and so is max(NaN, -100) and its derivative."""
+    from stabcli.core import floats
+
+    at = floats.sigmoid_one_logit(fmt, op_by_op=True)
+    if fmt.has_inf:
+        return Threshold(fmt.name, "clamped's gradient 0: p saturates (target 0)",
+                         "x ≥ p·ln 2 - ln(1 + 2^-p) (op by op): log1p(-p) = -inf is clamped to -100, whose "
+                         "derivative is 0", at, "numpy", "clamped", 0.0, "vanished_pos", quantity="gradient")
+    return Threshold(fmt.name, "clamped's gradient NaN: p saturates (target 0)",
+                     "x ≥ p·ln 2 - ln(1 + 2^-p) (op by op): log1p(-p) = log(0) is NaN in float8_e4m3fn (no -inf, "
+                     "ml_dtypes), the clamp max(NaN, -100) passes the NaN, and so does its derivative",
+                     at, "numpy", "clamped", 0.0, "nan_pos", quantity="gradient")
+
+
+def _predict_grad_float8(fmt: Format) -> list[Threshold]:
+    """BCELoss's gradient in float8 under the torch backend (``backends.TorchFloat8Ops``).
+
+    Its backward kernel runs in float32, so the guard ε = 1e-12 is not 0 there (as it is in float16), and only
+    the kernel's result dL/dp = (p-y)/max(p(1-p), ε) is rounded to float8. Where p is exactly 1 (target 0) or 0
+    (target 1) that is ±1/ε = ±1e12: inf in float8_e5m2, whose product with sigmoid's p(1-p) = 0 is NaN; ±448 in
+    float8_e4m3fn (torch's cast saturates), whose product with 0 is 0: the gradient vanishes. p is torch.sigmoid's,
+    computed in float32 and rounded once. Before p reaches 0, -1/p overflows float8_e5m2 too (-inf, as in
+    float16); in float8_e4m3fn it saturates to -448 and the gradient -448·p(1-p) stays within tolerance.
+    """
+    import mpmath
+
+    from stabcli.core import floats
+
+    mp = mpmath.mp
+    name = fmt.name
+    sat = floats.sigmoid_one_logit(fmt)  # fused
+    nan = fmt.has_inf
+    big = "inf" if nan else "448 (saturated)"
+    then = "times p(1-p) = 0: NaN" if nan else "times p(1-p) = 0: 0 where the truth is ±1"
+    out = [Threshold(
+        name, f"BCELoss gradient {'NaN' if nan else '0'}: p saturates (target 0)",
+        f"x ≥ ln(2^(p+1) - 1) (torch.sigmoid in float32, rounded once): p = 1, the float32 backward gives "
+        f"(p-y)/max(0, 1e-12) = 1e12, which rounds to {big} in {name}; {then}",
+        sat, "torch", "torch_bce", 0.0, "nan_pos" if nan else "vanished_pos", quantity="gradient"),
+        _clamped_saturates(fmt)]
+    with mpmath.workdps(60):
+        t_under = mp.log(2 / mp.mpf(fmt.smallest_subnormal) - 1)
+        under = -_closest_below(t_under, fmt)
+        out.append(Threshold(
+            name, f"BCELoss gradient {'NaN' if nan else '0'}: p underflows (target 1)",
+            f"x ≤ -ln(2/tiny - 1): p = 0, the float32 backward gives (p-1)/max(0, 1e-12) = -1e12, which rounds to "
+            f"-{big} in {name}; {then}",
+            under, "torch", "torch_bce", 1.0, "nan_neg" if nan else "vanished_neg", quantity="gradient"))
+        if nan:
+            limit = mp.mpf(float(floats.overflow_threshold(fmt)))  # max + ulp(max)/2: rounds to inf
+            p_star = _largest_at_most(1 / limit, fmt)  # the largest p with 1/p >= limit
+            p_next = mp.mpf(float(to_float64(next_up(fmt.round(np.array(p_star)), fmt))))
+            boundary = (mp.mpf(p_star) + p_next) / 2  # sigmoid(x) below this rounds to p_star or less
+            t_inf = mp.log(boundary / (1 - boundary))
+            out.append(Threshold(
+                name, "BCELoss gradient -inf: -1/p overflows (target 1)",
+                f"x < logit(p*), p* = {p_star:g} the largest {name} with 1/p* ≥ max + ulp(max)/2 = {float(limit):g}: "
+                "(p-1)/(p(1-p)) ≈ -1/p rounds to -inf",
                 -_closest_below(-t_inf, fmt, strict=True), "torch", "torch_bce", 1.0, "nonfinite_neg",
                 quantity="gradient"))
     return out
@@ -186,5 +281,6 @@ def explain(t: Threshold, fmt: Format) -> str:
                 "a subnormal whose log lands above -100), which the clamp leaves alone; it acts one step further")
     if t.name.startswith("logsumexp"):
         return ("the prediction is where a typical error of one eps exceeds the tolerance; the first logit "
-                "where the actual rounding errors add up to more lies a little further out")
+                "where the actual rounding errors add up to more lies further out (in float8, whose few bits round e^x "
+                "itself coarsely, well beyond)")
     return "differs"

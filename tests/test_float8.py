@@ -1,0 +1,213 @@
+"""float8 in the engines: the numpy backend (ml_dtypes), torch's float32-and-round backend, sweeps, thresholds,
+compare's notes and the links to `stabcli float`.
+
+Where the expected numbers come from: ml_dtypes' own float32 arithmetic (its ufuncs are documented in
+``ml_dtypes/_src/ufuncs.h`` as ``T(std::exp(to_system(a)))``: float32 in, rounded once), the format constants and
+breakdown logits of ``tests/test_floats.py`` (worked out by hand there), and torch's float8 cast (saturating in
+float8_e4m3fn, torch 2.13).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from stabcli.cli import cli
+from stabcli.commands.compare import evaluate_method, run_compare
+from stabcli.commands.sweep import make_grid, run_sweep
+from stabcli.commands.thresholds import run_thresholds
+from stabcli.core.backends import TorchFloat8Ops, make_ops
+from stabcli.core.formats import FORMATS, parse_dtypes, to_float64
+from stabcli.losses.bce import Inputs
+
+F8 = ("float8_e4m3fn", "float8_e5m2")
+
+
+def one(x, y):
+    return Inputs(*(np.asarray(v, dtype=np.float64) for v in (x, y, 1.0, 1.0)), reduction="mean")
+
+
+def rows_by(comparison):
+    return {(r.backend, r.dtype, r.method): r for r in comparison.rows}
+
+
+@pytest.mark.parametrize("name", F8)
+def test_ml_dtypes_float8_ops_are_float32_rounded_once(name):
+    # what the numpy backend relies on: each float8 operation is the float32 operation rounded once, checked on
+    # every value (unary) and every pair (binary) of the format
+    dt = FORMATS[name].np_dtype
+    v = np.arange(256, dtype=np.uint8).view(dt)
+    f = v.astype(np.float32)
+    a, b = np.meshgrid(v, v)
+    fa, fb = np.meshgrid(f, f)
+
+    def same(x, y):
+        x, y = x.astype(np.float64), y.astype(np.float64)
+        return bool(np.all((x == y) | (np.isnan(x) & np.isnan(y))))
+
+    with np.errstate(all="ignore"):
+        for u in (np.exp, np.log, np.log1p, np.negative, np.abs):
+            assert same(u(v), u(f).astype(dt)), u.__name__
+        for u in (np.add, np.subtract, np.multiply, np.divide, np.maximum):
+            assert same(u(a, b), u(fa, fb).astype(dt)), u.__name__
+
+
+@pytest.mark.parametrize("name", F8)
+@pytest.mark.parametrize("y", [0.0, 1.0, 0.25])
+def test_torch_and_numpy_agree_bit_for_bit_where_both_round_each_operation(name, y):
+    # logsumexp and softplus use only operations that both backends compute in float32 and round once (ml_dtypes'
+    # rounding in numpy, torch's cast in torch): two implementations, the same bits on every value of the format
+    fmt = FORMATS[name]
+    xs = fmt.all_finite()
+    arrays = {"logits": xs, "targets": fmt.round(np.array(y)), "weight": fmt.round(np.array(1.0)),
+              "pos_weight": fmt.round(np.array(1.0))}
+    for method in ("logsumexp", "softplus"):
+        a, ops_a = evaluate_method("numpy", fmt, method, arrays, broadcast=False)
+        b, ops_b = evaluate_method("torch", fmt, method, arrays, broadcast=False)
+        la, lb = to_float64(ops_a.to_numpy(a.loss)), to_float64(ops_b.to_numpy(b.loss))
+        assert np.array_equal(la, lb, equal_nan=True), method
+
+
+def test_torch_float8_rounds_every_result_and_gradient():
+    fmt = FORMATS["float8_e4m3fn"]
+    ops = make_ops("torch", fmt)
+    assert isinstance(ops, TorchFloat8Ops)
+    x = ops.array(fmt.round(np.array([3.0, 0.3]))).requires_grad_(True)
+    y = x * 1.1  # 3.3 and 0.33 in float32, then rounded: 3.25 and 0.34375 (float8_e4m3fn's neighbours)
+    assert list(to_float64(ops.to_numpy(y))) == [3.25, 0.34375]
+    (y * 1000).sum().backward()
+    # d/dx = 1000·1.1 = 1100 in float32, which torch's cast saturates to 448 on the way back
+    assert list(to_float64(ops.to_numpy(x.grad))) == [448.0, 448.0]
+
+
+def test_saturation_turns_log0_into_a_clamp_in_torch_e4m3fn():
+    # torch's cast saturates -inf to -448: naive's 0·log(1 - p) at p = 1 is 0·(-448) = 0, not 0·(-inf) = NaN,
+    # and with target 0 the loss is 448 (a clamp at -448); numpy (ml_dtypes) gives NaN for log(0)
+    rows = rows_by(run_compare(one(448.0, 1.0), parse_dtypes(["float8_e4m3fn"])))
+    assert rows[("torch", "float8_e4m3fn", "naive")].loss == 0.0
+    assert math.isnan(rows[("numpy", "float8_e4m3fn", "naive")].loss)
+    rows = rows_by(run_compare(one(4.0, 0.0), parse_dtypes(["float8_e4m3fn"])))
+    assert rows[("torch", "float8_e4m3fn", "naive")].loss == 448.0
+    # BCELoss's -100 clamp, computed in float32 and rounded: 100 is a tie between 96 and 104, and goes to 96
+    assert rows[("torch", "float8_e4m3fn", "torch_bce")].loss == 96.0
+    assert rows[("torch", "float8_e4m3fn", "torch_bce")].status == "clamped"
+    # in numpy the clamp cannot act: log1p(-1) is NaN, and max(NaN, -100) is NaN
+    assert rows[("numpy", "float8_e4m3fn", "clamped")].status == "nan"
+
+
+def test_exhaustive_float8_sweep_counts_every_value():
+    sweep = run_sweep([FORMATS[n] for n in F8], ["numpy", "torch"], [0.0, 1.0], make_grid(exhaustive=True),
+                      grad=False)
+    assert {r.points for r in sweep.rows if r.dtype == "float8_e4m3fn"} == {254}
+    assert {r.points for r in sweep.rows if r.dtype == "float8_e5m2"} == {248}
+    for r in sweep.rows:
+        assert sum(r.counts.values()) == r.points
+        if r.method in ("softplus", "torch_bce_with_logits"):  # within 2 ulps everywhere: inside rtol = 2·eps
+            assert r.counts["ok"] == r.points, (r.backend, r.dtype, r.target, r.method)
+    assert any("rounded to float8_e4m3fn by torch's cast" in n for n in sweep.notes)
+
+
+@pytest.mark.parametrize("name", F8)
+def test_float8_breakdowns_are_predicted_from_the_constants(name):
+    # every exact prediction (all but the logsumexp estimate) equals what the exhaustive sweep measures
+    fmt = FORMATS[name]
+    got = run_thresholds([fmt])
+    assert len(got) == (9 if name == "float8_e4m3fn" else 10)
+    for t in got:
+        if t.name.startswith("logsumexp"):
+            assert t.measured is not None and t.measured < t.predicted  # an estimate; the truth lies further out
+            continue
+        assert t.measured == t.predicted, (t.name, t.predicted, t.measured)
+    by_name = {t.name: t for t in got}
+    if name == "float8_e4m3fn":  # no inf: overflow is NaN in numpy and saturates in torch
+        assert by_name["exp(-x) overflows to NaN, so op-by-op sigmoid is NaN"].predicted == -6.5
+        assert by_name["BCELoss gradient 0: p underflows (target 1)"].predicted == -7.0
+    else:
+        assert by_name["BCELoss gradient -inf: -1/p overflows (target 1)"].predicted == -12.0
+
+
+def test_compare_names_the_float_command_and_it_shows_the_overflow():
+    runner = CliRunner()
+    doc = json.loads(runner.invoke(cli, ["compare", "1e10", "1", "--dtype", "float16", "--format", "json"]).output)
+    assert any("stabcli float 1e10 --dtype float16" in n for n in doc["notes"])
+    assert any("stabcli float 1e10 --dtype float16" in s for s in doc["summary"])
+    shown = runner.invoke(cli, ["float", "1e10", "--dtype", "float16"])  # the command it names works and says inf
+    assert shown.exit_code == 0 and "1e10 → inf" in shown.output
+    doc = json.loads(runner.invoke(cli, ["compare", "1e10", "1", "--dtype", "float8_e4m3fn", "--format",
+                                         "json"]).output)
+    note = next(n for n in doc["notes"] if "overflows float8_e4m3fn" in n)
+    assert "becomes NaN" in note and "saturate to 448" in note and "stabcli float 1e10 --dtype float8_e4m3fn" in note
+    assert any("torch in float8_e4m3fn" in n for n in doc["notes"])
+    doc = json.loads(runner.invoke(cli, ["compare", "0.1", "1", "--dtype", "float16", "--format", "json"]).output)
+    assert any("stored as 0.0999755859375" in n and "stabcli float 0.1 --dtype float16" in n for n in doc["notes"])
+
+
+def test_demo_names_the_float_command():
+    from stabcli.present import demo
+
+    step5 = demo.build_step(5, "float32")
+    assert "stabcli float 1e10 --dtype float16 shows it" in " ".join(step5.paragraphs)
+    step3 = demo.build_step(3, "float32")
+    assert "stabcli float 1 --dtype float32 shows the float32 numbers around 1" in " ".join(step3.paragraphs)
+
+
+def test_float8_through_every_command():
+    runner = CliRunner()
+    for args in (["compare", "-3,0,2,448", "0,1,0.5,1", "--dtype", "float8_e4m3fn", "--dtype", "float8_e5m2",
+                  "--reduction", "none", "--format", "csv"],
+                 ["sweep", "--dtype", "float8_e5m2", "--points", "101", "--format", "json"],
+                 ["sweep", "--dtype", "float8_e4m3fn", "--exhaustive", "--no-grad"],
+                 ["thresholds", "--dtype", "float8_e5m2", "--format", "csv"]):
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 0, (args, result.output)
+
+
+@pytest.mark.parametrize("name", F8)
+@pytest.mark.parametrize("y", [0.0, 1.0, 0.25])
+def test_fast_sweep_references_round_correctly_into_float8(name, y):
+    # the sweeps' float64 loss and gradient references against mpmath's exact values, on every float8 value
+    from stabcli.core.exact import to_float64_odd
+    from stabcli.core.formats import round_float64
+    from stabcli.losses.bce import reference
+
+    fmt = FORMATS[name]
+    x64 = to_float64(fmt.all_finite())
+    yy = float(to_float64(fmt.round(np.array(y))))
+    _, for_rounding = reference.sweep_reference(x64, fmt.bits, yy, fmt=fmt)
+    exact = round_float64(np.array([to_float64_odd(reference.exact_loss(float(v), yy)) for v in x64]), fmt)
+    assert np.array_equal(to_float64(round_float64(for_rounding, fmt)), to_float64(exact), equal_nan=True)
+    nearest, for_rounding = reference.sweep_grad_reference(x64, fmt, yy)
+    exact = round_float64(np.array([to_float64_odd(reference.exact_grad(float(v), yy)) for v in x64]), fmt)
+    assert np.array_equal(to_float64(round_float64(for_rounding, fmt)), to_float64(exact))
+
+
+def test_exp_overflow_to_nan_counts_as_overflow():
+    # float8_e4m3fn, numpy: exp(-x) overflows (to NaN, having no inf) from x <= -6.5 (tests/test_floats.py), so
+    # count_overflow is the number of its values at or below -6.5: 6.5, 7, 7.5, five binades of 8, and 256..448
+    # in steps of 32 (7): 3 + 40 + 7 = 50
+    fmt = FORMATS["float8_e4m3fn"]
+    sweep = run_sweep([fmt], ["numpy"], [1.0], make_grid(exhaustive=True), methods=["naive"], grad=False)
+    x64 = to_float64(fmt.all_finite())
+    assert sweep.rows[0].count_overflow == int(np.sum(x64 <= -6.5)) == 50
+    row = rows_by(run_compare(one(-8.0, 1.0), parse_dtypes(["float8_e4m3fn"]), ["numpy"]))[
+        ("numpy", "float8_e4m3fn", "naive")]
+    assert row.events["overflow"] == 1 and "has no inf" in row.steps[0].note
+
+
+@pytest.mark.parametrize("name", F8)
+def test_figure_data_for_float8(name):
+    # what `stabcli plot --dtype float8_...` draws: the plot grid stays within the format (e4m3fn ends at 448) and
+    # the naive breakdown lines are the exhaustive sweep's, which tests/test_floats.py predicts by hand
+    from stabcli.commands.curves import curve_set
+    from stabcli.present.plots import exact_breakdowns
+
+    fmt = FORMATS[name]
+    cs = curve_set(fmt, "numpy", 0.0)
+    assert np.all(np.isfinite(cs.x)) and np.abs(cs.x).max() <= fmt.max and np.all(np.isfinite(cs.reference))
+    assert [c.method for c in cs.curves] == ["naive", "clamped", "logsumexp", "softplus"]
+    pos, neg = exact_breakdowns(fmt, "numpy", (0.0,))[0.0]
+    assert pos == {"float8_e4m3fn": 2.75, "float8_e5m2": 2.0}[name]  # sigmoid rounds to 1 op by op
