@@ -63,17 +63,36 @@ class _Stdout:
 
     def write(self, text):
         try:
-            if self.fd is None or not isinstance(text, str):  # (click probes with write(b"") for a binary stream)
+            if not isinstance(text, str):  # (click probes with write(b"") whether a stream is binary)
                 return self.stream.write(text)
-            errors = getattr(self.stream, "errors", None) or "strict"
-            data = text.encode(getattr(self.stream, "encoding", None) or "utf-8",
-                               "surrogateescape" if errors == "strict" else errors)  # a file name's own bytes
+            if self.fd is None:
+                try:
+                    return self.stream.write(text)
+                except UnicodeEncodeError:  # a file name with undecodable bytes, on a strict stream
+                    return self.stream.write(self._encode(text).decode(self._encoding, "replace"))
+            data = self._encode(text)
             self.stream.flush()  # anything written before, in order
             _write_all(self.fd, data)
             return len(text)
         except OSError as exc:
             self.failed = exc
             raise
+
+    @property
+    def _encoding(self) -> str:
+        return getattr(self.stream, "encoding", None) or "utf-8"
+
+    def _encode(self, text: str) -> bytes:
+        """As the stream encodes, except that where it is strict a file name's undecodable bytes (surrogate
+        escapes, as Python reads a non-UTF-8 argv) are written as those bytes, and any other lone surrogate as
+        '?', rather than failing."""
+        errors = getattr(self.stream, "errors", None) or "strict"
+        if errors != "strict":
+            return text.encode(self._encoding, errors)
+        try:
+            return text.encode(self._encoding, "surrogateescape")
+        except UnicodeEncodeError:
+            return text.encode(self._encoding, "replace")
 
     def flush(self):
         try:
