@@ -33,7 +33,8 @@ TOKENS = ["", " ", "0", "1", "-1", "-0", "0.5", "2", "nan", "inf", "-inf", "1e40
           "[]", '["inf"]', "--bogus", "--help", "-h", "-", "--", "all", "float16", "bfloat16", "torch", "numpy", "json",
           "csv", "table", "none", "sum", "mean", "linear", "log", "float32", "float64", "png,svg", "svg", "png,,svg",
           "x.png", "x.svg", "fig", "9" * 400, "\n", "a\nb", "\udcff", "é", "∞", "1e10", "-100", "3", "8", "1e9", "/",
-          ".", "..", "/proc/x.png", "-2e304", "1.7976931348623157e308", "5e-324", "-5e-324"]
+          ".", "..", "/proc/x.png", "-2e304", "1.7976931348623157e308", "5e-324", "-5e-324", "softmax", "bce",
+          "[[12,0,-12]]", "[[1,2,3],[4,5,6]]", "1,0,0", "0.2,0.3,0.5", "1e-99999", "0e999999999"]
 NUMBERS = st.one_of(  # valid numbers of every size, so that the values past parsing get tried too
     st.floats().map(repr),
     st.floats(allow_nan=False, allow_infinity=False).map(float.hex),
@@ -49,14 +50,15 @@ TEXT = st.one_of(
 # command -> (positional slots, option slots): each slot's quick valid value (None: the option is left out)
 COMMANDS = {
     "compare": ({"LOGITS": "1", "TARGETS": "1"},
-                {"--dtype": "float16", "--backend": "numpy", "--weight": None, "--pos-weight": None,
-                 "--reduction": None, "--rtol": None, "--atol": None, "--format": None}),
-    "sweep": ({}, {"--dtype": "float16", "--backend": "numpy", "--points": "11", "--target": None, "--weight": None,
-                   "--pos-weight": None, "--rtol": None, "--atol": None, "--format": None, "--min": None,
-                   "--max": None, "--spacing": None, "--plot": None}),
-    "thresholds": ({}, {"--dtype": "float16", "--rtol": None, "--atol": None, "--format": None}),
-    "plot": ({}, {"--dtype": "float16", "--backend": "numpy", "--target": "0", "--out": "figs", "--format": "png",
-                  "--slide": None}),
+                {"--loss": None, "--dtype": "float16", "--backend": "numpy", "--weight": None, "--pos-weight": None,
+                 "--reduction": None, "--label-smoothing": None, "--rtol": None, "--atol": None, "--format": None}),
+    "sweep": ({}, {"--loss": None, "--dtype": "float16", "--backend": "numpy", "--points": "11", "--target": None,
+                   "--weight": None, "--pos-weight": None, "--label-smoothing": None, "--classes": None,
+                   "--shift": None, "--rtol": None, "--atol": None, "--format": None, "--min": None, "--max": None,
+                   "--spacing": None, "--plot": None}),
+    "thresholds": ({}, {"--loss": None, "--dtype": "float16", "--rtol": None, "--atol": None, "--format": None}),
+    "plot": ({}, {"--loss": None, "--dtype": "float16", "--backend": "numpy", "--target": "0", "--out": "figs",
+                  "--format": "png", "--slide": None}),
     "demo": ({}, {"--step": "1", "--dtype": None, "--export": None}),
     "float": ({"VALUE": "1"}, {"--dtype": "float16", "--format": None}),
 }
@@ -79,7 +81,7 @@ def sandbox(tmp_path_factory):
         except (ValueError, OSError):
             return False
 
-    def fake_write_figures(out, formats, dtypes, backends, targets):
+    def fake_write_figures(out, formats, dtypes, backends, targets, loss=None, options=None):
         names = [f"bce_{f.name}_{b}.{e}" for f in dtypes for b in backends for e in formats]
         if not inside(out):
             return [Path(out) / n for n in names]

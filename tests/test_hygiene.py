@@ -20,6 +20,8 @@ COMMANDS = [
     ["sweep", "--dtype", "bfloat16", "--points", "101", "--format", "csv", "--target", "0.3"],
     ["thresholds", "--dtype", "float16", "--format", "json"],
     ["demo", "--step", "2"],
+    ["compare", "[[12,0,-12],[1,2,3]]", "1,0", "--loss", "softmax", "--format", "json"],
+    ["sweep", "--loss", "softmax", "--dtype", "float16", "--exhaustive", "--target", "1,0,0"],
     ["float", "0.1"],
     ["float", "1e10", "--dtype", "float8_e4m3fn", "--dtype", "float8_e5m2", "--format", "json"],
     ["sweep", "--dtype", "float8_e4m3fn", "--exhaustive"],

@@ -13,6 +13,10 @@ from stabcli.commands.sweep import Grid, logit_chunks, make_grid, run_sweep, spa
 
 F16, F32 = FORMATS["float16"], FORMATS["float32"]
 
+# tests/test_peers.py imports jax into this process first; jax then warns at every fork that a child calling into
+# jax could deadlock. These workers never call into jax (a sweep with peer rows runs in one process).
+pytestmark = pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")
+
 
 def _rows(result) -> list[str]:
     """Every field of every row (breakdowns, gradient values at them), without the search's bookkeeping, as text

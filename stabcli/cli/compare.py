@@ -11,17 +11,23 @@ from stabcli.cli import options
              short_help="Every method on given logits and targets against the exact loss.")
 @click.argument("logits")
 @click.argument("targets")
+@options.loss_option
 @options.dtype_option
 @options.backend_option
 @options.weight_options
 @click.option("--reduction", type=click.Choice(("mean", "sum", "none"), case_sensitive=False), default="mean",
               show_default=True, help="How per-element losses are combined, as in torch.")
+@options.label_smoothing_option
 @options.tolerance_options
 @options.format_option
 @click.option("--steps/--no-steps", default=True, show_default=True,
               help="For a single logit, show every method's trace step by step.")
+@click.option("--peers", is_flag=True,
+              help="Also run the peer libraries' real losses where installed (Keras 3 on torch, optax on jax, "
+                   "scikit-learn; pip install 'stabcli[peers]'). Off by default: importing Keras alone takes ~4 s.")
 @options.core_errors
-def compare(logits, targets, dtypes, backends, weight, pos_weight, reduction, atol, rtol, output_format, steps):
+def compare(logits, targets, loss, dtypes, backends, weight, pos_weight, reduction, label_smoothing, atol, rtol,
+            output_format, steps, peers):
     """Compare every method on LOGITS and TARGETS against the exact loss.
 
     LOGITS and TARGETS are a number or a comma-separated list (broadcast like torch); nested lists such as
@@ -29,22 +35,47 @@ def compare(logits, targets, dtypes, backends, weight, pos_weight, reduction, at
     For a single logit every method's steps are shown, with what went wrong and why. Every row also
     carries the gradient d loss / d x (autograd in torch, op-by-op derivative in numpy) against mpmath.
 
+    With --loss softmax, LOGITS is a vector of class logits or rows of them ([[12,0,-12],[1,2,3]]) and
+    TARGETS a class index per row, or a probability vector per row (the logits' shape, as torch tells them
+    apart); --weight is one per class.
+
     \b
     Example:
         stabcli compare 1e10 1
         stabcli compare -100 1 --dtype float32 --backend torch
         stabcli compare 1,2,3 0,1,1 --reduction none --format json
+        stabcli compare "[[12,0,-12]]" 1 --loss softmax --dtype float16
+        stabcli compare "[[1e4,0,0]]" 1 --loss softmax --label-smoothing 0.1
+        stabcli compare 1e10 0 --dtype float32 --peers
     """
-    import numpy as np
-
-    from stabcli.core import inputs as parse
     from stabcli.commands.compare import run_compare
-    from stabcli.losses.bce import Inputs
     from stabcli.core.formats import parse_dtypes
 
     for text, name in ((logits, "LOGITS"), (targets, "TARGETS")):
         if text.startswith("--"):
             raise options.UserError(f"no such option {text!r}; see 'stabcli compare --help'")
+    family = options.family_of(loss, label_smoothing=label_smoothing)
+    inp = family.parse_inputs(logits, targets, reduction.lower(), weight=weight, pos_weight=pos_weight,
+                              label_smoothing=label_smoothing)
+    if inp is None:  # an elementwise family: numbers or lists broadcast like torch
+        inp = _elementwise_inputs(family, logits, targets, weight, pos_weight, reduction)
+    result = run_compare(inp, parse_dtypes(dtypes), options.backends(backends), rtol=rtol, atol=atol,
+                         loss=family.name, peers=peers)
+    if not steps:
+        for row in result.rows:
+            row.steps = None
+    from stabcli.present import compare_view as view
+
+    options.emit(output_format, lambda: view.compare_json(result), lambda: view.compare_csv(result),
+                 lambda width: view.compare_renderable(result), notes=result.notes)
+
+
+def _elementwise_inputs(family, logits, targets, weight, pos_weight, reduction):
+    """The inputs of an elementwise family (BCE): numbers or lists broadcast like torch, targets in [0, 1]."""
+    import numpy as np
+
+    from stabcli.core import inputs as parse
+
     x = parse.parse_array(logits, "logit")
     y = parse.parse_array(targets, "target")
     parse.check_targets(y, targets)
@@ -54,12 +85,4 @@ def compare(logits, targets, dtypes, backends, weight, pos_weight, reduction, at
     parse.check_weights(pw, pos_weight, "pos_weight")
     shape = parse.broadcast({"logits": (x, logits), "targets": (y, targets), "weight": (w, weight),
                              "pos_weight": (pw, pos_weight)})
-    inp = Inputs(*(np.broadcast_to(a, shape) for a in (x, y, w, pw)), reduction=reduction.lower())
-    result = run_compare(inp, parse_dtypes(dtypes), options.backends(backends), rtol=rtol, atol=atol)
-    if not steps:
-        for row in result.rows:
-            row.steps = None
-    from stabcli.present import compare_view as view
-
-    options.emit(output_format, lambda: view.compare_json(result), lambda: view.compare_csv(result),
-                 lambda width: view.compare_renderable(result), notes=result.notes)
+    return family.Inputs(*(np.broadcast_to(a, shape) for a in (x, y, w, pw)), reduction=reduction.lower())

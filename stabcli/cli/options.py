@@ -122,8 +122,55 @@ def weight_options(func):
     func = click.option("--pos-weight", default="1", show_default=True,
                         help="pos_weight (number or list, >= 0): scales the target-1 term.")(func)
     func = click.option("--weight", default="1", show_default=True,
-                        help="Per-element weight (number or list, >= 0).")(func)
+                        help="Per-element weight (number or list, >= 0); softmax: one per class.")(func)
     return func
+
+
+class LossChoice(click.Choice):
+    """--loss's choices, read from the registry (``stabcli/losses/__init__.py``, cheap to import) whenever they are
+    needed, so that a family registered after the CLI was imported (a plug-in, a test) is a choice too."""
+
+    def __init__(self):
+        super().__init__((), case_sensitive=False)
+
+    @property
+    def choices(self):
+        from stabcli.losses import family_names
+
+        return family_names()
+
+    @choices.setter
+    def choices(self, value):  # click.Choice.__init__ assigns it; the registry is the only source
+        pass
+
+
+def loss_option(func):
+    """--loss: the loss family (default bce)."""
+    from stabcli.losses import DEFAULT
+
+    return click.option(
+        "--loss", type=LossChoice(), default=DEFAULT, show_default=True,
+        help="Loss family: bce (binary cross-entropy: a logit per element) or softmax (softmax cross-entropy: "
+             "a row of class logits per element).",
+    )(func)
+
+
+def label_smoothing_option(func):
+    return click.option("--label-smoothing", type=Number("a number in [0, 1]", minimum=0, maximum=1), default=None,
+                        help="softmax: label smoothing ε in [0, 1], as torch's cross_entropy. [default: 0]")(func)
+
+
+def family_of(loss: str, **given):
+    """The loss family called ``loss``; refuses a family option (``given``, None when not given) it does not take."""
+    from stabcli.losses import get_family
+
+    family = get_family(loss.lower())
+    for name, value in given.items():
+        if value is not None and name not in family.options:
+            takers = "--loss softmax" if family.name != "softmax" else "another loss"
+            raise UserError(f"--{name.replace('_', '-')} is not an option of --loss {family.name}; it is for "
+                            f"{takers}")
+    return family
 
 
 def backends(names) -> list[str]:

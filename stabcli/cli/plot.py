@@ -60,22 +60,26 @@ def _plot_formats(text: str) -> tuple[str, ...]:
 
 
 @click.command(short_help="Write figures of loss and error against the logit.")
+@options.loss_option
 @options.dtype_option
 @options.backend_option
 @click.option("--target", "targets", multiple=True,
-              help="Target y in [0, 1] to plot (a column of panels each); repeatable. [default: 0 and 1]")
+              help="Target y in [0, 1] to plot (a column of panels each); repeatable; softmax: a class index or a "
+                   "probability vector. [default: 0 and 1]")
 @click.option("--out", default="figures", show_default=True, help="Folder to write the figures into.")
 @click.option("--format", "formats", default="png,svg", show_default=True, help="png, svg or png,svg.")
 @click.option("--slide", type=click.Choice(SLIDE_KINDS, case_sensitive=False), default=None,
               help="Instead, write 16:9 slides (text >= 18 pt) of one kind: loss, error or grad (one per dtype, "
                    "backend and target), or overview (one per dtype).")
 @options.core_errors
-def plot(dtypes, backends, targets, out, formats, slide):
+def plot(loss, dtypes, backends, targets, out, formats, slide):
     """Write figures of every method's loss, error and gradient against the logit, and where each breaks.
 
-    Per dtype and backend, a figure; then an overview of every method in every dtype. Non-finite losses are markers at the panel's top edge, the naive breakdown logits are dashed lines, and
-    where the -100 clamp decides the answer (status clamped) is shaded. --slide writes one 16:9 panel per
-    case instead, for a projector. Output is deterministic (same bytes every run).
+    Per dtype and backend, a figure; then an overview of every method in every dtype. Non-finite losses are
+    markers at the panel's top edge, the naive breakdown logits are dashed lines, and where the -100 clamp decides
+    the answer (status clamped) is shaded. --slide writes one 16:9 panel per case instead, for a projector (binary
+    cross-entropy). Output is deterministic (same bytes every run). With --loss softmax the figures are against
+    the gap g of the logits [g, 0, 0] (softmax_<dtype>_<backend>).
 
     \b
     Example:
@@ -83,11 +87,16 @@ def plot(dtypes, backends, targets, out, formats, slide):
         stabcli plot --dtype float16 --backend numpy --format png
         stabcli plot --slide loss --dtype float32 --backend torch --target 0
         stabcli plot --slide overview --dtype float16
+        stabcli plot --loss softmax --dtype float16 --out figures
     """
     from stabcli.core.formats import parse_dtypes
 
     chosen = _plot_formats(formats)
-    ys = options.parse_targets(targets)
+    family = options.family_of(loss)
+    if slide and family.name != "bce":
+        raise options.UserError(f"--slide draws binary cross-entropy's slides; drop it with --loss {family.name}")
+    parsed = family.parse_sweep(targets, "1", "1")
+    ys, extra = (options.parse_targets(targets), None) if parsed is None else (parsed[0], parsed[3])
     folder = _writable_folder(out)
     from stabcli.present import plots
 
@@ -96,7 +105,8 @@ def plot(dtypes, backends, targets, out, formats, slide):
             written = plots.write_slides(folder, chosen, slide.lower(), parse_dtypes(dtypes),
                                          options.backends(backends), ys)
         else:
-            written = plots.write_figures(folder, chosen, parse_dtypes(dtypes), options.backends(backends), ys)
+            written = plots.write_figures(folder, chosen, parse_dtypes(dtypes), options.backends(backends), ys,
+                                          family.name, extra)
     except OSError as exc:  # os.access can say yes where writing fails (root on /proc, read-only mounts, a full disk)
         from stabcli.core.inputs import shown
 

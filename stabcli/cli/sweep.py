@@ -19,11 +19,20 @@ def _scalar(text: str, what: str) -> float:
 
 @click.command(context_settings={"ignore_unknown_options": False},
              short_help="Where each method gives inf, NaN or wrong losses over many logits.")
+@options.loss_option
 @options.dtype_option
 @options.backend_option
 @click.option("--target", "targets", multiple=True,
-              help="Target y in [0, 1] (soft targets allowed); repeat for several. [default: 0 and 1]")
+              help="Target y in [0, 1] (soft targets allowed); repeat for several. softmax: a class index, or a "
+                   "probability vector such as 1,0,0. [default: 0 and 1]")
 @options.weight_options
+@options.label_smoothing_option
+@click.option("--classes", type=options.Number("a whole number of classes from 2 to 1000", whole=True, minimum=2,
+                                               maximum=1000), default=None,
+              help="softmax: the number of classes of the swept rows [g, 0, ..., 0]. [default: 3]")
+@click.option("--shift", type=options.Number("a finite number"), default=None,
+              help="softmax: a number added to every logit, [shift + g, shift, ...]: softmax does not change, the "
+                   "naive form does. [default: 0]")
 @options.tolerance_options
 @options.format_option
 @click.option("--min", "xmin", type=options.Number("a finite number"), default=None,
@@ -46,15 +55,21 @@ def _scalar(text: str, what: str) -> float:
               help="Also sweep each method's gradient d loss/d x: counts of inf/NaN, vanished and off-tolerance "
                    "gradients and where they start. On by default: it costs about 1.5x the time of a loss-only "
                    "sweep (the default sweep: 3.1 s -> 4.6 s); --no-grad skips it.")
+@click.option("--peers", is_flag=True,
+              help="Also sweep the peer libraries' real losses where installed (Keras on torch, optax on jax; "
+                   "pip install 'stabcli[peers]').")
 @options.core_errors
-def sweep(dtypes, backends, targets, weight, pos_weight, atol, rtol, output_format, xmin, xmax, points, spacing,
-          exhaustive, plot_path, grad):
+def sweep(loss, dtypes, backends, targets, weight, pos_weight, label_smoothing, classes, shift, atol, rtol,
+          output_format, xmin, xmax, points, spacing, exhaustive, plot_path, grad, peers):
     """Count, per method, where the loss is inf, NaN, clamped or inaccurate over many logits, and where it breaks.
 
     The grid brackets each breakdown; a search over the dtype's representable values then pins the exact logit
     closest to 0 on each side. The same is done for the gradient d loss/d x (unless --no-grad): where it is
     inf/NaN, vanishes (0 where the true gradient is not) or leaves the tolerance. Progress is shown on stderr when
     it is a terminal.
+
+    With --loss softmax the swept value is the gap g of the logit rows [g, 0, ..., 0] (--classes, --shift),
+    the targets are class indices (default 0 and 1) or probability vectors, and the gradient is d loss/d g.
 
     \b
     Example:
@@ -64,14 +79,21 @@ def sweep(dtypes, backends, targets, weight, pos_weight, atol, rtol, output_form
         stabcli sweep --dtype float32 --min -200 --max 200 --points 1e6 --spacing linear
         stabcli sweep --dtype float16 --backend numpy --plot float16.png
         stabcli sweep --dtype float16 --exhaustive --no-grad
+        stabcli sweep --loss softmax --dtype float16 --exhaustive --target 1,0,0
     """
     from stabcli.core.formats import parse_dtypes
     from stabcli.commands.sweep import make_grid, run_sweep, total_points
 
-    ys = options.parse_targets(targets)
+    family = options.family_of(loss, label_smoothing=label_smoothing, classes=classes, shift=shift)
+    parsed = family.parse_sweep(targets, weight, pos_weight, classes=classes, shift=shift,
+                                label_smoothing=label_smoothing)
+    if parsed is None:  # an elementwise family: targets in [0, 1], one weight and pos_weight
+        ys, w, pw, extra = options.parse_targets(targets), _scalar(weight, "--weight"), \
+            _scalar(pos_weight, "--pos-weight"), {}
+    else:
+        ys, w, pw, extra = parsed
     grid = make_grid(xmin, xmax, points, spacing, exhaustive)
     formats = parse_dtypes(dtypes)
-    w, pw = _scalar(weight, "--weight"), _scalar(pos_weight, "--pos-weight")
     fmt = output_format.lower()
     show_progress = fmt == "table" and options.stderr_is_terminal()
     if plot_path is not None:
@@ -86,9 +108,11 @@ def sweep(dtypes, backends, targets, weight, pos_weight, atol, rtol, output_form
                       console=options.console(stderr=True), transient=True) as bar:
             task = bar.add_task("sweep", total=total)
             result = run_sweep(formats, options.backends(backends), ys, grid, w, pw, rtol, atol,
-                               progress=lambda n: bar.advance(task, n), grad=grad)
+                               progress=lambda n: bar.advance(task, n), grad=grad, loss=family.name, options=extra,
+                               peers=peers)
     else:
-        result = run_sweep(formats, options.backends(backends), ys, grid, w, pw, rtol, atol, grad=grad)
+        result = run_sweep(formats, options.backends(backends), ys, grid, w, pw, rtol, atol, grad=grad,
+                           loss=family.name, options=extra, peers=peers)
     written = None
     if plot_path is not None:  # the file first, stdout last: a reader that stops early (| head) still gets it
         from stabcli.core.inputs import shown

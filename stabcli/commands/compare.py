@@ -56,6 +56,7 @@ class Row:
     grad_status: object = None
     grad_verdict: str | None = None
     unclamped_loss: float | None = None  # single element, clamped/torch_bce: the loss without the -100 clamp
+    library: str | None = None  # a peer row: the library, its version and what it computed in
 
 
 @dataclass
@@ -82,7 +83,7 @@ class Comparison:
 def _rounded(fmt: Format, inputs, family):
     """The inputs rounded to ``fmt`` (arrays of the dtype) and what that rounding did."""
     given = inputs.arrays()
-    arrays = {k: fmt.round(v) for k, v in given.items()}
+    arrays = family.round_inputs(fmt, given)
     changes = []
     overflow = False
     variable = family.input_keys[0]
@@ -130,7 +131,7 @@ def exp_overflowed(ev, ops, shape, known=None) -> np.ndarray:
         if step.kind == "exp" and step.args:
             value, arg = ops.to_numpy(step.value), ops.to_numpy(step.args[0])
             # inf, or NaN in float8_e4m3fn (no inf): exp of a finite argument is never NaN otherwise
-            hit |= np.broadcast_to(~np.isfinite(value) & np.isfinite(arg), shape)
+            hit |= per_element(~np.isfinite(value) & np.isfinite(arg), shape)
         elif step.kind == "sigmoid" and ops.name == "numpy" and step.args:
             x = ops.to_numpy(step.args[0])
             if known is not None and x is known[0]:
@@ -139,6 +140,18 @@ def exp_overflowed(ev, ops, shape, known=None) -> np.ndarray:
                 with np.errstate(all="ignore"):
                     hit |= np.broadcast_to(~np.isfinite(np.exp(-x)) & np.isfinite(x), shape)
     return hit
+
+
+def per_element(mask: np.ndarray, shape: tuple) -> np.ndarray:
+    """A mask over a step's values as a mask over the loss elements: a step of a family with a class axis has one
+    more axis than the loss (a row of logits per element), where any class counts for its element."""
+    mask = np.asarray(mask)
+    while mask.ndim > len(shape):  # class by class: faster than numpy's reduction over a short last axis
+        row = mask[..., 0]
+        for c in range(1, mask.shape[-1]):
+            row = row | mask[..., c]
+        mask = row
+    return np.broadcast_to(mask, shape)
 
 
 def _events(ev, ops) -> dict[str, int]:
@@ -151,14 +164,20 @@ def _events(ev, ops) -> dict[str, int]:
         value = to_float64(ops.to_numpy(step.value))
         args = [to_float64(ops.to_numpy(a)) for a in step.args]
         if step.kind == "log" and args:
-            divide |= np.broadcast_to((value == -np.inf) & np.isfinite(args[0]), shape)
+            divide |= per_element((value == -np.inf) & np.isfinite(args[0]), shape)
             zero = -1.0 if step.name.startswith("log1p") else 0.0  # log of 0: NaN in float8_e4m3fn (no -inf)
-            divide |= np.broadcast_to(np.isnan(value) & (args[0] == zero), shape)
+            divide |= per_element(np.isnan(value) & (args[0] == zero), shape)
         if args:
-            made = np.isnan(value) & ~np.any([np.isnan(a) for a in np.broadcast_arrays(*args)], axis=0)
-            invalid |= np.broadcast_to(made, shape)
+            nan_in = np.any([per_element(np.isnan(a), shape) for a in args], axis=0)
+            invalid |= per_element(np.isnan(value), shape) & ~nan_in
     return {"overflow": int(np.count_nonzero(exp_overflowed(ev, ops, shape))),
             "divide_by_zero": int(np.count_nonzero(divide)), "invalid": int(np.count_nonzero(invalid))}
+
+
+def _step_value(ops, value):
+    """A traced step's value for one element: a float, or a list of floats for a vector (a row of classes)."""
+    values = to_float64(ops.to_numpy(value)).reshape(-1)
+    return float(values[0]) if values.size == 1 else [float(v) for v in values]
 
 
 def _scalar_or_list(arr: np.ndarray, reduced: bool):
@@ -174,12 +193,7 @@ def evaluate_method(backend: str, fmt: Format, method: str, arrays: dict, broadc
     """
     family = get_family() if family is None else family
     ops = make_ops(backend, fmt)
-    keys = family.input_keys
-    if broadcast:
-        shape = np.broadcast_shapes(*(np.shape(arrays[k]) for k in keys))
-        values = [ops.array(np.broadcast_to(arrays[k], shape)) for k in keys]
-    else:
-        values = [ops.array(arrays[k]) for k in keys]
+    values = family.backend_inputs(ops, arrays, broadcast)
     with np.errstate(all="ignore"):
         ev = family.formula(method)(ops, *values)
     return ev, ops
@@ -193,9 +207,11 @@ def run_compare(
     rtol: float | None = None,
     atol: float | None = None,
     loss: str | None = None,
+    peers: bool = False,
 ) -> Comparison:
     """Evaluate every requested method of the family ``loss`` (default bce) in every backend and dtype, and
-    measure it against mpmath. ``inputs`` is the family's ``Inputs``."""
+    measure it against mpmath. ``inputs`` is the family's ``Inputs``. ``peers``: also the peer libraries' real
+    losses (the ``peers`` pseudo-backend), those installed; a note says how to add the others."""
     family = get_family(loss)
     notes_text = family.notes
     if inputs.reduction not in REDUCTIONS:
@@ -210,25 +226,26 @@ def run_compare(
     notes: list[str] = []
     options = inputs.arrays()
     keys = family.input_keys
+    if peers:
+        backends = (*backends, "peers")
+        missing = family.missing_peers()
+        if missing:
+            from stabcli.core.peers import INSTALL_HINT
+
+            notes.append(f"{', '.join(missing)} not installed: their rows need the peers extra ({INSTALL_HINT})")
     for fmt in formats:
         arrays, overflow, changes = _rounded(fmt, inputs, family)
         logits_in = [float(v) for v in to_float64(arrays[keys[0]]).ravel()]
         dtype_notes.append(DtypeNote(fmt.name, logits_in, overflow, changes))
-        shape = np.broadcast_shapes(*(a.shape for a in arrays.values()))
-        wide = {k: np.broadcast_to(to_float64(a), shape).ravel() for k, a in arrays.items()}
-        n = int(np.prod(shape, dtype=np.int64))
-        exact_loss = [family.exact_loss(*(float(wide[k][i]) for k in keys)) for i in range(n)]
-        exact_red = exact.reduce_exact(exact_loss, inputs.reduction)
-        exact_out = exact_loss if not reduced else [exact_red]
+        wide = {k: a if a.dtype.kind in "iu" else to_float64(a) for k, a in arrays.items()}
+        exact_out, exact_grad = family.exact_reference(wide, inputs.reduction)
         ref_nearest = np.array([exact.to_float64_nearest(v) for v in exact_out])
         # Rounded into a narrower dtype from a round-to-odd float64, so that it is rounded only once in effect.
         ref_odd = np.array([exact.to_float64_odd(v) for v in exact_out]) if fmt.bits < 64 else ref_nearest
         tol = Tolerance.for_format(fmt, rtol, atol)
-        exact_grad = [family.exact_grad(*(float(wide[k][i]) for k in keys)) for i in range(n)]
-        exact_grad = exact.reduce_exact_grad(exact_grad, inputs.reduction)
         grad_nearest = np.array([exact.to_float64_nearest(v) for v in exact_grad])
         grad_odd = np.array([exact.to_float64_odd(v) for v in exact_grad]) if fmt.bits < 64 else grad_nearest
-        grad_scalar = reduced and n == 1
+        grad_scalar = reduced and len(exact_grad) == 1
         for backend in backends:
             note = backend_note(backend, fmt)
             if note is not None and note not in notes:
@@ -242,7 +259,9 @@ def run_compare(
                     continue
                 ev, ops = evaluate_method(backend, fmt, method, arrays, family=family)
                 with np.errstate(all="ignore"):
-                    loss = ops.to_numpy(ev.reduced(ops, inputs.reduction))
+                    loss = ops.to_numpy(ev.reduced(ops, inputs.reduction,
+                                                   lambda per_element: family.reduce(ops, per_element,
+                                                                                     inputs.reduction, arrays)))
                 loss = np.asarray(loss).reshape(-1) if not reduced else np.asarray(loss).reshape(1)
                 changed = None
                 if ev.clamp_changed is not None:
@@ -251,6 +270,7 @@ def run_compare(
                 err = measure(loss, ref_nearest, fmt, tol, changed, ref_odd)
                 row = Row(
                     backend=backend, dtype=fmt.name, method=method,
+                    library=family.peer_methods[method].describe(fmt) if backend == "peers" else None,
                     input=logits_in, input_overflow=overflow,
                     loss=_scalar_or_list(to_float64(loss), reduced),
                     reference=_scalar_or_list(ref_nearest, reduced),
@@ -261,22 +281,24 @@ def run_compare(
                     events=_events(ev, ops),
                 )
                 gradient = family.grad_details(backend, fmt, method, arrays, inputs.reduction)
-                gerr = measure_grad(gradient.grad.reshape(-1), grad_nearest, fmt, tol, gradient.clamped.reshape(-1),
-                                    grad_odd)
-                row.grad = _scalar_or_list(to_float64(gradient.grad), grad_scalar)
-                row.grad_reference = _scalar_or_list(grad_nearest, grad_scalar)
-                row.grad_abs_error = _scalar_or_list(gerr.abs_error, grad_scalar)
-                row.grad_error_bits = _scalar_or_list(gerr.error_bits, grad_scalar)
-                row.grad_status = str(gerr.status[0]) if grad_scalar else [str(s) for s in gerr.status]
+                if gradient is not None:
+                    gerr = measure_grad(gradient.grad.reshape(-1), grad_nearest, fmt, tol,
+                                        gradient.clamped.reshape(-1), grad_odd)
+                    row.grad = _scalar_or_list(to_float64(gradient.grad), grad_scalar)
+                    row.grad_reference = _scalar_or_list(grad_nearest, grad_scalar)
+                    row.grad_abs_error = _scalar_or_list(gerr.abs_error, grad_scalar)
+                    row.grad_error_bits = _scalar_or_list(gerr.error_bits, grad_scalar)
+                    row.grad_status = str(gerr.status[0]) if grad_scalar else [str(s) for s in gerr.status]
                 if single:
-                    row.steps = [TraceStep(s.name, float(to_float64(ops.to_numpy(s.value)).reshape(-1)[0]),
-                                           notes_text.note(s, ops, fmt)) for s in ev.steps]
+                    row.steps = [TraceStep(s.name, _step_value(ops, s.value), notes_text.note(s, ops, fmt))
+                                 for s in ev.steps]
                     if ev.unclamped is not None:
                         row.unclamped_loss = float(to_float64(ops.to_numpy(ev.unclamped)).reshape(-1)[0])
                     row.verdict = notes_text.verdict(row, fmt)
-                    row.steps += [TraceStep(name, value, note)
-                                  for name, value, note in notes_text.grad_steps(row, gradient, fmt)]
-                    row.grad_verdict = notes_text.grad_verdict(row, gradient, fmt)
+                    if gradient is not None:
+                        row.steps += [TraceStep(name, value, note)
+                                      for name, value, note in notes_text.grad_steps(row, gradient, fmt)]
+                        row.grad_verdict = notes_text.grad_verdict(row, gradient, fmt)
                 rows.append(row)
     comparison = Comparison(inputs, rows, dtype_notes, notes, family=family.name)
     if single:

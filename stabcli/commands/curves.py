@@ -62,19 +62,20 @@ def grid_between(fmt: Format, lo: float, hi: float, points: int = 401) -> np.nda
 
 def curve_set(fmt: Format, backend: str, target: float, x: np.ndarray | None = None, weight: float = 1.0,
               pos_weight: float = 1.0, rtol: float | None = None, atol: float | None = None,
-              loss: str | None = None) -> CurveSet:
+              loss: str | None = None, options: dict | None = None) -> CurveSet:
     """Every method of ``backend`` on the grid ``x`` (default :func:`symmetric_grid`), against the reference."""
     family = get_family(loss)
     x = symmetric_grid(fmt) if x is None else np.asarray(x, dtype=np.float64)
     xs = fmt.round(x)
-    s = family.sweep_case(fmt, target, weight, pos_weight)
+    s = family.sweep_case(fmt, target, weight, pos_weight, **(options or {}))
     ref = s.reference(xs)
     grad_ref = s.grad_reference_points(x)
     out = CurveSet(fmt.name, backend, target, x, ref[0], grad_ref)
     tol = Tolerance.for_format(fmt, rtol, atol)
     for method in family.methods_for(backend):
         c = classify(backend, fmt, method, xs, s, tol, ref, family=family)
-        grad = to_float64(family.grad_of(backend, fmt, method, s.arrays(xs))).reshape(x.shape)
+        with np.errstate(all="ignore"):
+            grad = to_float64(family.sweep_grad(s, backend, method, xs)).reshape(x.shape)
         out.curves.append(Curve(method, c.loss, c.error_bits, c.status, grad))
     return out
 
@@ -121,7 +122,7 @@ def strip_logits(grid, fmt: Format) -> tuple[np.ndarray, bool]:
 
 def status_strips(formats, backends, targets, grid, weight: float = 1.0, pos_weight: float = 1.0,
                   rtol: float | None = None, atol: float | None = None, loss: str | None = None,
-                  methods=None) -> list[StatusStrip]:
+                  methods=None, options: dict | None = None) -> list[StatusStrip]:
     """Every (backend, dtype, method) judged at every logit of a sweep over ``grid`` (see :func:`strip_logits`),
     by the sweep engine's own per-point judgement (``sweep.classify``): what ``stabcli sweep`` counts, point by
     point. Methods the backend cannot run, or that the options exclude, get no strip."""
@@ -136,12 +137,13 @@ def status_strips(formats, backends, targets, grid, weight: float = 1.0, pos_wei
         tol = Tolerance.for_format(fmt, rtol, atol)
         worst: dict[tuple[str, str], np.ndarray] = {}
         for target in targets:
-            s = family.sweep_case(fmt, float(target), float(weight), float(pos_weight))
+            s = family.sweep_case(fmt, target, weight, pos_weight, **(options or {}))
             ref = s.reference(xs)
             for backend in backends:
                 for method in family.methods_for(backend):
                     if (methods is not None and method not in methods) or \
-                            family.excluded(method, {"weight": weight, "pos_weight": pos_weight}):
+                            family.excluded(method, {"weight": weight, "pos_weight": pos_weight,
+                                                     **(options or {}), "target": target}):
                         continue
                     c = classify(backend, fmt, method, xs, s, tol, ref, family=family)
                     code = np.zeros(c.status.shape, np.int8)

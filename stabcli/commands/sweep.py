@@ -341,8 +341,7 @@ class GradClassified:
 
 def _judge_grad(backend: str, method: str, chunk: Chunk):
     """Differentiate ``method`` on the chunk: (judgement, nonfinite, nan, vanished) masks as GradClassified has them."""
-    fmt = chunk.s.fmt
-    grad = chunk.family.grad_of(backend, fmt, method, chunk.s.arrays(chunk.xs), broadcast=False).reshape(chunk.xs.shape)
+    grad = chunk.family.sweep_grad(chunk.s, backend, method, chunk.xs).reshape(chunk.xs.shape)
     j, gone = judge_grad(grad, chunk.grad_ref)
     nan = j.code == NAN
     nonfinite = j.code >= INF
@@ -444,13 +443,14 @@ class SweepRow:
 @dataclass
 class Sweep:
     grid: Grid
-    weight: float
+    weight: object  # a number (BCE), or one per class (softmax)
     pos_weight: float
     rows: list[SweepRow]
     notes: list[str] = field(default_factory=list)
     summary: dict[tuple[str, str, float], str] = field(default_factory=dict)  # (backend, dtype, target) -> sentence
     grad: bool = GRAD_DEFAULT  # whether the rows carry gradients
     family: str = "bce"
+    options: dict = field(default_factory=dict)  # the family's own sweep options (softmax: classes, shift, ...)
 
 
 def _note_closest(closest: dict, kind: str, mask: np.ndarray | None, chunk: Chunk) -> None:
@@ -611,14 +611,15 @@ class _Plan:
 
     fmt: str
     rows: tuple[tuple[str, str], ...]  # (backend, method)
-    target: float
-    weight: float
+    target: object  # a number (BCE), a class index or a tuple of probabilities (softmax)
+    weight: object
     pos_weight: float
     tol: Tolerance
     grid: Grid
     grad: bool
     chunk: int
     loss: str = "bce"
+    options: tuple = ()  # the family's sweep options as (name, value) pairs
 
     def new_rows(self) -> list[SweepRow]:
         return [SweepRow(b, self.fmt, self.target, m, grad=GradStats() if self.grad else None) for b, m in self.rows]
@@ -629,7 +630,8 @@ class _Plan:
 
     @property
     def case(self):
-        return self.family.sweep_case(FORMATS[self.fmt], self.target, self.weight, self.pos_weight)
+        return self.family.sweep_case(FORMATS[self.fmt], self.target, self.weight, self.pos_weight,
+                                      **dict(self.options))
 
 
 def _sweep_piece(plan: _Plan, start: int | None, stop: int | None, rows: list[SweepRow] | None = None,
@@ -742,8 +744,13 @@ def run_sweep(
     grad: bool = GRAD_DEFAULT,
     workers: int | None = None,
     loss: str | None = None,
+    options: dict | None = None,
+    peers: bool = False,
 ) -> Sweep:
-    """Sweep every requested (backend, dtype, target, method); ``progress(n)`` is called after each n logits.
+    """Sweep every requested (backend, dtype, target, method) of the family ``loss`` (default bce);
+    ``progress(n)`` is called after each n logits. ``options`` are the family's own sweep options (softmax:
+    classes, shift, label_smoothing). ``peers``: also the peer libraries' real losses that are installed (the
+    ``peers`` pseudo-backend; scikit-learn's log_loss is left out, one call per logit being too slow).
 
     With ``grad`` (the default) every row also carries its gradient's counts and breakdowns (``SweepRow.grad``).
     A (dtype, target) of at least PARALLEL_MIN_POINTS logits is split among ``workers`` processes (default: one
@@ -751,29 +758,28 @@ def run_sweep(
     """
     grid = grid or Grid()
     family = get_family(loss)
-    for t in targets:
-        if not (0 <= t <= 1):
-            raise InputError(f"target {t} is outside [0, 1]; targets are probabilities in [0, 1]")
-    for name, v in (("weight", weight), ("pos_weight", pos_weight)):
-        if not (math.isfinite(v) and v >= 0):
-            raise InputError(f"{name} {v} is not allowed; {name}s are finite numbers >= 0")
+    options = dict(options or {})
+    family.check_sweep(targets, weight, pos_weight, options)
+    backends = [*backends, "peers"] if peers else list(backends)
     for fmt in formats:
         span(grid, fmt)  # refuses float64 --exhaustive before any work
     workers = _default_workers() if workers is None else max(int(workers), 1)
-    parallel = workers > 1 and any(total_points(grid, f) >= PARALLEL_MIN_POINTS for f in formats)
+    # Peer rows run in this process: jax and Keras start threads that a forked worker would not have (jax warns
+    # that a fork after its import can deadlock).
+    parallel = workers > 1 and not peers and any(total_points(grid, f) >= PARALLEL_MIN_POINTS for f in formats)
     with (_pooled(workers) if parallel else contextlib.nullcontext()) as pool:
         return _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, methods, progress, chunk,
-                    grad, workers, pool, family)
+                    grad, workers, pool, family, options)
 
 
 def _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, methods, progress, chunk, grad,
-         workers, pool, family) -> Sweep:
+         workers, pool, family, options) -> Sweep:
     notes: list[str] = []
     rows: list[SweepRow] = []
     for fmt in formats:
         tol = Tolerance.for_format(fmt, rtol, atol)
         for target in targets:
-            s = family.sweep_case(fmt, float(target), float(weight), float(pos_weight))
+            s = family.sweep_case(fmt, target, weight, pos_weight, **options)
             pairs = []
             for backend in backends:
                 note = backend_note(backend, fmt)
@@ -781,14 +787,15 @@ def _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, metho
                     notes.append(note)
                 available = family.methods_for(backend)
                 for method in available if methods is None else [m for m in methods if m in available]:
-                    note = family.excluded(method, {"weight": weight, "pos_weight": pos_weight})
+                    note = family.excluded(method, {"weight": weight, "pos_weight": pos_weight, **options,
+                                                    "target": target})
                     if note is not None:
                         if note not in notes:
                             notes.append(note)
                         continue
                     pairs.append((backend, method))
-            plan = _Plan(fmt.name, tuple(pairs), float(target), float(weight), float(pos_weight), tol, grid, grad,
-                         chunk, family.name)
+            plan = _Plan(fmt.name, tuple(pairs), s.target, s.weight, s.pos_weight, tol, grid, grad, chunk,
+                         family.name, tuple(options.items()))
             part = plan.new_rows()
             if pool is not None and total_points(grid, fmt) >= PARALLEL_MIN_POINTS:
                 _sweep_parallel(pool, plan, part, workers, progress)
@@ -801,6 +808,11 @@ def _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, metho
                     if grad:
                         _refine_grad(row, s, tol, grid, cache, family)
             rows.extend(part)
-    result = Sweep(grid, float(weight), float(pos_weight), rows, notes, grad=grad, family=family.name)
+    if "peers" in backends and family.missing_peers():
+        from stabcli.core.peers import INSTALL_HINT
+
+        notes.append(f"{', '.join(family.missing_peers())} not installed: their rows need the peers extra "
+                     f"({INSTALL_HINT})")
+    result = Sweep(grid, weight, pos_weight, rows, notes, grad=grad, family=family.name, options=options)
     result.summary = family.notes.sweep_summary(result)
     return result

@@ -22,7 +22,7 @@ def run_thresholds(formats: list[Format], rtol: float | None = None, atol: float
     out: list[Threshold] = []
     for fmt in formats:
         grid: Grid = make_grid(exhaustive=True) if fmt.bits <= 16 else make_grid()
-        sw = run_sweep([fmt], ["numpy", "torch"], [0.0, 1.0], grid, rtol=rtol, atol=atol,
+        sw = run_sweep([fmt], ["numpy", "torch"], list(family.threshold_targets), grid, rtol=rtol, atol=atol,
                        methods=list(family.threshold_methods), progress=progress, grad=True, loss=family.name)
         out += measure_thresholds(family.predict_thresholds(fmt, rtol), sw, fmt, family)
     return out

@@ -20,6 +20,11 @@ maximum(a, b)               da where a > b, db where a < b (selected, never mult
                             where the -100 clamp fired, even where d log p is inf
 where(c, a, b)              where(c, da, db)
 sigmoid(a)                  op by op: 1/(1 + exp(-a)) differentiated by the rules above
+sum over the last axis      the classes added one at a time, each sum by the rule for a + b
+max over the last axis      0: the shift of a stable softmax is held constant (jax.nn.logsumexp's
+                            stop_gradient); its derivative cancels in exact arithmetic
+a[..., index]               the derivative of the selected entry
+softmax(a)                  op by op: exp(a - max) / sum(exp(a - max)) by the rules above
 ==========================  =====================================================================
 
 Targets, weights and pos_weight are constants: plain arrays, which contribute no derivative at all (as
@@ -65,6 +70,9 @@ class Dual:
     @property
     def shape(self):
         return np.shape(self.val)
+
+    def __getitem__(self, key):
+        return Dual(self.val[key], np.broadcast_to(self.der, np.shape(self.val))[key])
 
     # arithmetic -------------------------------------------------------------------------------------------
     def __add__(self, other):
@@ -199,6 +207,16 @@ class DualOps(NumpyOps):
 
     bce_log = log
     bce_log1p = log1p
+
+    def max_last(self, a):
+        """The shift of a stable softmax, a constant (derivative 0): its derivative cancels in exact arithmetic, as
+        jax.nn.logsumexp's stop_gradient has it (and TorchOps.max_last)."""
+        return NumpyOps.max_last(self, _val(a))
+
+    def take(self, a, idx):
+        if not isinstance(a, Dual):
+            return NumpyOps.take(self, a, idx)
+        return Dual(NumpyOps.take(self, a.val, idx), NumpyOps.take(self, np.broadcast_to(a.der, a.shape), idx))
 
     def reduce(self, loss, reduction: str):
         """The reduced value (as NumpyOps.reduce); the per-element gradient is :func:`_reduce_grad`'s job."""

@@ -63,6 +63,40 @@ class NumpyOps:
             return np.sum(loss, dtype=self.dtype)
         return loss
 
+    # Vector operations over the last axis (the class axis of softmax cross-entropy). Op by op: the sum adds one
+    # class at a time, each addition rounded to the dtype (np.sum would accumulate float16 in float32).
+    def index(self, values: np.ndarray):
+        """Class indices: an int64 array (never rounded to the dtype)."""
+        return np.asarray(values, dtype=np.int64)
+
+    def sum_last(self, a):
+        """The sum over the last axis, kept as an axis of length 1, one rounded addition per class."""
+        total = a[..., 0:1]
+        for c in range(1, a.shape[-1]):
+            total = total + a[..., c:c + 1]
+        return total
+
+    def max_last(self, a):
+        """The largest value over the last axis (kept as an axis of length 1): the shift of a stable softmax. Taken
+        one class at a time (exact, and several times faster than numpy's reduction over a short axis); a NaN
+        propagates, as np.max's does."""
+        top = a[..., 0:1]
+        for c in range(1, a.shape[-1]):
+            top = np.maximum(top, a[..., c:c + 1])
+        return top
+
+    def take(self, a, idx):
+        """a[..., idx] per row: the entry of each row's class index (idx broadcast to the rows)."""
+        if np.ndim(idx) == 0:  # one class for every row (a sweep's target): a plain column
+            return a[..., int(idx)]
+        rows = np.broadcast_to(np.asarray(idx), np.shape(a)[:-1])
+        return np.take_along_axis(a, rows[..., None], axis=-1)[..., 0]
+
+    def softmax(self, x):
+        """exp(x - max(x)) / sum(exp(x - max(x))) over the last axis, op by op."""
+        e = self.exp(x - self.max_last(x))
+        return e / self.sum_last(e)
+
 
 class TorchOps:
     """torch tensors of the dtype on the CPU, each operation a real torch kernel."""
@@ -129,6 +163,26 @@ class TorchOps:
         if reduction == "sum":
             return loss.sum()
         return loss
+
+    # Vector operations over the last axis: each one real torch kernel.
+    def index(self, values: np.ndarray):
+        return self.torch.from_numpy(np.array(values, dtype=np.int64))
+
+    def sum_last(self, a):
+        return a.sum(dim=-1, keepdim=True)
+
+    def max_last(self, a):
+        """The shift of a stable softmax, held constant for autograd (as jax.nn.logsumexp's stop_gradient): in
+        exact arithmetic its derivative cancels, and torch.amax's backward would split it among tied logits."""
+        return a.detach().amax(dim=-1, keepdim=True)
+
+    def take(self, a, idx):
+        rows = idx.expand(a.shape[:-1])
+        return a.gather(-1, rows.unsqueeze(-1)).squeeze(-1)
+
+    def softmax(self, x):
+        """torch.softmax over the last axis: one fused kernel (float16/bfloat16 computed in float32, rounded once)."""
+        return self.torch.softmax(x, dim=-1)
 
 
 class Float8Tensor:
@@ -337,10 +391,11 @@ def backend_note(backend: str, fmt: Format) -> str | None:
 
 
 def make_ops(backend: str, fmt: Format):
-    """The operation set of ``backend`` ("numpy" or "torch") in format ``fmt``."""
-    if backend == "numpy":
-        return NumpyOps(fmt)
-    return TorchFloat8Ops(fmt) if fmt.bits == 8 else TorchOps(fmt)
+    """The operation set of ``backend`` ("numpy" or "torch") in format ``fmt``; the ``peers`` pseudo-backend gets
+    numpy's (peer formulas take numpy arrays of the dtype and hand them to their library)."""
+    if backend == "torch":
+        return TorchFloat8Ops(fmt) if fmt.bits == 8 else TorchOps(fmt)
+    return NumpyOps(fmt)
 
 
 __all__ = ["BACKEND_NAMES", "Float8Tensor", "backend_note", "NumpyOps", "TorchFloat8Ops", "TorchOps", "make_ops", "to_float64"]

@@ -13,6 +13,7 @@ import importlib
 
 REGISTRY: dict[str, str] = {
     "bce": "stabcli.losses.bce",
+    "softmax": "stabcli.losses.softmax",
 }
 DEFAULT = "bce"
 

@@ -49,11 +49,13 @@ class Evaluation:
         self.steps.append(Step(name, value, kind, args))
         return value
 
-    def reduced(self, ops, reduction: str):
+    def reduced(self, ops, reduction: str, otherwise: Callable[[Any], Any] | None = None):
         """The loss under ``reduction`` ("none", "mean", "sum"): the library's own reduction where the method
-        calls a library, else ``ops.reduce`` of the per-element loss."""
+        calls a library, else ``otherwise`` (the family's rule, given the per-element loss) or ``ops.reduce``."""
         if reduction != "none" and self.library_reduce is not None:
             return self.library_reduce(reduction)
+        if otherwise is not None:
+            return otherwise(self.loss)
         return ops.reduce(self.loss, reduction)
 
 
@@ -85,10 +87,15 @@ class Threshold:
 class LossFamily:
     """The hooks every engine calls. A family subclasses this once and registers the instance.
 
-    Inputs: a family's compare inputs are an object with ``arrays()`` (a dict of float64 arrays of one shape,
-    keyed by :attr:`input_keys`, the differentiated variable first), ``reduction`` and ``size``. Sweep inputs are
-    a *case* (:meth:`sweep_case`): the swept variable is one number per point (a logit, a logit gap); the case
-    turns those values into a method's arrays and knows their reference.
+    Inputs: a family's compare inputs are an object with ``arrays()`` (a dict of float64 arrays, or int64 class
+    indices, keyed by :attr:`input_keys`, the differentiated variable first), ``reduction`` and ``size`` (the number
+    of loss elements: logits for BCE, rows of logits for softmax). Sweep inputs are a *case* (:meth:`sweep_case`):
+    the swept variable is one number per point (a logit, a logit gap); the case turns those values into a method's
+    arrays and knows their reference.
+
+    The defaults below suit an *elementwise* family, whose loss element i depends on element i of each input
+    (broadcast like torch) and whose variable has one value per loss element: BCE, or a focal loss. A family with
+    a class axis (softmax cross-entropy) overrides the input, reduction and reference hooks.
     """
 
     name: str = ""
@@ -98,11 +105,40 @@ class LossFamily:
     input_keys: tuple[str, ...] = ()
     input_labels: dict[str, str] = {}  # input key -> the word a note uses for one of its values ("logit")
     variable: str = "x"  # what the swept variable is called in sentences and figures
+    variable_label: str = "logit x"  # a figure's axis label for it
+    figure_name: str = "loss"  # "naive <figure_name> gives inf/NaN at ..." in a figure's title
+    figure_note: str = ""  # the title's second line: what to look for
+    pos_weight: bool = False  # whether the family takes --pos-weight (BCE); the CLI refuses it otherwise
+
+    options: tuple[str, ...] = ()  # the family's own command-line options (softmax: label_smoothing, classes, shift)
+
+    # what the user typed -----------------------------------------------------------------------------------
+    def parse_inputs(self, logits: str, targets: str, reduction: str = "mean", weight: str = "1",
+                     pos_weight: str = "1", **options):
+        """compare's inputs from the command line's text, or None: then the CLI reads them as an elementwise
+        family's (LOGITS and TARGETS numbers or lists broadcast like torch, targets in [0, 1], --weight and
+        --pos-weight >= 0) into ``self.Inputs(logits, targets, weight, pos_weight, reduction=...)``. Bad input
+        raises ``InputError`` (one line naming the value)."""
+        return None
+
+    def parse_sweep(self, targets: tuple[str, ...], weight: str, pos_weight: str, **options):
+        """A sweep's (targets, weight, pos_weight, options for :meth:`sweep_case`) from the command line's text, or
+        None: then the CLI reads them as an elementwise family's (targets in [0, 1], one weight and pos_weight)."""
+        return None
 
     # methods -----------------------------------------------------------------------------------------------
+    peer_methods: dict = {}  # method name -> core.peers.PeerMethod: a peer library's real loss (``--peers``)
+
     def methods_for(self, backend: str) -> tuple[str, ...]:
-        """The methods a backend can run, in the contract's order."""
+        """The methods a backend can run, in the contract's order; for the ``peers`` pseudo-backend, the peer
+        methods whose libraries are installed."""
+        if backend == "peers":
+            return tuple(m for m, peer in self.peer_methods.items() if peer.available())
         return tuple(m for m in self.method_names if backend == "torch" or m not in self.torch_only)
+
+    def missing_peers(self) -> list[str]:
+        """The peer libraries this family has methods for that are not installed."""
+        return list(dict.fromkeys(p.library for p in self.peer_methods.values() if not p.available()))
 
     def formula(self, method: str) -> Callable:
         """``method``'s formula: f(ops, *arrays in input_keys order) -> Evaluation."""
@@ -112,35 +148,117 @@ class LossFamily:
         """Why ``method`` cannot run with these options (weight, pos_weight, ...), or None."""
         return None
 
+    # inputs and reductions ---------------------------------------------------------------------------------
+    def round_inputs(self, fmt, arrays: dict) -> dict:
+        """The inputs as the methods receive them in ``fmt``: by default every array rounded to the dtype (a
+        family keeps what is not a number of the dtype, such as class indices, as it is)."""
+        return {k: fmt.round(v) for k, v in arrays.items()}
+
+    def backend_inputs(self, ops, arrays: dict, broadcast: bool = True) -> list:
+        """The arguments of a formula, in :attr:`input_keys` order, as values of ``ops`` (numpy arrays or torch
+        tensors of the dtype). By default every input is broadcast to one shape; with ``broadcast=False`` each
+        keeps its own (a sweep passes constants as 0-d arrays, so that an operation on them alone is done once)."""
+        import numpy as np
+
+        keys = self.input_keys
+        if broadcast:
+            shape = np.broadcast_shapes(*(np.shape(arrays[k]) for k in keys))
+            return [ops.array(np.broadcast_to(arrays[k], shape)) for k in keys]
+        return [ops.array(arrays[k]) for k in keys]
+
+    def reduce(self, ops, loss, reduction: str, arrays: dict):
+        """The per-element ``loss`` reduced as torch reduces this loss ("mean", "sum", "none"); ``arrays`` are
+        the inputs in the dtype (a weighted mean needs them). Default: the plain mean or sum."""
+        return ops.reduce(loss, reduction)
+
     # exact reference (mpmath) ------------------------------------------------------------------------------
     def exact_loss(self, *element: float):
+        """The exact loss of one element (elementwise families) as an mpmath number."""
         raise NotImplementedError
 
     def exact_grad(self, *element: float):
+        """The exact d loss / d (the variable) of one element (elementwise families) as an mpmath number."""
         raise NotImplementedError
+
+    def exact_reference(self, arrays: dict, reduction: str) -> tuple[list, list]:
+        """The exact loss and gradient at ``arrays`` (the inputs as rounded to the dtype, widened to float64), as
+        mpmath numbers: (the loss per element, or one value if reduced; d (reduced loss) / d v for every element v
+        of the variable, in row-major order). Default: elementwise, from :meth:`exact_loss` and :meth:`exact_grad`."""
+        import numpy as np
+
+        from stabcli.core import exact
+
+        keys = self.input_keys
+        shape = np.broadcast_shapes(*(np.shape(a) for a in arrays.values()))
+        wide = {k: np.broadcast_to(a, shape).ravel() for k, a in arrays.items()}
+        n = int(np.prod(shape, dtype=np.int64))
+        losses = [self.exact_loss(*(float(wide[k][i]) for k in keys)) for i in range(n)]
+        loss = losses if reduction == "none" else [exact.reduce_exact(losses, reduction)]
+        grads = [self.exact_grad(*(float(wide[k][i]) for k in keys)) for i in range(n)]
+        return loss, exact.reduce_exact_grad(grads, reduction)
 
     # gradients ---------------------------------------------------------------------------------------------
     def grad_details(self, backend: str, fmt, method: str, arrays: dict, reduction: str = "none"):
-        """The gradient of ``method`` (``core.autodiff.Gradient``) and where a clamp changed it."""
-        raise NotImplementedError
+        """The gradient of ``method`` (``core.autodiff.Gradient``, its ``grad`` shaped as the variable) and where a
+        clamp changed it; None for a method with no gradient (a peer library that cannot differentiate).
+        Default (elementwise): :meth:`grad_of`, nothing clamped."""
+        import numpy as np
+
+        from stabcli.core.autodiff import Gradient
+
+        grad = self.grad_of(backend, fmt, method, arrays, reduction)
+        return None if grad is None else Gradient(grad, np.zeros(np.shape(grad), dtype=bool), {})
 
     def grad_of(self, backend: str, fmt, method: str, arrays: dict, reduction: str = "none", broadcast: bool = True):
-        """d loss / d (the variable) per element, in the dtype, vectorised (sweeps pass a chunk of logits)."""
-        raise NotImplementedError
+        """d loss / d (the variable) per element, in the dtype, vectorised (sweeps pass a chunk of logits).
+        Default (elementwise): ``core.autodiff`` (op-by-op duals in numpy, autograd in torch) on the formula."""
+        from stabcli.core.autodiff import differentiate, prepare
+
+        (x, *consts), _ = prepare(arrays, self.input_keys, fmt, broadcast)
+        return differentiate(backend, fmt, self.formula(method), x, consts, reduction)[0]
+
+    def sweep_grad(self, case, backend: str, method: str, xs):
+        """d loss / d (the swept variable) at the swept values ``xs`` (values of the dtype) of a sweep case.
+        Default: :meth:`grad_of` on the case's arrays (the swept variable is the formula's first input)."""
+        return self.grad_of(backend, case.fmt, method, case.arrays(xs), broadcast=False)
 
     # text --------------------------------------------------------------------------------------------------
-    notes: Any = None  # a module with note, verdict, grad_steps, grad_verdict, summary, sweep_summary
+    @property
+    def notes(self) -> Any:
+        """A module with note, verdict, grad_steps, grad_verdict, summary, sweep_summary (and optionally
+        grid_line): the family's words. Default: ``losses/plain_notes.py``, which says what any loss's numbers say."""
+        from stabcli.losses import plain_notes
+
+        return plain_notes
 
     def companion(self, inputs, backends, methods):
         """A second comparison a single-element compare also runs, for the summary to quote (BCE: BCELoss at the
         other hard target), as (inputs, backends, methods); None for none."""
         return None
 
+    def target_label(self, target) -> str:
+        """How a sweep target is named in a title ("target 0"; softmax: "class 1")."""
+        return f"target {target:g}"
+
     # sweeps ------------------------------------------------------------------------------------------------
-    def sweep_case(self, fmt, target: float, weight: float = 1.0, pos_weight: float = 1.0):
-        """The inputs of one (dtype, target) of a sweep: ``arrays(xs)``, ``reference(xs, cache)``,
-        ``grad_reference(xs, cache)`` (each (nearest, for_rounding) float64 pairs), ``wide()``."""
-        raise NotImplementedError
+    default_targets: tuple = (0.0, 1.0)  # a sweep's targets when none are given
+
+    @property
+    def threshold_targets(self) -> tuple:
+        """The targets a thresholds sweep runs (default: :attr:`default_targets`)."""
+        return self.default_targets
+
+    def check_sweep(self, targets, weight, pos_weight, options: dict) -> None:
+        """Refuse sweep inputs this family cannot take, with an ``InputError`` naming the value."""
+
+    def sweep_case(self, fmt, target, weight=1.0, pos_weight: float = 1.0, **options):
+        """The inputs of one (dtype, target) of a sweep: ``fmt``, ``target``, ``weight``, ``pos_weight``,
+        ``arrays(xs)``, ``reference(xs, cache)``, ``grad_reference(xs, cache)`` (each (nearest, for_rounding) float64
+        pairs), ``grad_reference_points(xs64)`` (figures). ``options`` are the family's own sweep options (softmax:
+        classes, shift, label_smoothing). Default (elementwise): :class:`ElementwiseCase`, whose reference is
+        mpmath's at every point: right, but ~0.1 ms a point, so a family meant for exhaustive sweeps gives a fast
+        float64 reference of its own (as ``bce/reference.py`` does)."""
+        return ElementwiseCase(self, fmt, float(target), float(weight), float(pos_weight))
 
     # thresholds --------------------------------------------------------------------------------------------
     threshold_methods: tuple[str, ...] = ()  # the methods a thresholds sweep has to run
@@ -150,3 +268,52 @@ class LossFamily:
 
     def explain_threshold(self, t: Threshold, fmt) -> str:
         return "agrees exactly" if t.measured == t.predicted else "differs"
+
+
+class ElementwiseCase:
+    """A sweep case of an elementwise family, from its formulas' inputs and its exact reference (mpmath per point).
+
+    The swept logits are the first input; the others (target, weight, pos_weight, in :attr:`LossFamily.input_keys`
+    order; missing ones are 1) are 0-d arrays of the dtype.
+    """
+
+    def __init__(self, family: LossFamily, fmt, target: float, weight: float = 1.0, pos_weight: float = 1.0):
+        self.family, self.fmt = family, fmt
+        self.target, self.weight, self.pos_weight = target, weight, pos_weight
+
+    def _constants(self) -> dict:
+        import numpy as np
+
+        values = dict(zip(self.family.input_keys[1:], (self.target, self.weight, self.pos_weight)))
+        return {k: self.fmt.round(np.array(v)) for k, v in values.items()}
+
+    def arrays(self, xs) -> dict:
+        return {self.family.input_keys[0]: xs, **self._constants()}
+
+    def _exact(self, xs, cache, which):
+        import numpy as np
+
+        from stabcli.core.exact import to_float64_nearest, to_float64_odd
+        from stabcli.core.formats import to_float64
+
+        consts = [float(to_float64(v)) for v in self._constants().values()]
+        exact = self.family.exact_loss if which == "loss" else self.family.exact_grad
+        cache = {} if cache is None else cache
+        pairs = []
+        for v in to_float64(xs).reshape(-1):
+            if float(v) not in cache:
+                e = exact(float(v), *consts)
+                cache[float(v)] = (to_float64_nearest(e), to_float64_odd(e))
+            pairs.append(cache[float(v)])
+        nearest = np.array([p[0] for p in pairs], dtype=np.float64)
+        odd = np.array([p[1] for p in pairs], dtype=np.float64) if self.fmt.bits < 64 else nearest
+        return nearest, odd
+
+    def reference(self, xs, cache=None):
+        return self._exact(xs, cache, "loss")
+
+    def grad_reference(self, xs, cache=None):
+        return self._exact(xs, cache, "grad")
+
+    def grad_reference_points(self, xs64):
+        return self._exact(self.fmt.round(xs64), None, "grad")[0]

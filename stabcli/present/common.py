@@ -28,7 +28,12 @@ def fit(v: float, digits: int = 7, width: int = 9) -> str:
 
 
 def value_text(v: float, digits: int = 7, alarm: bool = True) -> Text:
-    """A number for a table cell, at most 9 characters; inf/NaN in bold red unless ``alarm`` is off (a reference)."""
+    """A number for a table cell, at most 9 characters; inf/NaN in bold red unless ``alarm`` is off (a reference).
+    A list (a row of class values) is shown as [a, b, c], each at most 7 characters."""
+    if isinstance(v, (list, tuple)):
+        parts = [fit(x, 3, 7) for x in v]
+        style = "bold red" if alarm and any(p in ("NaN", "inf", "-inf") for p in parts) else ""
+        return Text("[" + ", ".join(parts) + "]", style=style)
     text = fit(v, digits)
     style = "bold red" if alarm and text in ("NaN", "inf", "-inf") else ""
     return Text(text, style=style)
@@ -61,6 +66,8 @@ def csv_cell(v) -> str:
     """A CSV cell: true/false, 'inf'/'-inf'/'nan', a float's shortest round-trip text."""
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, (list, tuple)):  # a vector (a softmax probability target): its entries joined by ';'
+        return ";".join(csv_cell(float(e)) for e in v)
     if isinstance(v, float):
         return jsonable(v) if not math.isfinite(v) else repr(v)
     return str(v)

@@ -23,6 +23,11 @@ from stabcli.present.common import (
 )
 
 
+def _section(backend: str) -> str:
+    """A backend's heading in a table ("numpy backend"; the peers pseudo-backend's rows are "peer libraries")."""
+    return "peer libraries" if backend == "peers" else f"{backend} backend"
+
+
 def _row_dict(row) -> dict:
     d = {
         "backend": row.backend, "dtype": row.dtype, "method": row.method,
@@ -32,6 +37,8 @@ def _row_dict(row) -> dict:
         "grad": row.grad, "grad_reference": row.grad_reference, "grad_abs_error": row.grad_abs_error,
         "grad_error_bits": row.grad_error_bits, "grad_status": row.grad_status,
     }
+    if row.library is not None:
+        d["library"] = row.library
     if row.steps is not None:
         d["steps"] = [asdict(s) for s in row.steps]
         d["verdict"] = row.verdict
@@ -43,10 +50,8 @@ def compare_json(comparison) -> str:
     inp = comparison.inputs
     doc = {
         "command": "compare",
-        "logits": np.atleast_1d(inp.logits).tolist(),
-        "targets": np.atleast_1d(inp.targets).tolist(),
-        "weight": inp.weight.tolist(),
-        "pos_weight": inp.pos_weight.tolist(),
+        "loss": comparison.family,
+        **inp.as_json(),
         "reduction": inp.reduction,
         "results": [_row_dict(r) for r in comparison.rows],
         "notes": comparison.notes + [c for dn in comparison.dtype_notes for c in dn.changes],
@@ -72,9 +77,10 @@ def compare_csv(comparison) -> str:
         for i in range(n):
             pick = (lambda v: v[i]) if per_element else (lambda v: v)  # noqa: E731
             # the gradient is per element even when the loss is reduced: one line per row, its values joined by ';'
-            gpick = (lambda v: v[i]) if per_element else (  # noqa: E731
+            gpick = (lambda v: _element(v, i, n)) if per_element else (  # noqa: E731
                 lambda v: (v[0] if len(v) == 1 else ";".join(csv_cell(e) for e in v)) if isinstance(v, list) else v)
-            inp = r.input[i] if per_element and len(r.input) == n else (r.input[0] if len(r.input) == 1 else ";".join(map(repr, r.input)))
+            inp = _element(r.input, i, n, repr) if per_element and len(r.input) % n == 0 else \
+                (r.input[0] if len(r.input) == 1 else ";".join(map(repr, r.input)))
             writer.writerow([csv_cell(v) for v in (
                 r.backend, r.dtype, r.method, i if per_element else "", inp, r.input_overflow,
                 pick(r.loss), pick(r.reference), pick(r.abs_error), pick(r.rel_error), pick(r.error_bits),
@@ -82,6 +88,15 @@ def compare_csv(comparison) -> str:
                 gpick(r.grad), gpick(r.grad_reference), gpick(r.grad_abs_error), gpick(r.grad_error_bits),
                 gpick(r.grad_status))])
     return out.getvalue()
+
+
+def _element(values, i: int, n: int, text=csv_cell):
+    """Element i of n in a per-element list; where each element has several values (a softmax row of class logits
+    or its gradient), that element's values joined by ';'."""
+    if not isinstance(values, list) or len(values) == n:
+        return values[i] if isinstance(values, list) else values
+    k = len(values) // n
+    return ";".join(text(v) for v in values[i * k:(i + 1) * k])
 
 
 def _inputs_line(values: list, limit: int = 6) -> str:
@@ -108,7 +123,7 @@ def element_table(title: str, rows, xs: list, value: str, ref: str, bits: str, s
             if backend is not None:
                 table.add_section()
             backend = r.backend
-            table.add_row(Text(f"{backend} backend", style="bold"), "", "", "", "", "")
+            table.add_row(Text(_section(backend), style="bold"), "", "", "", "", "")
         refs, errs, stats = getattr(r, ref), getattr(r, bits), getattr(r, status)
         for i, (v, rv, e, st) in enumerate(zip(values, refs, errs, stats)):
             if i == MAX_ELEMENT_ROWS:
@@ -116,7 +131,11 @@ def element_table(title: str, rows, xs: list, value: str, ref: str, bits: str, s
                                  "--format json or csv has them all.")
                 break
             x = xs[i] if len(xs) == len(values) else xs[0]
-            table.add_row("  " + r.method if i == 0 else "", fit(x), value_text(v), value_text(rv, alarm=False),
+            per_row = len(xs) // len(values) if len(xs) % len(values) == 0 else 0
+            if per_row > 1:  # a row of class logits per element (softmax): show the row
+                x = xs[i * per_row:(i + 1) * per_row]
+            table.add_row("  " + r.method if i == 0 else "", value_text(x, alarm=False) if per_row > 1 else fit(x),
+                          value_text(v), value_text(rv, alarm=False),
                           Text(short(e, 3)), status_text(st))
     return table
 
@@ -145,7 +164,7 @@ def compare_tables(comparison) -> list:
                 if backend is not None:
                     table.add_section()
                 backend = r.backend
-                table.add_row(Text(f"{backend} backend", style="bold"), "", "", "", "", "")
+                table.add_row(Text(_section(backend), style="bold"), "", "", "", "", "")
             if isinstance(r.loss, list):
                 loss, ref = Text(_inputs_line(r.loss, 2)), Text(_inputs_line(r.reference, 2))
                 err, bits = Text(short(max(r.abs_error), 3)), Text(short(max(r.error_bits), 3))
@@ -161,18 +180,31 @@ def compare_tables(comparison) -> list:
         if per_element:
             table = element_table(title, rows, dn.logits, "loss", "reference", "error_bits", "status")
         out.append(table)
-        if any(isinstance(r.grad, list) for r in rows):
+        if single and any(isinstance(r.grad, list) and len(r.grad) > 1 for r in rows):
+            out.append(vector_grad_table(rows, dtype))  # one row of class logits: its gradient vector
+        elif any(isinstance(r.grad, list) for r in rows):
             out.append(element_table(f"[bold]{dtype}[/]  gradient d loss / d x", rows, dn.logits, "grad",
                                      "grad_reference", "grad_error_bits", "grad_status"))
         elif any(r.grad is not None for r in rows):
             out.append(grad_table(rows, dtype))
+        for r in rows:
+            if r.library is not None:
+                out.append(Text(f"  {r.method}: {r.library}", style="dim"))
         for change in dn.changes[:MAX_NOTES]:
             out.append(Text(f"  note: {change}", style="dim"))
         if len(dn.changes) > MAX_NOTES:
             out.append(Text(f"  note: ... and {len(dn.changes) - MAX_NOTES} more inputs changed by rounding to "
                             f"{dtype} (--format json lists them all)", style="dim"))
         if single and any(r.steps for r in rows):
-            out.append(trace_table(rows))
+            if any(r.backend == "peers" for r in rows):  # a third column would not fit: the peers' own trace
+                out.append(trace_table([r for r in rows if r.backend != "peers"]))
+                out.append(trace_table([r for r in rows if r.backend == "peers"], "step by step (peer libraries)"))
+            elif any(isinstance(st.value, list) for r in rows for st in r.steps or []):
+                # a row of class logits: vectors need the width, so one trace per backend
+                for backend in dict.fromkeys(r.backend for r in rows):
+                    out.append(trace_table([r for r in rows if r.backend == backend], f"step by step ({backend})"))
+            else:
+                out.append(trace_table(rows))
         out.append(Text(""))
     for note in comparison.notes:
         out.append(Text(f"note: {note}", style="dim"))
@@ -194,6 +226,29 @@ def _compact(values: list) -> str:
     return short(values[0], 4) + (f", … ({len(values)})" if len(values) > 1 else "")
 
 
+def vector_grad_table(rows, dtype: str) -> Table:
+    """The gradient of one row of class logits (softmax), a vector per method, under the exact one (mpmath; the
+    same for every method and backend, so it is shown once). Fits 80 columns."""
+    table = Table(title=f"[bold]{dtype}[/]  gradient d loss / d x", title_justify="left", pad_edge=False,
+                  box=box.SIMPLE_HEAD)
+    for name, justify in (("method", "left"), ("grad", "right"), ("bits", "right"), ("status", "left")):
+        table.add_column(name, justify=justify, no_wrap=True)
+    with_grad = [r for r in rows if r.grad is not None]
+    if with_grad:
+        table.add_row(Text("reference (mpmath)", style="italic"), value_text(with_grad[0].grad_reference,
+                                                                              alarm=False), "", "")
+    backend = None
+    for r in with_grad:
+        if r.backend != backend:
+            table.add_section()
+            backend = r.backend
+            table.add_row(Text(_section(backend), style="bold"), "", "", "")
+        status = _worst(r.grad_status)
+        status.truncate(len(status.plain.split(" (")[0]))  # the worst status alone: the vector shows which
+        table.add_row("  " + r.method, value_text(r.grad), Text(short(max(r.grad_error_bits), 3)), status)
+    return table
+
+
 def grad_table(rows, dtype: str) -> Table:
     """The gradient d loss / d x of every row, compact (within 80 columns), per backend."""
     table = Table(title=f"[bold]{dtype}[/]  gradient d loss / d x", title_justify="left", pad_edge=False,
@@ -209,7 +264,7 @@ def grad_table(rows, dtype: str) -> Table:
             if backend is not None:
                 table.add_section()
             backend = r.backend
-            table.add_row(Text(f"{backend} backend", style="bold"), "", "", "", "")
+            table.add_row(Text(_section(backend), style="bold"), "", "", "", "")
         if isinstance(r.grad, list):
             grad, ref = Text(_compact(r.grad)), Text(_compact(r.grad_reference))
             bits = Text(short(max(r.grad_error_bits), 3))
@@ -221,10 +276,10 @@ def grad_table(rows, dtype: str) -> Table:
     return table
 
 
-def trace_table(rows) -> Table:
+def trace_table(rows, title: str = "step by step") -> Table:
     """The steps of every method side by side for the backends that ran, with the notes."""
     backends = list(dict.fromkeys(r.backend for r in rows))
-    table = Table(title="step by step", title_justify="left", pad_edge=False, box=box.SIMPLE_HEAD)
+    table = Table(title=title, title_justify="left", pad_edge=False, box=box.SIMPLE_HEAD)
     table.add_column("step", no_wrap=True)
     for b in backends:
         table.add_column(b, justify="right", no_wrap=True)

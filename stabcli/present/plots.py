@@ -38,6 +38,10 @@ STYLE = {
     "softplus": dict(color="#009E73", linestyle=":", linewidth=2.5),
     "torch_bce": dict(color="#E69F00", linestyle=(0, (5, 1, 1, 1)), linewidth=2.0),
     "torch_bce_with_logits": dict(color="#56B4E9", linestyle=(0, (1, 1)), linewidth=2.0),
+    # softmax cross-entropy
+    "log_of_softmax": dict(color="#CC79A7", linestyle="--", linewidth=2.0),
+    "torch_log_softmax_nll": dict(color="#E69F00", linestyle=(0, (5, 1, 1, 1)), linewidth=2.0),
+    "torch_cross_entropy": dict(color="#56B4E9", linestyle=(0, (1, 1)), linewidth=2.0),
 }
 FALLBACK_STYLE = dict(color="#666666", linestyle="-", linewidth=1.5)  # a method of another loss family
 FORMATS_WRITTEN = ("png", "svg")
@@ -333,15 +337,19 @@ def _where(pos, neg) -> str:
     return " and ".join(f"x {'≥' if v > 0 else '≤'} {short(v)}" for v in (pos, neg) if v is not None)
 
 
-def loss_figure(curve_sets: list, breakdowns: dict | None = None):
+def loss_figure(curve_sets: list, breakdowns: dict | None = None, loss: str | None = None):
     """One figure for one dtype and backend: a column per target; rows: loss, error in bits, gradient.
 
     ``breakdowns`` maps a target to the exact (pos, neg) logits where naive turns non-finite (from the sweep
     engine); without it the grid's own first non-finite points are used. Where the -100 clamp changes the answer
-    (status ``clamped``, as ``stabcli compare`` says) the stretch is shaded.
+    (status ``clamped``, as ``stabcli compare`` says) the stretch is shaded. ``loss`` is the family (default bce):
+    its variable names the axis (softmax: the gap g) and its targets the columns.
     """
     plt = _pyplot()
+    from stabcli.losses import get_family
 
+    family = get_family(loss)
+    v = family.variable
     ncol = len(curve_sets)
     fig, axes = plt.subplots(3, ncol, figsize=(max(7 * ncol, 9), 12.5), squeeze=False, sharex="col",
                              gridspec_kw={"height_ratios": [3, 2, 2]})
@@ -351,12 +359,12 @@ def loss_figure(curve_sets: list, breakdowns: dict | None = None):
         breakdown = (breakdowns or {}).get(cs.target) or grid_breakdown(cs)
         for ax, kind in ((ax_loss, "loss"), (ax_bits, "error"), (ax_grad, "grad")):
             shown |= _draw_panel(ax, cs, kind, breakdown)
-            ax.set_ylabel(ROW_LABELS[kind])
+            ax.set_ylabel(ROW_LABELS[kind] if kind != "grad" else f"d loss / d {v}")
         for ax in (ax_loss, ax_bits):
             ax.tick_params(labelbottom=False)
         _breakdown_labels(ax_loss, breakdown, float(cs.x[0]), float(cs.x[-1]), 10)
-        ax_grad.set_xlabel("logit x")
-        ax_loss.set_title(f"target y = {cs.target:g}", pad=22)
+        ax_grad.set_xlabel(family.variable_label)
+        ax_loss.set_title(f"target y = {cs.target:g}" if v == "x" else family.target_label(cs.target), pad=22)
     methods = list(dict.fromkeys(c.method for cs in curve_sets for c in cs.curves))
     handles, labels = _legend_items(methods, shown)
     fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=10, frameon=False)
@@ -460,13 +468,17 @@ def overview_figure(sweep, strips, slide: bool = False):
         ax.tick_params(axis="x", labelsize=fs if slide else 11)
         ax.grid(True, axis="x", alpha=0.3)
         ax.set_title(f"{backend} backend", fontsize=fs + (2 if slide else 3), loc="left" if slide else "center")
-    axes[-1].set_xlabel("logit x", fontsize=fs if slide else 12)
+    axes[-1].set_xlabel(family.variable_label, fontsize=fs if slide else 12)
     targets = list(dict.fromkeys(r.target for r in sweep.rows))
     every = all(s.every_point for s in strips)
     n = max((s.x.size for s in strips), default=0)
     where = (f"at each of the sweep's {n:,} logits" if every else f"at {n:,} log-spaced logits of the swept range")
-    over = f"target {targets[0]:g}" if len(targets) == 1 else \
-        "worst over targets " + ", ".join(f"{t:g}" for t in targets)
+    if family.variable == "x":
+        over = f"target {targets[0]:g}" if len(targets) == 1 else \
+            "worst over targets " + ", ".join(f"{t:g}" for t in targets)
+    else:
+        over = family.target_label(targets[0]) if len(targets) == 1 else \
+            "worst over " + ", ".join(family.target_label(t) for t in targets)
     shown_keys = [k for k in ("ok", "inaccurate", "clamped", "inf")
                   if any(k in _strip_segments(s) for s in strips)] or ["ok"]
     handles = [Patch(color=STATUS_COLOURS[k]) for k in shown_keys]
@@ -629,12 +641,13 @@ def close(fig) -> None:
     _pyplot().close(fig)
 
 
-def exact_breakdowns(fmt, backend: str, targets) -> dict:
+def exact_breakdowns(fmt, backend: str, targets, loss: str | None = None, options: dict | None = None) -> dict:
     """target -> (pos, neg) exact naive breakdown logits from the sweep engine (exhaustive for 16-bit formats)."""
     from stabcli.commands.sweep import make_grid, run_sweep
 
     grid = make_grid(exhaustive=True) if fmt.bits <= 16 else make_grid()
-    sweep = run_sweep([fmt], [backend], list(targets), grid, methods=["naive"], grad=False)
+    sweep = run_sweep([fmt], [backend], list(targets), grid, methods=["naive"], grad=False, loss=loss,
+                      options=options)
     return naive_breakdowns(sweep, fmt.name, backend)
 
 
@@ -651,30 +664,39 @@ def _write(fig, out: Path, stem: str, formats) -> list[Path]:
         close(fig)
 
 
-def overview_sweep(dtypes, backends, targets, methods=None):
+def overview_sweep(dtypes, backends, targets, methods=None, loss: str | None = None, options: dict | None = None):
     """The sweep behind the figures: every method (or ``methods``) over the default grid, losses only, with the
     breakdowns pinned to the exact logit."""
     from stabcli.commands.sweep import make_grid, run_sweep
 
-    return run_sweep(list(dtypes), list(backends), list(targets), make_grid(), methods=methods, grad=False)
+    return run_sweep(list(dtypes), list(backends), list(targets), make_grid(), methods=methods, grad=False,
+                     loss=loss, options=options)
 
 
-def write_figures(out: Path, formats, dtypes, backends, targets) -> list[Path]:
+def write_figures(out: Path, formats, dtypes, backends, targets, loss: str | None = None,
+                  options: dict | None = None) -> list[Path]:
     """One figure per (dtype, backend) and the overview, written into ``out`` as one set (``staged_folder``);
-    returns the files written."""
-    from stabcli.commands.curves import curve_set, status_strips
+    returns the files written.
 
+    Files are named after the family: bce_float16_numpy.png, softmax_float16_numpy.png, ...; the overview of a
+    family other than bce is <family>_breakdown_overview."""
+    from stabcli.commands.curves import curve_set, status_strips
+    from stabcli.losses import get_family
+
+    family = get_family(loss)
     out = Path(out)
-    sweep = overview_sweep(dtypes, backends, targets)
+    sweep = overview_sweep(dtypes, backends, targets, loss=family.name, options=options)
     written: list[Path] = []
     with staged_folder(out) as staging:  # the whole set or nothing, even on Ctrl-C
         for fmt in dtypes:
             for backend in backends:
-                fig = loss_figure([curve_set(fmt, backend, float(y)) for y in targets],
-                                  naive_breakdowns(sweep, fmt.name, backend))
-                written += _write(fig, staging, f"bce_{fmt.name}_{backend}", formats)
-        strips = status_strips(list(dtypes), list(backends), list(targets), sweep.grid)
-        written += _write(overview_figure(sweep, strips), staging, "breakdown_overview", formats)
+                fig = loss_figure([curve_set(fmt, backend, y, loss=family.name, options=options) for y in targets],
+                                  naive_breakdowns(sweep, fmt.name, backend), family.name)
+                written += _write(fig, staging, f"{family.name}_{fmt.name}_{backend}", formats)
+        strips = status_strips(list(dtypes), list(backends), list(targets), sweep.grid, loss=family.name,
+                               options=options)
+        stem = "breakdown_overview" if family.name == "bce" else f"{family.name}_breakdown_overview"
+        written += _write(overview_figure(sweep, strips), staging, stem, formats)
     return [out / path.name for path in written]
 
 
@@ -720,11 +742,13 @@ def write_sweep_figure(sweep, path, rtol: float | None = None, atol: float | Non
         fmt = get_format(dtypes[0])
         g = sweep.grid
         x = None if g.exhaustive else grid_between(fmt, g.min, g.max)
-        fig = loss_figure([curve_set(fmt, backends[0], t, x, sweep.weight, sweep.pos_weight, rtol, atol)
-                           for t in targets], naive_breakdowns(sweep, dtypes[0], backends[0]))
+        fig = loss_figure([curve_set(fmt, backends[0], t, x, sweep.weight, sweep.pos_weight, rtol, atol,
+                                     loss=sweep.family, options=sweep.options) for t in targets],
+                          naive_breakdowns(sweep, dtypes[0], backends[0]), sweep.family)
     else:
         methods = set(r.method for r in sweep.rows)
         strips = status_strips([get_format(d) for d in dtypes], backends, targets, sweep.grid, sweep.weight,
-                               sweep.pos_weight, rtol, atol, loss=getattr(sweep, "family", None), methods=methods)
+                               sweep.pos_weight, rtol, atol, loss=getattr(sweep, "family", None), methods=methods,
+                               options=sweep.options)
         fig = overview_figure(sweep, strips)
     return _write(fig, path.parent, path.stem, (path.suffix.lower().lstrip("."),))[0]

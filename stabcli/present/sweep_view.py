@@ -46,6 +46,8 @@ def sweep_row_dict(row) -> dict:
 def sweep_json(sweep) -> str:
     doc = {
         "command": "sweep",
+        "loss": sweep.family,
+        **({"options": sweep.options} if sweep.options else {}),
         "grid": sweep.grid.as_dict(),
         "weight": sweep.weight,
         "pos_weight": sweep.pos_weight,
@@ -87,13 +89,18 @@ def sweep_tables(sweep, width: int = 80) -> list:
     At least WIDE_LAYOUT columns: one table with counts, errors and breakdown logits. Narrower (80 columns, or a
     pipe): the same rows as two stacked tables, counts and errors, then breakdown logits, so nothing wraps.
     """
+    from stabcli.losses import get_family
+
+    family = get_family(sweep.family)
+    v = family.variable
+    points = "logits" if v == "x" else "values"
     out: list = [Text(_grid_line(sweep), style="dim")]
     groups: dict = {}
     for r in sweep.rows:
         groups.setdefault((r.backend, r.dtype, r.target), []).append(r)
     wide = width >= WIDE_LAYOUT
     for (backend, dtype, target), rows in groups.items():
-        title = f"[bold]{dtype}[/] · {backend} · target {target:g} · {rows[0].points:,} logits"
+        title = f"[bold]{dtype}[/] · {backend} · {family.target_label(target)} · {rows[0].points:,} {points}"
         counts = Table(title=title, title_justify="left", pad_edge=False, box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1))
         counts.add_column("method", no_wrap=True)
         for name in ("ok", "inacc", "clamp", "inf", "nan", "ovf"):
@@ -103,7 +110,7 @@ def sweep_tables(sweep, width: int = 80) -> list:
         brk = counts if wide else Table(pad_edge=False, box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1))
         if not wide:
             brk.add_column("breaks (closest to 0)", no_wrap=True)
-        for name in ("inf/NaN x≥", "inf/NaN x≤", "off tol x≥", "off tol x≤"):
+        for name in (f"inf/NaN {v}≥", f"inf/NaN {v}≤", f"off tol {v}≥", f"off tol {v}≤"):
             brk.add_column(name, justify="right", no_wrap=True)
         for r in rows:
             c = r.counts
@@ -123,7 +130,7 @@ def sweep_tables(sweep, width: int = 80) -> list:
         if not wide:
             out.append(brk)
         if any(r.grad is not None for r in rows):
-            out.append(grad_sweep_table(rows, wide, dtype))
+            out.append(grad_sweep_table(rows, wide, dtype, v))
         sentence = sweep.summary.get((backend, dtype, target))
         if sentence:
             out.append(Text(sentence))
@@ -133,7 +140,7 @@ def sweep_tables(sweep, width: int = 80) -> list:
     return out
 
 
-def grad_sweep_table(rows, wide: bool = False, dtype: str | None = None) -> Table:
+def grad_sweep_table(rows, wide: bool = False, dtype: str | None = None, variable: str = "x") -> Table:
     """The gradient section of one (backend, dtype, target): counts, worst error and where it first goes wrong.
 
     "wrong" is the logit closest to 0 on each side where the gradient is inf/NaN, vanished or off tolerance; the
@@ -143,10 +150,10 @@ def grad_sweep_table(rows, wide: bool = False, dtype: str | None = None) -> Tabl
     # No padding: the box's one-space column separators suffice. 21 + 6 + 6 + 5 + 4 + 2·15 = 72 characters of cells,
     # 6 separators and 2 edges make 80; a float64 logit longer than 15 characters ends in an ellipsis.
     table = Table(pad_edge=False, box=box.SIMPLE_HEAD, padding=0)
-    table.add_column("gradient d/dx", no_wrap=True, min_width=len("torch_bce_with_logits"))
+    table.add_column(f"gradient d/d{variable}", no_wrap=True, min_width=len("torch_bce_with_logits"))
     for name in ("nonfin", "vanish", "inacc", "bits"):
         table.add_column(name, justify="right", no_wrap=True, min_width=len(name))
-    for name in ("wrong x≥", "wrong x≤"):
+    for name in (f"wrong {variable}≥", f"wrong {variable}≤"):
         table.add_column(name, justify="right", no_wrap=True, max_width=None if wide else 15)
     for r in rows:
         if r.grad is None:
@@ -159,6 +166,11 @@ def grad_sweep_table(rows, wide: bool = False, dtype: str | None = None) -> Tabl
 
 
 def _grid_line(sweep) -> str:
+    from stabcli.losses import get_family
+
+    own = getattr(get_family(sweep.family).notes, "grid_line", None)  # a family may describe its own sweep
+    if own is not None:
+        return own(sweep)
     g = sweep.grid
     if g.exhaustive:
         where = "every finite value of the dtype"

@@ -25,8 +25,8 @@ def _threshold_dict(t) -> dict:
             "explanation": t.explanation}
 
 
-def thresholds_json(thresholds) -> str:
-    return dumps({"command": "thresholds", "results": [_threshold_dict(t) for t in thresholds]})
+def thresholds_json(thresholds, loss: str = "bce") -> str:
+    return dumps({"command": "thresholds", "loss": loss, "results": [_threshold_dict(t) for t in thresholds]})
 
 
 def thresholds_csv(thresholds) -> str:
@@ -49,8 +49,11 @@ def _threshold_value(v: float, dtype: str) -> Text:
     return logit_text(v, dtype) if exact else Text(f"{v:.10g}")
 
 
-def thresholds_renderable(thresholds):
+def thresholds_renderable(thresholds, loss: str = "bce"):
     """One table per dtype: what breaks, predicted, measured (and by which method), then formulas and reasons."""
+    from stabcli.losses import get_family
+
+    label = get_family(loss).target_label
     out: list = []
     by_dtype: dict = {}
     for t in thresholds:
@@ -72,7 +75,7 @@ def thresholds_renderable(thresholds):
             table.add_row(str(i), t.name, _threshold_value(t.predicted, dtype), measured)
         out.append(table)
         for i, t in enumerate(rows, 1):
-            by = f" (measured: {t.backend} {t.method}, target {t.target:g})"
+            by = f" (measured: {t.backend} {t.method}, {label(t.target)})"
             out.append(Padding(Text(f"{i}. {t.formula}{by}", style="dim"), (0, 0, 0, 2)))
             if t.measured != t.predicted:
                 out.append(Padding(Text(f"* measured differs: {t.explanation}"), (0, 0, 0, 5)))

@@ -11,8 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
+import math
+
 import numpy as np
 
+from stabcli.core.errors import InputError
 from stabcli.core.formats import Format, to_float64
 from stabcli.losses.base import LossFamily
 from stabcli.losses.bce import formulas
@@ -34,6 +37,11 @@ class Inputs:
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {k: getattr(self, k) for k in formulas.INPUT_KEYS}
+
+    def as_json(self) -> dict:
+        """The inputs as compare's JSON shows them (logits and targets always lists)."""
+        return {"logits": np.atleast_1d(self.logits).tolist(), "targets": np.atleast_1d(self.targets).tolist(),
+                "weight": self.weight.tolist(), "pos_weight": self.pos_weight.tolist()}
 
 
 @dataclass
@@ -87,12 +95,28 @@ class BCE(LossFamily):
     input_keys = formulas.INPUT_KEYS
     input_labels = {"logits": "logit", "targets": "target", "weight": "weight", "pos_weight": "pos_weight"}
     threshold_methods = ("naive", "clamped", "logsumexp", "torch_bce")
+    pos_weight = True
+    figure_name = "BCE"
+    figure_note = "softplus follows the truth; shaded: the -100 clamp changes the answer"
     Inputs = Inputs
 
+    @cached_property
+    def peer_methods(self) -> dict:
+        from stabcli.losses.bce import peers
+
+        return peers.METHODS
+
     def formula(self, method: str):
+        if method not in formulas.METHODS:  # a peer library's (imports nothing otherwise)
+            peer = self.peer_methods[method]
+            return peer.load(peer.formula)
         return formulas.METHODS[method]
 
     def excluded(self, method: str, options: dict) -> str | None:
+        if method not in formulas.METHODS:  # a peer library's (imports nothing otherwise)
+            from stabcli.losses.bce.peers import excluded
+
+            return excluded(method, options)
         if method == "torch_bce" and not bool(np.all(np.asarray(options.get("pos_weight", 1.0)) == 1)):
             return "torch_bce is left out: F.binary_cross_entropy has no pos_weight"
         return None
@@ -108,11 +132,29 @@ class BCE(LossFamily):
         return exact_grad(*element)
 
     def grad_details(self, backend, fmt, method, arrays, reduction="none"):
+        if method not in formulas.METHODS:  # a peer library's (imports nothing otherwise)
+            gradient = super().grad_details(backend, fmt, method, arrays, reduction)
+            if gradient is not None:  # a clip that fired also changed the gradient (torch.clip's backward is 0)
+                from stabcli.commands.compare import evaluate_method
+
+                ev, _ = evaluate_method(backend, fmt, method, arrays, family=self)
+                if ev.clamp_changed is not None:
+                    gradient.clamped = np.broadcast_to(ev.clamp_changed, gradient.grad.shape).copy()
+            return gradient
         from stabcli.losses.bce.gradients import grad_details
 
         return grad_details(backend, fmt, method, arrays, reduction)
 
     def grad_of(self, backend, fmt, method, arrays, reduction="none", broadcast=True):
+        if method not in formulas.METHODS:  # a peer library's (imports nothing otherwise)
+            from stabcli.losses.bce.peers import grad_of
+
+            n = np.broadcast_shapes(*(np.shape(a) for a in arrays.values()))
+            full = {k: np.broadcast_to(np.asarray(a, dtype=fmt.np_dtype), n) for k, a in arrays.items()}
+            g = grad_of(method, fmt, full)
+            if g is not None and reduction == "mean":
+                g = (g / fmt.np_dtype.type(max(g.size, 1))).astype(fmt.np_dtype)
+            return g
         from stabcli.losses.bce.gradients import grad_of
 
         return grad_of(backend, fmt, method, arrays, reduction, broadcast)
@@ -133,7 +175,17 @@ class BCE(LossFamily):
         bce = ["torch_bce"] if "torch" in backends and pw_is_one else ["clamped"]
         return other, [b for b in backends if b == "torch"] or list(backends), bce
 
-    def sweep_case(self, fmt, target, weight=1.0, pos_weight=1.0) -> SweepCase:
+    def check_sweep(self, targets, weight, pos_weight, options) -> None:
+        for t in targets:
+            if not (0 <= t <= 1):
+                raise InputError(f"target {t} is outside [0, 1]; targets are probabilities in [0, 1]")
+        for name, v in (("weight", weight), ("pos_weight", pos_weight)):
+            if not (math.isfinite(v) and v >= 0):
+                raise InputError(f"{name} {v} is not allowed; {name}s are finite numbers >= 0")
+        if options:
+            raise InputError(f"binary cross-entropy has no sweep option {', '.join(options)}")
+
+    def sweep_case(self, fmt, target, weight=1.0, pos_weight=1.0, **options) -> SweepCase:
         return SweepCase(fmt, float(target), float(weight), float(pos_weight))
 
     def predict_thresholds(self, fmt, rtol=None):
