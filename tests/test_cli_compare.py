@@ -27,17 +27,19 @@ def strict_json(text):
 def test_1e10_1_tells_the_whole_story():
     result = run("compare", "1e10", "1")
     assert result.exit_code == 0, result.output
-    out = " ".join(result.output.replace("│", " ").split())  # the summary panel wraps its sentences
+    out = " ".join(result.output.replace("│", " ").split())  # the answer panel wraps its sentences
     for dtype in ("float16", "bfloat16", "float32", "float64"):
         assert dtype in out
-    assert "numpy backend" in out and "torch backend" in out
+    table = [line.split() for line in result.output.splitlines()]
+    backends = {cells[1] for cells in table if cells[:1] == ["naive"] and len(cells) == 6}
+    assert backends == {"both"}  # naive: numpy and torch agree on loss and gradient in every dtype, one line each
     assert "sigmoid rounded to exactly 1.0" in out
     assert "log(0) = -inf" in out
     assert "0·(-inf) = NaN" in out
     assert "clamp fired: -inf -> -100" in out
     assert "the clamp hides the NaN" in out
     assert "With target 0 it returns 100 where the true loss is 1e10" in out
-    assert "overflows to inf" in out  # float16 cannot hold 1e10 (DESIGN.md)
+    assert "overflows float16 (max 65504) and becomes inf" in out  # float16 cannot hold 1e10 (DESIGN.md)
     assert "9999220736" in out  # 1e10 as stored in bfloat16 (DESIGN.md)
 
 

@@ -61,6 +61,7 @@ class Again:
     def __init__(self):
         self.comparisons = {}
         self.sweep16 = None
+        self.grid_sweeps = {}
 
     def compare(self, call):
         key = (repr(call["logits"]), repr(call["targets"]), call["dtype"])
@@ -80,6 +81,12 @@ class Again:
         return getattr(row, what)
 
     def sweep(self, call):
+        if call["grid"] == "default":  # one method over stabcli sweep's default grid, with gradients
+            key = (call["dtype"], call["backend"], call["method"], call["target"])
+            if key not in self.grid_sweeps:
+                self.grid_sweeps[key] = run_sweep([FORMATS[call["dtype"]]], [call["backend"]], [call["target"]],
+                                                  make_grid(), methods=[call["method"]], grad=True)
+            return demo.sweep_field(self.grid_sweeps[key].rows[0], call["field"])
         assert call["dtype"] == "float16" and call["grid"] == "exhaustive" and call["method"] == "naive"
         if self.sweep16 is None:
             self.sweep16 = run_sweep([FORMATS["float16"]], ["numpy", "torch"], [0.0, 1.0],
@@ -201,6 +208,14 @@ def test_the_numbers_tell_the_story(built):
     assert shown(steps, 6, logits=40.0, method="torch_bce", field="grad", dtype="float32") == 0  # should be 1
     assert shown(steps, 6, logits=40.0, method="torch_bce_with_logits", field="grad", dtype="float32") == 1
     assert math.isnan(shown(steps, 6, logits=40.0, method="torch_bce", field="grad", dtype="float16"))
+    # BCEWithLogitsLoss's gradient, target 1, float32 torch: 0 from where sigmoid rounds to 1 (DESIGN.md:
+    # 16.63553237915039), where the truth is -sigmoid(-x) = -5.96e-8 (mpmath: -1/(1+exp(16.63553237915039))).
+    wl_grad = {"method": "torch_bce_with_logits", "grid": "default"}
+    assert shown(steps, 7, field="grad.vanished_pos", **wl_grad) == 16.63553237915039
+    assert f"{shown(steps, 7, field='grad_reference', method='torch_bce_with_logits', logits=16.63553237915039):.3g}" \
+        == "-5.96e-08"
+    assert shown(steps, 7, field="grad_count_vanished", **wl_grad) > 0
+    assert shown(steps, 7, field="grad_count_vanished", method="softplus", grid="default") == 0
     wl = shown(steps, 7, logits=-12.0, method="torch_bce_with_logits", field="loss")
     ref = shown(steps, 7, logits=-12.0, targets=0.0, field="reference")
     assert f"{wl:.3g}" == "5.72e-06" and f"{ref:.4g}" == "6.144e-06"

@@ -34,7 +34,8 @@ TOKENS = ["", " ", "0", "1", "-1", "-0", "0.5", "2", "nan", "inf", "-inf", "1e40
           "csv", "table", "none", "sum", "mean", "linear", "log", "float32", "float64", "png,svg", "svg", "png,,svg",
           "x.png", "x.svg", "fig", "9" * 400, "\n", "a\nb", "\udcff", "é", "∞", "1e10", "-100", "3", "8", "1e9", "/",
           ".", "..", "/proc/x.png", "-2e304", "1.7976931348623157e308", "5e-324", "-5e-324", "softmax", "bce",
-          "[[12,0,-12]]", "[[1,2,3],[4,5,6]]", "1,0,0", "0.2,0.3,0.5", "1e-99999", "0e999999999"]
+          "[[12,0,-12]]", "[[1,2,3],[4,5,6]]", "1,0,0", "0.2,0.3,0.5", "1e-99999", "0e999999999",
+          "training", "values"]
 NUMBERS = st.one_of(  # valid numbers of every size, so that the values past parsing get tried too
     st.floats().map(repr),
     st.floats(allow_nan=False, allow_infinity=False).map(float.hex),
@@ -55,7 +56,7 @@ COMMANDS = {
     "sweep": ({}, {"--loss": None, "--dtype": "float16", "--backend": "numpy", "--points": "11", "--target": None,
                    "--weight": None, "--pos-weight": None, "--label-smoothing": None, "--classes": None,
                    "--shift": None, "--rtol": None, "--atol": None, "--format": None, "--min": None, "--max": None,
-                   "--spacing": None, "--plot": None}),
+                   "--spacing": None, "--plot": None, "--severity": None}),
     "thresholds": ({}, {"--loss": None, "--dtype": "float16", "--rtol": None, "--atol": None, "--format": None}),
     "plot": ({}, {"--loss": None, "--dtype": "float16", "--backend": "numpy", "--target": "0", "--out": "figs",
                   "--format": "png", "--slide": None}),

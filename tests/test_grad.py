@@ -262,7 +262,13 @@ def test_compare_m50_1_json_forward_fine_gradient_wrong():
 
 
 def test_compare_40_0_table_shows_gradient():
+    # The default output has one compact table (loss, status, gradient, gradient status per row); --steps keeps the
+    # per-dtype tables, gradient table included.
     result = run("compare", "40", "0", "--dtype", "float32")
+    assert result.exit_code == 0, result.output
+    bce = next(line for line in result.output.splitlines() if line.split()[:2] == ["torch_bce", "torch"])
+    assert bce.split()[2:] == ["100", "clamped", "0", "clamped"]
+    result = run("compare", "40", "0", "--dtype", "float32", "--steps")
     assert result.exit_code == 0, result.output
     out = result.output
     assert "float32  gradient d loss / d x" in out
@@ -282,7 +288,8 @@ def test_compare_40_0_float16_grad_nan_is_explained():
     bce = rows_of(result)[("torch", "torch_bce")]
     assert bce["grad"] == "nan" and bce["grad_status"] == "nan"
     notes = " ".join(s["note"] for s in bce["steps"])
-    assert "1e-12 rounds to 0 in float16" in notes and "0/0 = NaN" in notes
+    # p = 1, y = 0: (p-y)/max(p(1-p), 0) = 1/0 = inf, and torch.sigmoid's backward multiplies it by p(1-p) = 0
+    assert "1e-12 rounds to 0 in float16" in notes and "(p-y)/0 = inf" in notes and "inf·0 = NaN" in notes
 
 
 def test_compare_grad_lists_and_mean():

@@ -58,9 +58,14 @@ def _scalar(text: str, what: str) -> float:
 @click.option("--peers", is_flag=True,
               help="Also sweep the peer libraries' real losses where installed (Keras on torch, optax on jax; "
                    "pip install 'stabcli[peers]').")
+@click.option("--severity", type=click.Choice(("accuracy", "training"), case_sensitive=False), default="accuracy",
+              show_default=True,
+              help="accuracy: every count and where each method leaves the tolerance. training: methods ranked by "
+                   "what breaks training, inf/NaN in the loss or gradient first, then a gradient that stalls (0 "
+                   "where the truth matters), then merely inaccurate; where each first breaks, one line per target.")
 @options.core_errors
 def sweep(loss, dtypes, backends, targets, weight, pos_weight, label_smoothing, classes, shift, atol, rtol,
-          output_format, xmin, xmax, points, spacing, exhaustive, plot_path, grad, peers):
+          output_format, xmin, xmax, points, spacing, exhaustive, plot_path, grad, peers, severity):
     """Count, per method, where the loss is inf, NaN, clamped or inaccurate over many logits, and where it breaks.
 
     The grid brackets each breakdown; a search over the dtype's representable values then pins the exact logit
@@ -80,10 +85,14 @@ def sweep(loss, dtypes, backends, targets, weight, pos_weight, label_smoothing, 
         stabcli sweep --dtype float16 --backend numpy --plot float16.png
         stabcli sweep --dtype float16 --exhaustive --no-grad
         stabcli sweep --loss softmax --dtype float16 --exhaustive --target 1,0,0
+        stabcli sweep --dtype float32 --backend torch --severity training
     """
     from stabcli.core.formats import parse_dtypes
     from stabcli.commands.sweep import make_grid, run_sweep, total_points
 
+    severity = severity.lower()
+    if severity == "training" and not grad:
+        raise options.UserError("--severity training ranks gradients too (inf/NaN, stalled); drop --no-grad")
     family = options.family_of(loss, label_smoothing=label_smoothing, classes=classes, shift=shift)
     parsed = family.parse_sweep(targets, weight, pos_weight, classes=classes, shift=shift,
                                 label_smoothing=label_smoothing)
@@ -122,8 +131,8 @@ def sweep(loss, dtypes, backends, targets, weight, pos_weight, label_smoothing, 
             written = plots.write_sweep_figure(result, plot_path, rtol, atol)
         except OSError as exc:
             raise options.UserError(f"--plot {shown(plot_path)} cannot be written ({exc.strerror or exc})") from None
-    options.emit(output_format, lambda: view.sweep_json(result), lambda: view.sweep_csv(result),
-                 lambda width: view.sweep_renderable(result, width), notes=result.notes)
+    options.emit(output_format, lambda: view.sweep_json(result, severity), lambda: view.sweep_csv(result),
+                 lambda width: view.sweep_renderable(result, width, severity), notes=result.notes)
     if written is not None:
         click.echo(f"figure written to {click.format_filename(written)}", err=True)
 

@@ -78,6 +78,23 @@ class Comparison:
     flipped: list[Row] = field(default_factory=list)  # one logit, hard target: BCELoss at the other target
     summary: list[str] = field(default_factory=list)  # plain sentences, per dtype, on what the rows show
     family: str = "bce"
+    focus: tuple[str, str] | None = None  # one element: the (dtype, backend) the answer is about (see focus_of)
+    answer: list[str] = field(default_factory=list)  # one element: the answer for the focus, a sentence a line
+
+
+SEED_FOCUS: tuple[str, str] = ("float32", "torch")  # the seed articles' case: torch's float32 default
+
+
+def focus_of(rows) -> tuple[str, str] | None:
+    """The (dtype, backend) a single-element answer is about: the seed's float32 and torch when they ran; else the
+    first dtype that ran (in the order float16, bfloat16, float32, float64) and torch if it ran, else numpy."""
+    ran = list(dict.fromkeys((r.dtype, r.backend) for r in rows))
+    if not ran:
+        return None
+    dtypes = list(dict.fromkeys(d for d, _ in ran))
+    dtype = SEED_FOCUS[0] if SEED_FOCUS[0] in dtypes else dtypes[0]
+    backends = [b for d, b in ran if d == dtype]
+    return dtype, SEED_FOCUS[1] if SEED_FOCUS[1] in backends else backends[0]
 
 
 def _rounded(fmt: Format, inputs, family):
@@ -308,4 +325,9 @@ def run_compare(
             comparison.flipped = run_compare(other, formats, other_backends, other_methods, rtol, atol,
                                              loss=family.name).rows
         comparison.summary = notes_text.summary(comparison)
+        comparison.focus = focus_of(rows)
+        answer = getattr(notes_text, "answer", None)  # a family without its own answer shows its summary's line
+        if comparison.focus is not None:
+            comparison.answer = answer(comparison, *comparison.focus) if answer else \
+                [line for line in comparison.summary if line.startswith(f"{comparison.focus[0]}:")]
     return comparison

@@ -46,6 +46,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from stabcli.commands import severity
 from stabcli.commands.compare import evaluate_method, exp_overflowed
 from stabcli.core.analysis import INF, NAN, OK, Reference, Tolerance, judge, judge_grad
 from stabcli.core.backends import BACKEND_NAMES, backend_note
@@ -63,7 +64,7 @@ SAMPLES = {8: 2**8, 16: 4096, 32: 4096, 64: 64}  # a larger bracket is sampled a
 BREAKDOWN_KINDS: tuple[str, ...] = ("nonfinite", "inaccurate", "clamped")
 COUNT_KEYS: tuple[str, ...] = ("ok", "inaccurate", "clamped", "inf", "nan")
 GRAD_COUNT_KINDS: tuple[str, ...] = ("nonfinite", "vanished", "inaccurate")  # exclusive gradient counts
-GRAD_KINDS: tuple[str, ...] = ("nonfinite", "nan", "vanished", "inaccurate")  # gradient breakdowns
+GRAD_KINDS: tuple[str, ...] = ("nonfinite", "nan", "vanished", "inaccurate", "stalled")  # gradient breakdowns
 GRAD_DEFAULT = True  # gradients are swept unless asked not to (about 1.5x the time end to end; see README)
 
 
@@ -271,6 +272,11 @@ class Chunk:
         return Reference.prepare(nearest, self.s.fmt, self.tol, for_rounding)
 
     @cached_property
+    def stall_floor(self) -> float:
+        """The smallest true gradient whose vanishing stalls training (``severity.stall_floor``)."""
+        return severity.stall_floor(self.s)
+
+    @cached_property
     def sigmoid_overflow(self) -> np.ndarray:
         """Where exp(-x), inside numpy's op-by-op sigmoid of these logits, overflows (the same for every method)."""
         with np.errstate(all="ignore"):
@@ -399,7 +405,8 @@ class Breakdown:
 
 @dataclass
 class GradBreakdown:
-    """Per side of 0, the logit closest to 0 where the gradient is non-finite / NaN / vanished / wrong at all."""
+    """Per side of 0, the logit closest to 0 where the gradient is non-finite / NaN / vanished / wrong at all /
+    stalled (vanished where the truth matters for training: ``severity.stall_floor``)."""
 
     nonfinite_pos: float | None = None
     nonfinite_neg: float | None = None
@@ -409,6 +416,8 @@ class GradBreakdown:
     vanished_neg: float | None = None
     inaccurate_pos: float | None = None
     inaccurate_neg: float | None = None
+    stalled_pos: float | None = None
+    stalled_neg: float | None = None
 
 
 @dataclass
@@ -419,6 +428,8 @@ class GradStats:
     max_error_bits: float = 0.0
     breakdown: GradBreakdown = field(default_factory=GradBreakdown)
     at: dict[str, tuple[float, float]] = field(default_factory=dict)  # breakdown key -> (gradient, reference)
+    # for training (severity): points where the loss or the gradient is inf/NaN; where the gradient stalls
+    training: dict[str, int] = field(default_factory=lambda: {"nonfinite": 0, "stalled": 0})
     _closest: dict = field(default_factory=dict, repr=False)
 
 
@@ -437,6 +448,7 @@ class SweepRow:
     max_error_bits: float = 0.0
     breakdown: Breakdown = field(default_factory=Breakdown)
     grad: GradStats | None = None
+    training: severity.TrainingBreaks | None = None  # ranked for training (with gradients only)
     _closest: dict = field(default_factory=dict, repr=False)  # (kind, side) -> failing grid logit closest to 0
 
 
@@ -477,12 +489,16 @@ def _loss_masks(j, changed, chunk: Chunk) -> dict:
     return {"nonfinite": ~np.isfinite(j.loss64) & j.outside, "inaccurate": j.outside, "clamped": changed}
 
 
-def _grad_masks(j, nonfinite, nan, gone) -> dict:
-    return {"nonfinite": nonfinite, "nan": nan, "vanished": gone, "inaccurate": j.code != OK}
+def _grad_masks(j, nonfinite, nan, gone, floor: float) -> dict:
+    """The gradient's breakdown kinds as masks; ``stalled``: vanished where |truth| >= ``floor``."""
+    with np.errstate(invalid="ignore"):
+        stalled = gone & (np.abs(j.ref.nearest) >= floor)
+    return {"nonfinite": nonfinite, "nan": nan, "vanished": gone, "inaccurate": j.code != OK, "stalled": stalled}
 
 
-def _tally(row: SweepRow, chunk: Chunk) -> None:
-    """Judge ``row``'s method on the chunk and add it to the row's counts, maxima and breakdown brackets."""
+def _tally(row: SweepRow, chunk: Chunk) -> np.ndarray:
+    """Judge ``row``'s method on the chunk and add it to the row's counts, maxima and breakdown brackets; returns
+    where the loss is non-finite (for the gradient's training counts)."""
     j, changed, ev, ops = _judge_loss(row.backend, row.method, chunk)
     row.points += chunk.xs.size
     for key, n in zip(COUNT_KEYS, j.counts()):
@@ -491,12 +507,15 @@ def _tally(row: SweepRow, chunk: Chunk) -> None:
     if chunk.xs.size:
         row.max_abs_error = max(row.max_abs_error, float(np.max(j.abs_error)))
         row.max_error_bits = max(row.max_error_bits, j.max_error_bits())
-    for kind, mask in _loss_masks(j, changed, chunk).items():
+    masks = _loss_masks(j, changed, chunk)
+    for kind, mask in masks.items():
         _note_closest(row._closest, kind, mask, chunk)
+    return masks["nonfinite"]
 
 
-def _tally_grad(row: SweepRow, chunk: Chunk) -> None:
-    """The same for the gradient of ``row``'s method (exclusive counts: non-finite, vanished, else inaccurate)."""
+def _tally_grad(row: SweepRow, chunk: Chunk, loss_nonfinite: np.ndarray) -> None:
+    """The same for the gradient of ``row``'s method (exclusive counts: non-finite, vanished, else inaccurate),
+    and the training counts: loss or gradient non-finite; gradient stalled with both finite."""
     j, nonfinite, nan, gone = _judge_grad(row.backend, row.method, chunk)
     stats = row.grad
     stats.counts["nonfinite"] += int(np.count_nonzero(nonfinite))
@@ -504,7 +523,10 @@ def _tally_grad(row: SweepRow, chunk: Chunk) -> None:
     stats.counts["inaccurate"] += int(np.count_nonzero((j.code != OK) & ~nonfinite & ~gone))
     if chunk.xs.size:
         stats.max_error_bits = max(stats.max_error_bits, j.max_error_bits())
-    for kind, mask in _grad_masks(j, nonfinite, nan, gone).items():
+    masks = _grad_masks(j, nonfinite, nan, gone, chunk.stall_floor)
+    stats.training["nonfinite"] += int(np.count_nonzero(loss_nonfinite | nonfinite))
+    stats.training["stalled"] += int(np.count_nonzero(masks["stalled"] & ~loss_nonfinite))
+    for kind, mask in masks.items():
         _note_closest(stats._closest, kind, mask, chunk)
 
 
@@ -520,6 +542,8 @@ def _merge(row: SweepRow, part: SweepRow) -> None:
     if row.grad is not None:
         for key in GRAD_COUNT_KINDS:
             row.grad.counts[key] += part.grad.counts[key]
+        for key in row.grad.training:
+            row.grad.training[key] += part.grad.training[key]
         row.grad.max_error_bits = max(row.grad.max_error_bits, part.grad.max_error_bits)
         pairs.append((row.grad._closest, part.grad._closest))
     for mine, theirs in pairs:
@@ -590,13 +614,45 @@ def _refine_grad(row: SweepRow, s, tol: Tolerance, grid: Grid, cache: dict, fami
     def judged(xs: np.ndarray):
         return _judge_grad(row.backend, row.method, Chunk(xs, s, tol, cache=cache, family=family))
 
-    found = _pin(row.grad._closest, GRAD_KINDS, lambda xs: _grad_masks(*judged(xs)), fmt, grid)
+    floor = severity.stall_floor(s)
+    found = _pin(row.grad._closest, GRAD_KINDS, lambda xs: _grad_masks(*judged(xs), floor), fmt, grid)
     for key, logit in found.items():
         setattr(row.grad.breakdown, key, logit)
     if found:
         keys = list(found)
         j = judged(fmt.round(np.array([found[k] for k in keys])))[0]
         row.grad.at = {k: (float(g), float(r)) for k, g, r in zip(keys, j.loss64, j.ref.nearest)}
+
+
+def training_breaks(row: SweepRow, s, tol: Tolerance, cache: dict | None = None, family=None):
+    """``row`` ranked for training (``severity.TrainingBreaks``), from its pinned breakdowns: per side of 0 the
+    logit closest to 0 where the loss or gradient is inf/NaN or the gradient stalls, and what happens there (the
+    method evaluated again at that one logit)."""
+    g, b = row.grad, row.breakdown
+    out = severity.TrainingBreaks(
+        count_nonfinite=g.training["nonfinite"], count_stalled=g.training["stalled"],
+        inaccurate=bool(row.counts["inaccurate"] or row.counts["clamped"] or any(g.counts.values())))
+    for side in ("pos", "neg"):
+        pick = min if side == "pos" else max
+        candidates = (getattr(b, f"nonfinite_{side}"), getattr(g.breakdown, f"nonfinite_{side}"),
+                      getattr(g.breakdown, f"stalled_{side}"))
+        found = [x for x in candidates if x is not None]
+        if not found:
+            continue
+        x = pick(found)
+        diverge = [v for v in candidates[:2] if v is not None]
+        if diverge and pick(diverge) != x:
+            setattr(out, f"diverge_{side}", pick(diverge))
+        xs = s.fmt.round(np.array([x]))
+        chunk = Chunk(xs, s, tol, cache=cache, family=family)
+        with np.errstate(all="ignore"):
+            loss = float(_judge_loss(row.backend, row.method, chunk)[0].loss64[0])
+            j = _judge_grad(row.backend, row.method, chunk)[0]
+        setattr(out, f"break_{side}", x)
+        setattr(out, f"break_{side}_kind", severity.kind_at(loss, float(j.loss64[0])))
+        if getattr(g.breakdown, f"stalled_{side}") == x:
+            setattr(out, f"truth_{side}", float(j.ref.nearest[0]))
+    return out
 
 
 # --- running a sweep, on one core or several ------------------------------------------------------------------
@@ -643,9 +699,9 @@ def _sweep_piece(plan: _Plan, start: int | None, stop: int | None, rows: list[Sw
         for xs in logit_chunks(plan.grid, fmt, plan.chunk, start, stop):
             chunk = Chunk(xs, s, plan.tol, family=family)
             for row in rows:
-                _tally(row, chunk)
+                loss_nonfinite = _tally(row, chunk)
                 if plan.grad:
-                    _tally_grad(row, chunk)
+                    _tally_grad(row, chunk, loss_nonfinite)
             if progress is not None:
                 progress(xs.size)
     return rows
@@ -807,6 +863,7 @@ def _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, metho
                     _refine(row, s, tol, grid, cache, family)
                     if grad:
                         _refine_grad(row, s, tol, grid, cache, family)
+                        row.training = training_breaks(row, s, tol, cache, family)
             rows.extend(part)
     if "peers" in backends and family.missing_peers():
         from stabcli.core.peers import INSTALL_HINT

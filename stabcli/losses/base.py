@@ -225,8 +225,9 @@ class LossFamily:
     # text --------------------------------------------------------------------------------------------------
     @property
     def notes(self) -> Any:
-        """A module with note, verdict, grad_steps, grad_verdict, summary, sweep_summary (and optionally
-        grid_line): the family's words. Default: ``losses/plain_notes.py``, which says what any loss's numbers say."""
+        """A module with note, verdict, grad_steps, grad_verdict, summary, sweep_summary (and optionally grid_line,
+        and answer(comparison, dtype, backend): the lines a single-element compare opens with, else the summary's
+        line): the family's words. Default: ``losses/plain_notes.py``, which says what any loss's numbers say."""
         from stabcli.losses import plain_notes
 
         return plain_notes
@@ -254,7 +255,8 @@ class LossFamily:
     def sweep_case(self, fmt, target, weight=1.0, pos_weight: float = 1.0, **options):
         """The inputs of one (dtype, target) of a sweep: ``fmt``, ``target``, ``weight``, ``pos_weight``,
         ``arrays(xs)``, ``reference(xs, cache)``, ``grad_reference(xs, cache)`` (each (nearest, for_rounding) float64
-        pairs), ``grad_reference_points(xs64)`` (figures). ``options`` are the family's own sweep options (softmax:
+        pairs), ``grad_reference_points(xs64)`` (figures), and optionally ``grad_scale``, the size of an ordinary
+        gradient (default 1; see ``commands/severity.py``). ``options`` are the family's own sweep options (softmax:
         classes, shift, label_smoothing). Default (elementwise): :class:`ElementwiseCase`, whose reference is
         mpmath's at every point: right, but ~0.1 ms a point, so a family meant for exhaustive sweeps gives a fast
         float64 reference of its own (as ``bce/reference.py`` does)."""

@@ -58,6 +58,8 @@ def compare_json(comparison) -> str:
     }
     if comparison.summary:
         doc["summary"] = comparison.summary
+    if comparison.answer:
+        doc["answer"] = {"dtype": comparison.focus[0], "backend": comparison.focus[1], "lines": comparison.answer}
     return dumps(doc)
 
 
@@ -140,14 +142,28 @@ def element_table(title: str, rows, xs: list, value: str, ref: str, bits: str, s
     return table
 
 
-def compare_tables(comparison) -> list:
-    """One results table per dtype (and, for a single element, its trace), then the notes and summary."""
+STEPS_MODES = ("answer", "all", "none")  # single element: answer first, every trace, no trace
+
+
+def compare_tables(comparison, steps: str = "answer") -> list:
+    """What a compare prints, as renderables.
+
+    One element, ``steps="answer"`` (the default): the answer for one dtype and backend (the seed's float32 and
+    torch when they ran), one compact table of every dtype, backend and method, then that dtype and backend's trace
+    (methods that went right in one line each). ``"none"``: the same without the trace. ``"all"``: the answer, then
+    per dtype the results, gradients and every backend's trace, then the summary of every dtype.
+    Several elements: per dtype the results and gradients, element by element.
+    """
+    single = comparison.inputs.size == 1
+    if single and comparison.focus is not None and steps != "all":
+        return answer_first(comparison, trace=steps == "answer")
     out: list = []
+    if single and comparison.answer:
+        out += [answer_panel(comparison), Text("")]
     by_dtype: dict[str, list] = {}
     for r in comparison.rows:
         by_dtype.setdefault(r.dtype, []).append(r)
     notes = {dn.dtype: dn for dn in comparison.dtype_notes}
-    single = comparison.inputs.size == 1
     for dtype, rows in by_dtype.items():
         dn = notes[dtype]
         title = f"[bold]{dtype}[/]  x = {_inputs_line(dn.logits)}"
@@ -190,12 +206,8 @@ def compare_tables(comparison) -> list:
         for r in rows:
             if r.library is not None:
                 out.append(Text(f"  {r.method}: {r.library}", style="dim"))
-        for change in dn.changes[:MAX_NOTES]:
-            out.append(Text(f"  note: {change}", style="dim"))
-        if len(dn.changes) > MAX_NOTES:
-            out.append(Text(f"  note: ... and {len(dn.changes) - MAX_NOTES} more inputs changed by rounding to "
-                            f"{dtype} (--format json lists them all)", style="dim"))
-        if single and any(r.steps for r in rows):
+        out += _change_notes(dn)
+        if single and steps == "all" and any(r.steps for r in rows):
             if any(r.backend == "peers" for r in rows):  # a third column would not fit: the peers' own trace
                 out.append(trace_table([r for r in rows if r.backend != "peers"]))
                 out.append(trace_table([r for r in rows if r.backend == "peers"], "step by step (peer libraries)"))
@@ -209,8 +221,136 @@ def compare_tables(comparison) -> list:
     for note in comparison.notes:
         out.append(Text(f"note: {note}", style="dim"))
     if comparison.summary:
-        out.append(Panel("\n".join(comparison.summary), title="What this shows", title_align="left"))
+        out.append(Panel("\n".join(comparison.summary), title="What this shows, dtype by dtype", title_align="left"))
     return out
+
+
+def _change_notes(dn) -> list:
+    """The dim notes on inputs a dtype changed by rounding (at most MAX_NOTES, then how many more)."""
+    out: list = [Text(f"  note: {change}", style="dim") for change in dn.changes[:MAX_NOTES]]
+    if len(dn.changes) > MAX_NOTES:
+        out.append(Text(f"  note: ... and {len(dn.changes) - MAX_NOTES} more inputs changed by rounding to "
+                        f"{dn.dtype} (--format json lists them all)", style="dim"))
+    return out
+
+
+def answer_panel(comparison) -> Panel:
+    dtype, backend = comparison.focus
+    return Panel("\n".join(comparison.answer), title=f"Answer ({dtype}, {backend})", title_align="left")
+
+
+def answer_first(comparison, trace: bool = True) -> list:
+    """One element: the answer, every dtype/backend/method in one table, then the focus's trace (``trace``)."""
+    dtype, backend = comparison.focus
+    out: list = [answer_panel(comparison), overview_table(comparison)]
+    for dn in comparison.dtype_notes:
+        out += _change_notes(dn)
+    for note in comparison.notes:
+        out.append(Text(f"  note: {note}", style="dim"))
+    rows = [r for r in comparison.rows if r.dtype == dtype and r.backend == backend]
+    if trace and any(r.steps for r in rows):
+        out += [Text(""), Text(f"step by step: {dtype}, {backend}", style="bold"), *focus_trace(rows)]
+    hint = "--steps: every step, dtype and backend; --format json or csv: every number"
+    out.append(Text(hint if trace else "--format json or csv: every number", style="dim"))
+    return out
+
+
+STEP_INDENT = 4
+
+
+def focus_trace(rows) -> list:
+    """One backend's trace, compact: the methods whose loss and gradient are both correctly rounded in one line at
+    the end, a method whose loss and gradient are within tolerance in one line (its verdicts); any other method
+    its verdict, then a line per step, 'name = value — note', where the step has a note or gives
+    the loss or gradient. Steps with nothing to say in between, and a step that repeats one shown above (the same
+    value and note, such as p = sigmoid(x) in every method that forms it), are left to --steps."""
+    out: list = []
+    shown: set = set()
+    exact = [r for r in rows if r.status == "ok" and r.grad_status == "ok" and r.error_bits == 0
+             and r.grad_error_bits == 0]
+    for r in rows:
+        if r in exact:
+            continue
+        head = Text(f"{r.method}:", style="bold")
+        head.append(f" {r.verdict}")
+        if r.status == "ok" and r.grad_status == "ok":
+            out.append(head.append(f" {_capital(r.grad_verdict)}"))
+            continue
+        out.append(head)
+        grid = Table.grid(padding=0)
+        grid.add_column(width=STEP_INDENT, no_wrap=True)
+        grid.add_column(overflow="fold")
+        last = len(r.steps) - 1
+        for i, step in enumerate(r.steps):
+            result = i == last or i == _loss_index(r.steps)
+            if (not step.note or (repr(step.value), step.note) in shown) and not result:
+                continue
+            shown.add((repr(step.value), step.note))
+            line = Text(f"{step.name} = ")
+            line.append_text(value_text(step.value, 8))
+            if step.note:
+                line.append(f" — {step.note}", style="italic")
+            grid.add_row("", line)
+        out.append(grid)
+    if exact:
+        line = Text(", ".join(r.method for r in exact) + ":", style="bold")
+        line.append(f" loss {short(exact[0].loss, 10)} and gradient {short(exact[0].grad, 10)}, "
+                    "correctly rounded.")
+        out.append(line)
+    return out
+
+
+def _loss_index(steps) -> int:
+    """The step that gives the loss: the last one before the gradient's steps."""
+    grads = [i for i, s in enumerate(steps) if s.name.startswith("grad") or s.name == "dloss/dx"]
+    return (grads[0] if grads else len(steps)) - 1
+
+
+def _capital(text: str | None) -> str:
+    return "" if not text else text[0].upper() + text[1:]
+
+
+def _same(a, b) -> bool:
+    """Two rows show the same loss, status, gradient and gradient status (NaN equal to NaN, -0 not equal to 0)."""
+    key = lambda r: (repr(r.loss), r.status, repr(r.grad), r.grad_status)  # noqa: E731
+    return key(a) == key(b)
+
+
+def _grad_cell(grad, alarm: bool = True) -> Text:
+    """A gradient for the overview: one number, or for a vector (a row of class logits) its first value and how
+    many there are; '-' for a method without a gradient."""
+    if grad is None:
+        return Text("-", style="dim")
+    return Text(_compact(grad)) if isinstance(grad, list) else value_text(grad, alarm=alarm)
+
+
+def overview_table(comparison) -> Table:
+    """A single-element compare in one table: per dtype the exact values, then every method's loss, status,
+    gradient and gradient status per backend; where numpy and torch agree on all four, one line says 'both'.
+    Fits 80 columns."""
+    table = Table(pad_edge=False, box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), show_edge=False)
+    for name, justify in (("dtype", "left"), ("method", "left"), ("backend", "left"), ("loss", "right"),
+                          ("status", "left"), ("grad", "right"), ("grad status", "left")):
+        table.add_column(name, justify=justify, no_wrap=True)
+    by_dtype: dict[str, list] = {}
+    for r in comparison.rows:
+        by_dtype.setdefault(r.dtype, []).append(r)
+    for dtype, rows in by_dtype.items():
+        first = rows[0]
+        table.add_row(Text(dtype, style="bold"), Text("exact (mpmath)", style="dim"), "",
+                      value_text(first.reference, alarm=False), "", _grad_cell(first.grad_reference, alarm=False), "")
+        for method in dict.fromkeys(r.method for r in rows):
+            mrows = [r for r in rows if r.method == method]
+            if len(mrows) == 2 and _same(*mrows):
+                mrows = [mrows[0]]
+                backends = ["both"]
+            else:
+                backends = [r.backend for r in mrows]
+            for r, b in zip(mrows, backends):
+                table.add_row("", method, b, value_text(r.loss), status_text(r.status), _grad_cell(r.grad),
+                              _worst(r.grad_status) if isinstance(r.grad_status, list) else
+                              status_text(r.grad_status or ""))
+    return table
 
 
 def _worst(statuses: list) -> Text:
@@ -306,5 +446,5 @@ def trace_table(rows, title: str = "step by step") -> Table:
     return table
 
 
-def compare_renderable(comparison):
-    return Group(*compare_tables(comparison))
+def compare_renderable(comparison, steps: str = "answer"):
+    return Group(*compare_tables(comparison, steps))

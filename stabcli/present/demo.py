@@ -79,6 +79,9 @@ class Quote:
         if self.source == "compare":
             return (f"stabcli compare {_arg(c['logits'])} {_arg(c['targets'])} --dtype {c['dtype']} "
                     "--format json")
+        if self.source == "sweep" and c.get("grid") == "default":  # one method over the default grid, gradients on
+            return (f"stabcli sweep --dtype {c['dtype']} --backend {c['backend']} --target "
+                    f"{fmt_number(c['target'], None)} --format json")
         if self.source == "sweep":
             return (f"stabcli sweep --exhaustive --dtype {c['dtype']} --backend {c['backend']} --target "
                     f"{fmt_number(c['target'], None)} --no-grad --format json")
@@ -206,6 +209,14 @@ class _Lab:
         return self._memo("sweep16", lambda: run_sweep([FORMATS["float16"]], ["numpy", "torch"], [0.0, 1.0],
                                                        make_grid(exhaustive=True), methods=["naive"]))
 
+    def sweep_grid(self, dtype: str, backend: str, method: str, target: float):
+        """The default grid (``stabcli sweep``'s 4,001 logits) through one method, gradients included."""
+        from stabcli.commands.sweep import make_grid, run_sweep
+
+        return self._memo(_key("sweep", dtype, backend, method, target),
+                          lambda: run_sweep([FORMATS[dtype]], [backend], [target], make_grid(), methods=[method],
+                                            grad=True))
+
 
 def compare_value(comparison, backend: str, method: str, what: str):
     """One field of one row of a Comparison: a Row attribute, ``input`` (the logit as stored in the dtype) or
@@ -223,6 +234,19 @@ def compare_value(comparison, backend: str, method: str, what: str):
         return float(step.value)
     value = getattr(row, what)
     return value if isinstance(value, str) else float(value)
+
+
+def sweep_field(row, field: str):
+    """One number of a sweep row: ``points``, ``grad_count_<kind>`` (nonfinite, vanished, inaccurate) or
+    ``grad.<breakdown key>`` (vanished_pos, ...), each also a field of the sweep's JSON (``grad_breakdown`` for the
+    last). Tests use this same reading on their own sweep."""
+    if field == "points":
+        return row.points
+    if field.startswith("grad_count_"):
+        return row.grad.counts[field[len("grad_count_"):]]
+    if field.startswith("grad."):
+        return getattr(row.grad.breakdown, field[len("grad."):])
+    raise InputError(f"unknown sweep field {field!r}")
 
 
 def sweep_value(sweep, backend: str, target: float, key: str) -> float | None:
@@ -265,6 +289,15 @@ class _Builder:
         return self._add(Quote(value, "sweep", {"dtype": "float16", "grid": "exhaustive", "backend": backend,
                                                 "method": "naive", "target": target, "field": key}, None))
 
+    def sweep_grid(self, backend: str, method: str, target: float, field: str, dtype: str | None = None,
+                   digits: int | str | None = None, shown: bool = True) -> Quote:
+        """A number of the default grid sweep of one method (see :func:`sweep_field`)."""
+        dtype = dtype or self.dtype
+        row = self.lab.sweep_grid(dtype, backend, method, target).rows[0]
+        q = Quote(sweep_field(row, field), "sweep", {"dtype": dtype, "grid": "default", "backend": backend,
+                                                    "method": method, "target": target, "field": field}, digits)
+        return self._add(q) if shown else q
+
     def threshold(self, dtype: str, name: str) -> Quote:
         from stabcli.losses.bce.thresholds import predict
 
@@ -277,9 +310,11 @@ class _Builder:
         return self._add(Quote(grad_epsilon(FORMATS[dtype]), "thresholds_grad",
                                {"dtype": dtype, "function": "grad_epsilon"}, 3))
 
-    def constant(self, dtype: str, what: str, at: float | None = None, digits: int | None = 8) -> Quote:
-        return self._add(Quote(format_constant(FORMATS[dtype], what, at), "format",
-                               {"dtype": dtype, "what": what, "at": at}, digits))
+    def constant(self, dtype: str, what: str, at: float | None = None, digits: int | None = 8,
+                 shown: bool = True) -> Quote:
+        q = Quote(format_constant(FORMATS[dtype], what, at), "format", {"dtype": dtype, "what": what, "at": at},
+                  digits)
+        return self._add(q) if shown else q
 
     def clip(self, x: float, y: float, low: float, high: float, what: str = "loss", dtype: str | None = None,
              digits: int | None = 7, shown: bool = True, log_eps: float = 0.0) -> Quote:
@@ -414,9 +449,9 @@ def _step2(b: _Builder) -> DemoStep:
         f"So every status here is judged against the loss at x = inf ({ref1} and {ref0}), not at 1e10. naive's "
         f"{naive0} for target 0 is '{naive0_status}' only in that sense: it comes from the overflow of 1e10, not "
         f"from the formula, and the true loss, {true0}, is beyond {d} as well.",
-        f"At x = inf, log-sum-exp and BCEWithLogitsLoss meet 0·inf or inf - inf = NaN, BCELoss still answers "
-        f"{bce1} and {bce0}, and only the softplus form gives the exact limits. Step 5 shows where {d} breaks for "
-        "finite logits; --dtype float32 tells the seed article's story.",
+        f"At x = inf, for target 1, log-sum-exp and BCEWithLogitsLoss meet 0·inf or inf - inf = NaN, BCELoss still "
+        f"answers {bce1} and {bce0}, and only the softplus form gives the exact limits. Step 5 shows where {d} "
+        "breaks for finite logits; --dtype float32 tells the seed article's story.",
     ])
 
 
@@ -547,7 +582,8 @@ def _step6(b: _Builder) -> DemoStep:
         "(p - y)/max(p(1-p), 1e-12) and torch.sigmoid's backward multiplies by p(1-p). Gradient d loss / d x:",
     ], [table], why + [
         f"In float16, 1e-12 is stored as {eps16} (the smallest float16 is {tiny16}): the guard is gone. "
-        "BCEWithLogitsLoss differentiates the logit form and gets the gradient right.",
+        "BCEWithLogitsLoss gets these gradients right: its backward is sigmoid(x) - y, with no division by "
+        "p(1-p) (step 7 shows where even that vanishes).",
     ])
 
 
@@ -579,9 +615,43 @@ def _step7(b: _Builder) -> DemoStep:
         f"is -12 + {log_sig}, two nearly equal numbers, and {d} numbers near 12 are {gap} apart. It returns "
         f"{wl} ({wl_status}) where the truth is {ref}: a relative error of {rel}. softplus(x) written with "
         f"log1p, as above, gives {sp} ({sp_status}). Still, use BCEWithLogitsLoss: its absolute error, "
-        f"{abs_err} here, is negligible next to the loss of an ordinary example, and its gradient is right. "
-        "Where the relative accuracy of tiny losses matters, the softplus form keeps it.",
-    ])
+        f"{abs_err} here, is negligible next to the loss of an ordinary example. Where the relative accuracy "
+        "of tiny losses matters, the softplus form keeps it.",
+    ] + _grad_caveat(b))
+
+
+def _grad_caveat(b: _Builder) -> list[str]:
+    """What a sweep says of BCEWithLogitsLoss's gradient for target 1: where it vanishes, and how much that matters
+    (quoted from ``run_sweep`` on stabcli sweep's default grid, torch, in the step's dtype)."""
+    d = b.dtype
+    wl = ("torch", "torch_bce_with_logits", 1.0)
+    gone = b.sweep_grid(*wl, "grad_count_vanished", shown=False)
+    first = b.sweep_grid(*wl, "grad.vanished_pos", digits=d, shown=False)
+    if not gone.value or first.value is None:
+        return []
+    points = b.sweep_grid(*wl, "points")
+    b.show(gone, first)
+    truth = b.compare(float(first.value), 1.0, "torch", "torch_bce_with_logits", "grad_reference", digits=3)
+    p = b.compare(float(first.value), 1.0, "torch", "torch_bce", "step:p = torch.sigmoid(x)", shown=False)
+    where = ""
+    if p.value == 1.0:
+        b.show(p)
+        where = f", where sigmoid(x) rounds to {p}"
+    text = (f"Its gradient is not exact everywhere either. torch's backward forms sigmoid(x) - y, which for "
+            f"target 1 cancels as sigmoid(x) nears 1: over stabcli sweep's {points} {d} logits (torch) the "
+            f"gradient is 0 at {gone} of them, from x ≥ {first}{where}, while the true gradient there is {truth}.")
+    eps = b.constant(d, "eps", digits=3, shown=False)
+    if abs(float(truth.value)) < float(eps.value):
+        b.show(eps)
+        text += (f" That is below {d}'s eps, {eps}: added to the gradient of an ordinary example, of about 1, it "
+                 "would be lost anyway, so training hardly notices.")
+    sp = [b.sweep_grid("torch", "softplus", 1.0, f"grad_count_{k}", shown=False)
+          for k in ("nonfinite", "vanished", "inaccurate")]
+    if all(q.value == 0 for q in sp):
+        b.show(*sp[1:2])
+        text += (f" The softplus form, differentiated by autograd, keeps them: {sp[1]} vanished, none off "
+                 "tolerance.")
+    return [text]
 
 
 def _step8(b: _Builder) -> DemoStep:

@@ -40,20 +40,24 @@ def sweep_row_dict(row) -> dict:
         "grad_count_inaccurate": g.counts["inaccurate"] if g else None,
         "grad_max_error_bits": g.max_error_bits if g else None,
         "grad_breakdown": {k: getattr(g.breakdown, k) for k in GRAD_BREAKDOWN_KEYS} if g else None,
+        "training": row.training.as_dict() if row.training is not None else None,
     }
 
 
-def sweep_json(sweep) -> str:
+def sweep_json(sweep, severity: str = "accuracy") -> str:
     doc = {
         "command": "sweep",
         "loss": sweep.family,
         **({"options": sweep.options} if sweep.options else {}),
+        "severity": severity,
         "grid": sweep.grid.as_dict(),
         "weight": sweep.weight,
         "pos_weight": sweep.pos_weight,
         "grad": sweep.grad,
         "results": [sweep_row_dict(r) for r in sweep.rows],
         "summary": list(sweep.summary.values()),
+        "training_summary": [training_line(rows, _family(sweep)) for rows in _groups(sweep).values()]
+        if sweep.grad else None,
         "notes": sweep.notes,
     }
     return dumps(doc)
@@ -61,8 +65,10 @@ def sweep_json(sweep) -> str:
 
 SWEEP_SCALAR_COLUMNS = ("backend", "dtype", "target", "method", "points", "count_ok", "count_inaccurate",
                         "count_clamped", "count_inf", "count_nan", "count_overflow", "max_abs_error", "max_error_bits")
+TRAINING_KEYS = ("class", "count_nonfinite", "count_stalled", "break_pos", "break_pos_kind", "break_neg",
+                 "break_neg_kind")
 SWEEP_CSV_COLUMNS = (*SWEEP_SCALAR_COLUMNS, *BREAKDOWN_KEYS, *GRAD_COUNT_KEYS,
-                     *(f"grad_{k}" for k in GRAD_BREAKDOWN_KEYS))
+                     *(f"grad_{k}" for k in GRAD_BREAKDOWN_KEYS), *(f"training_{k}" for k in TRAINING_KEYS))
 
 
 def sweep_csv(sweep) -> str:
@@ -74,8 +80,10 @@ def sweep_csv(sweep) -> str:
     for r in sweep.rows:
         d = sweep_row_dict(r)
         grad_breakdown = d["grad_breakdown"] or {}
+        training = d["training"] or {}
         cells = ([d[k] for k in SWEEP_SCALAR_COLUMNS] + [d["breakdown"][k] for k in BREAKDOWN_KEYS]
-                 + [d[k] for k in GRAD_COUNT_KEYS] + [grad_breakdown.get(k) for k in GRAD_BREAKDOWN_KEYS])
+                 + [d[k] for k in GRAD_COUNT_KEYS] + [grad_breakdown.get(k) for k in GRAD_BREAKDOWN_KEYS]
+                 + [training.get(k) for k in TRAINING_KEYS])
         writer.writerow(["" if v is None else csv_cell(v) for v in cells])
     return out.getvalue()
 
@@ -83,21 +91,34 @@ def sweep_csv(sweep) -> str:
 WIDE_LAYOUT = 118  # from this console width on, counts and breakdowns share one table per (backend, dtype, target)
 
 
-def sweep_tables(sweep, width: int = 80) -> list:
+def _family(sweep):
+    from stabcli.losses import get_family
+
+    return get_family(sweep.family)
+
+
+def _groups(sweep) -> dict:
+    groups: dict = {}
+    for r in sweep.rows:
+        groups.setdefault((r.backend, r.dtype, r.target), []).append(r)
+    return groups
+
+
+def sweep_tables(sweep, width: int = 80, severity: str = "accuracy") -> list:
     """One table per (backend, dtype, target), each followed by its plain sentence.
 
     At least WIDE_LAYOUT columns: one table with counts, errors and breakdown logits. Narrower (80 columns, or a
     pipe): the same rows as two stacked tables, counts and errors, then breakdown logits, so nothing wraps.
     """
+    if severity == "training":
+        return training_tables(sweep, width)
     from stabcli.losses import get_family
 
     family = get_family(sweep.family)
     v = family.variable
     points = "logits" if v == "x" else "values"
     out: list = [Text(_grid_line(sweep), style="dim")]
-    groups: dict = {}
-    for r in sweep.rows:
-        groups.setdefault((r.backend, r.dtype, r.target), []).append(r)
+    groups = _groups(sweep)
     wide = width >= WIDE_LAYOUT
     for (backend, dtype, target), rows in groups.items():
         title = f"[bold]{dtype}[/] · {backend} · {family.target_label(target)} · {rows[0].points:,} {points}"
@@ -183,5 +204,117 @@ def _grid_line(sweep) -> str:
             f"or leaves the tolerance; ovf counts the logits where an intermediate exp overflowed.{grad}")
 
 
-def sweep_renderable(sweep, width: int = 80):
-    return Group(*sweep_tables(sweep, width))
+# --- ranked for training (--severity training) -----------------------------------------------------------------
+
+def training_tables(sweep, width: int = 80) -> list:
+    """Per (backend, dtype, target): the methods worst first for training (inf/NaN, then stalled gradients, then
+    only inaccurate, then fine), where each first breaks on each side of 0, then one line that says it."""
+    g = sweep.grid
+    where = "every finite value of the dtype" if g.exhaustive else \
+        f"{g.points:,} {g.spacing}-spaced logits from {g.min:g} to {g.max:g}"
+    out: list = [Text(f"sweep over {where}, ranked for training: inf/NaN in the loss or gradient first, then a "
+                      "gradient that stalls (0, or below eps·|truth|, where the truth is at least eps: training "
+                      "cannot correct the example), then only inaccurate. points: how many logits break training; breaks x≥/x≤: the "
+                      "logit closest to 0 where it breaks, and how.", style="dim")]
+    from stabcli.losses import get_family
+
+    family = get_family(sweep.family)
+    points = "logits" if family.variable == "x" else "values"
+    for (backend, dtype, target), rows in _groups(sweep).items():
+        title = f"[bold]{dtype}[/] · {backend} · {family.target_label(target)} · {rows[0].points:,} {points}"
+        out += [training_table(rows, dtype, title, wide=width >= WIDE_LAYOUT, v=family.variable),
+                Text(training_line(rows, family)),
+                Text("")]
+    for note in sweep.notes:
+        out.append(Text(f"note: {note}", style="dim"))
+    out.append(Text("--severity accuracy (the default) shows every count and tolerance breakdown; --format json "
+                    "has both", style="dim"))
+    return out
+
+
+CLASS_STYLE = {"diverges": "bold red", "stalls": "red", "inaccurate": "yellow", "ok": "green"}
+
+
+def training_table(rows, dtype: str | None = None, title: str | None = None, wide: bool = False,
+                   v: str = "x") -> Table:
+    """Sweep rows ranked for training (``severity.ranked``), one line each: class, how many points break training
+    (inf/NaN or stalled), and on each side of 0 the logit closest to 0 where it breaks and how. Fits 80 columns
+    (``wide``: float64 logits whole). Reusable by any command with sweep rows."""
+    from stabcli.commands.severity import ranked
+
+    # No padding: the box's one-space column separators suffice. 21 + 10 + 6 + 2·19 = 75 characters of cells and 4
+    # separators make 79; float64 logits show 8 digits (the line below the table has them whole).
+    table = Table(title=title, title_justify="left", pad_edge=False, box=box.SIMPLE_HEAD, padding=0)
+    table.add_column("method", no_wrap=True)
+    table.add_column("class", no_wrap=True)
+    table.add_column("points", justify="right", no_wrap=True)
+    for side in ("≥", "≤"):
+        table.add_column(f"breaks {v}{side}", no_wrap=True, max_width=None if wide else 19)
+    for r in ranked(rows):
+        t = r.training
+        if t is None:
+            continue
+        cells = []
+        for side in ("pos", "neg"):
+            x = getattr(t, f"break_{side}")
+            cell = logit_text(x, dtype) if wide or dtype != "float64" or x is None else Text(short(x, 8))
+            if x is not None:
+                cell.append(f" {getattr(t, f'break_{side}_kind')}")
+            cells.append(cell)
+        table.add_row(Text(r.method), Text(t.cls, style=CLASS_STYLE[t.cls]),
+                      count_text(t.count_nonfinite + t.count_stalled, "bold red"), *cells)
+    return table
+
+
+def _side_text(t, v: str = "x") -> str:
+    """'loss inf from x ≥ a, grad NaN from x ≤ b' for the sides where training breaks (``v``: the swept variable)."""
+    from stabcli.core.numbers import fmt_number
+
+    parts = []
+    for side, rel in (("pos", "≥"), ("neg", "≤")):
+        x = getattr(t, f"break_{side}")
+        if x is None:
+            continue
+        text = f"{getattr(t, f'break_{side}_kind')} from {v} {rel} {fmt_number(x, None)}"
+        truth = getattr(t, f"truth_{side}")
+        if truth is not None:
+            text += f" where the truth is {fmt_number(truth, 4)}"
+        later = getattr(t, f"diverge_{side}")
+        if later is not None:
+            text += f", then inf/NaN from {v} {rel} {fmt_number(later, None)}"
+        parts.append(text)
+    return ", ".join(parts)
+
+
+def training_line(rows, family=None) -> str:
+    """One line per (backend, dtype, target): which methods break training first and where, then the rest."""
+    from stabcli.commands.severity import ranked
+    from stabcli.losses import get_family
+
+    family = get_family() if family is None else family
+    r0 = rows[0]
+    head = f"{r0.dtype} ({r0.backend}), {family.target_label(r0.target)}, for training: "
+    parts, inaccurate, fine = [], [], []
+    for r in ranked(rows):
+        t = r.training
+        if t is None:
+            continue
+        if t.cls in ("diverges", "stalls"):
+            parts.append(f"{r.method} {t.cls} ({_side_text(t, family.variable)})")
+        elif t.cls == "inaccurate":
+            inaccurate.append(r.method)
+        else:
+            fine.append(r.method)
+    if inaccurate:
+        parts.append(f"{_names(inaccurate)} only {'loses' if len(inaccurate) == 1 else 'lose'} accuracy")
+    if fine:
+        parts.append(f"{_names(fine)} {'stays' if len(fine) == 1 else 'stay'} within tolerance")
+    return head + "; ".join(parts) + " (over the swept range)."
+
+
+def _names(methods: list[str]) -> str:
+    return methods[0] if len(methods) == 1 else ", ".join(methods[:-1]) + " and " + methods[-1]
+
+
+def sweep_renderable(sweep, width: int = 80, severity: str = "accuracy"):
+    return Group(*sweep_tables(sweep, width, severity))

@@ -63,6 +63,13 @@ class SweepCase:
         return {"targets": r(np.array(self.target)), "weight": r(np.array(self.weight)),
                 "pos_weight": r(np.array(self.pos_weight))}
 
+    @property
+    def grad_scale(self) -> float:
+        """The size of an ordinary gradient with these weights, w·max(1, pw): the largest |d loss/d x| for any
+        target. ``--severity training`` calls a lost gradient smaller than eps times this negligible."""
+        _, w, pw = self.wide()
+        return w * max(1.0, pw)
+
     def wide(self) -> tuple[float, float, float]:
         return tuple(float(to_float64(self.fmt.round(np.array(v)))) for v in (self.target, self.weight, self.pos_weight))
 

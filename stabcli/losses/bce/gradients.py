@@ -47,18 +47,22 @@ def grad_details(backend: str, fmt: Format, method: str, arrays: dict, reduction
     grad, _ = differentiate(backend, fmt, METHODS[method], x, (y, w, pw), reduction)
     clamped = np.zeros(shape, dtype=bool)
     details: dict = {}
-    if method in ("clamped", "torch_bce"):
+    if method in ("naive", "clamped", "torch_bce", "torch_bce_with_logits"):
+        # p as the method forms it (torch_bce_with_logits: in its backward, sigmoid(x) - y), and the constants, so
+        # that the notes can say why a gradient is what it is (notes.grad_note)
         p = _backend_sigmoid(backend, fmt, x)
         with np.errstate(all="ignore"):
             details["p"] = to_float64(p)
             details["y"] = to_float64(y)
+            details["w"] = to_float64(w)
+            details["pw"] = to_float64(pw)
             if method == "clamped":
                 # the -100 clamp replaced the derivative of a term whose coefficient is not 0 by 0
                 log_p, log_1mp = np.log(to_float64(p)), np.log1p(-to_float64(p))
                 pos_coef, neg_coef = to_float64(pw) * to_float64(y), 1 - to_float64(y)
                 clamped = ((log_p < LOG_CLAMP) & (pos_coef != 0)) | ((log_1mp < LOG_CLAMP) & (neg_coef != 0))
                 clamped &= to_float64(w) != 0
-            else:
+            elif method == "torch_bce":
                 prod = ((fmt.np_dtype.type(1) - p) * p).astype(fmt.np_dtype)  # the kernel's (1 - p)·p in the dtype
                 eps = fmt.round(BCE_GRAD_EPSILON)  # 1e-12 in the dtype: 0 in float16
                 details["p(1-p)"] = to_float64(prod)

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from stabcli.core.formats import Format, to_float64
+from stabcli.core.formats import FORMATS, Format, to_float64
 from stabcli.core.numbers import float_command, fmt_number
 from stabcli.losses.bce.formulas import LOG_CLAMP
 
@@ -38,7 +38,9 @@ def note(step, ops, fmt: Format) -> str:
         x = args[0]
         if math.isinf(x):
             return f"x = {num(x)}, so p = {num(value)} exactly"
-        if math.isnan(value):
+        if math.isnan(x):
+            return "x is NaN, so p is NaN"
+        if math.isnan(value) and not fmt.has_inf:
             return f"exp(-x) overflowed: {fmt.name} has no inf, so exp(-x) is NaN, and so is p = 1/(1 + NaN)"
         if value == 1.0:
             return f"sigmoid rounded to exactly 1.0 in {fmt.name}: 1 - p is 0"
@@ -71,7 +73,7 @@ def note(step, ops, fmt: Format) -> str:
         if zero and not fmt.has_inf and value == -fmt.max:  # float8_e4m3fn in torch: the cast saturates
             return f"log(0) = -inf, saturated to {num(value)} by torch's {fmt.name} cast"
         if step.name == "log(p)" and args[0] == 1.0:
-            return "log(1) = 0 exactly: a target-1 loss of 0 whatever the true value"
+            return "log(1) = 0 exactly: the target-1 term is 0, however large x is"
         return ""
     if kind == "clamp" and args:
         if args[0] < LOG_CLAMP:
@@ -86,26 +88,33 @@ def note(step, ops, fmt: Format) -> str:
             return f"{factor(a)}·{factor(b)} = NaN"
         before_clamp = args[2] if len(args) == 3 else None
         if a == 0 and b == _clamp(fmt) and before_clamp == -math.inf:
-            return f"0·({num(b)}) = 0: the clamp hides the NaN that 0·log(0) = 0·(-inf) would be"
+            return f"0·({num(b)}) = 0: the clamp hides the NaN of 0·(-inf)"
         return ""
     if kind in ("loss", "torch_bce", "torch_bcewl"):
         if math.isnan(value):
             if kind == "torch_bce" and args and math.isnan(args[0]):
                 return "torch refuses a NaN probability (RuntimeError); shown as NaN"
             if kind == "torch_bcewl":
-                return "torch computes (1-y)·x - logsigmoid(x): at an infinite logit that is 0·inf or inf - inf = NaN"
+                return ("torch computes (1-y)·x - logsigmoid(x): NaN in, NaN out, and at an infinite logit that is "
+                        "0·inf or inf - inf = NaN")
             return "the NaN reaches the loss"
         if math.isinf(value):
             return "the loss is inf"
-        if kind == "torch_bce" and value == -_clamp(fmt):
-            return "torch clamps each log at -100, so the loss is capped at 100" + (
-                "" if value == 100.0 else f" ({num(value)} in {fmt.name})")
+        if kind == "torch_bce" and value == -_clamp(fmt) and args and _clamp_can_fire(args[0], fmt):
+            return f"each log clamped at {num(_clamp(fmt))}: the loss is capped at {num(value)}" + (
+                "" if value == 100.0 else f" (-100 is {num(_clamp(fmt))} in {fmt.name})")
     return ""
 
 
 def _clamp(fmt: Format) -> float:
     """The -100 clamp as stored in ``fmt`` (-96 in both float8 formats)."""
     return float(to_float64(fmt.round(np.array(LOG_CLAMP))))
+
+
+def _clamp_can_fire(p: float, fmt: Format) -> bool:
+    """Whether log p or log(1 - p) is below the clamp at this p, so that BCELoss's clamp changes a term."""
+    with np.errstate(all="ignore"):
+        return bool(np.log(p) < _clamp(fmt) or np.log1p(-p) < _clamp(fmt)) if not math.isnan(p) else False
 
 
 def verdict(row, fmt: Format) -> str:
@@ -119,7 +128,7 @@ def verdict(row, fmt: Format) -> str:
         without = "" if row.unclamped_loss is None else f" (without it: {num(row.unclamped_loss)})"
         if row.abs_error == 0 or row.error_bits == 0:
             return f"{num(loss)}, correct, but only because the -100 clamp replaced a log below -100{without}."
-        return f"{num(loss)} where the true loss is {num(ref)}: the -100 clamp caps the loss and hides the overflow."
+        return f"{num(loss)} where the true loss is {num(ref)}: the -100 clamp replaced a log below -100{without}."
     if status == "inaccurate":
         return f"{num(loss)}, finite but wrong: the true loss is {num(ref)} ({row.error_bits:.1f} bits wrong)."
     if row.error_bits == 0:
@@ -127,15 +136,19 @@ def verdict(row, fmt: Format) -> str:
     return f"{num(loss)}, within tolerance ({row.error_bits:.1f} bits off)."
 
 
-def _pick(rows, dtype: str, method: str):
-    """The row for (dtype, method), preferring the torch backend (the real kernels) when both ran."""
-    found = [r for r in rows if r.dtype == dtype and r.method == method]
+def _pick(rows, dtype: str, method: str, backend: str | None = None):
+    """The row for (dtype, method): of ``backend`` if given (else any backend's), preferring torch (the real
+    kernels) when both ran."""
+    found = [r for r in rows if r.dtype == dtype and r.method == method and backend in (None, r.backend)]
     found.sort(key=lambda r: r.backend != "torch")
     return found[0] if found else None
 
 
 def _first_note(row, needle: str) -> str:
+    """The first note of the loss's steps (not the gradient's) that contains ``needle``."""
     for step in row.steps or []:
+        if step.name == "dloss/dx" or step.name.startswith("grad:"):
+            break
         if needle in step.note:
             return step.note
     return ""
@@ -145,12 +158,12 @@ def _grad_summary(bce, good) -> list[str]:
     """The gradient sentence of a dtype's summary: what backward gives where the forward may look fine."""
     if bce is None or bce.grad is None:
         return []
-    label = "BCELoss's backward" if bce.method == "torch_bce" else "the clamped form's gradient"
+    label = "BCELoss's backward gives" if bce.method == "torch_bce" else "the clamped form's gradient is"
     g, ref, status = _one(bce.grad), _one(bce.grad_reference), _one_status(bce.grad_status)
     if status == "ok":
-        text = f"Gradient: {label} gives {num(g)}, as it should (true {num(ref)})"
+        text = f"Gradient: {label} {num(g)}, as it should be (true {num(ref)})"
     else:
-        text = f"Gradient: {label} gives {num(g)} where the true gradient is {num(ref)} ({status})"
+        text = f"Gradient: {label} {num(g)} where the true gradient is {num(ref)} ({status})"
     forward_fine = bce.status == "ok" or (bce.status == "clamped" and bce.error_bits == 0)
     if status != "ok" and forward_fine:
         text += ", although its loss looks right"
@@ -159,61 +172,104 @@ def _grad_summary(bce, good) -> list[str]:
     return [text + "."]
 
 
+def _story(comparison, dtype: str, backend: str | None = None, pointers: bool = True) -> list[str]:
+    """The sentences on one dtype's single-logit rows: what naive, BCELoss (or the clamped form) and softplus give
+    and why, BCELoss at the other hard target, and the gradient. ``backend``: only that backend's rows, and
+    BCEWithLogitsLoss beside softplus when it ran (None: either backend, torch preferred). ``pointers``: name the
+    ``stabcli float`` command that shows the dtype's numbers around 1."""
+    parts: list[str] = []
+    y = float(comparison.inputs.targets.reshape(-1)[0])
+    rows = comparison.rows
+    naive = _pick(rows, dtype, "naive", backend)
+    if naive is not None and naive.status in ("nan", "inf"):
+        why = [n for n in (_first_note(naive, "rounded to exactly"), _first_note(naive, "underflowed"),
+                           _first_note(naive, "overflowed"), _first_note(naive, "log(0)"),
+                           _first_note(naive, "= NaN")) if n]
+        parts.append(f"naive gives {num(naive.loss)}" + (f" ({'; '.join(why)})." if why else "."))
+        if _first_note(naive, "rounded to exactly 1.0") and pointers:
+            parts.append(f"({float_command(1.0, dtype)} shows the {dtype} numbers around 1.)")
+    elif naive is not None:
+        why = _first_note(naive, "saturated")  # float8_e4m3fn in torch: log(0) = -inf becomes -448
+        parts.append(f"naive gives {num(naive.loss)} ({naive.status}" + (f": {why})." if why else ")."))
+    bce = _pick(rows, dtype, "torch_bce", backend) or _pick(rows, dtype, "clamped", backend)
+    if bce is not None:
+        label = "BCELoss (torch_bce)" if bce.method == "torch_bce" else "The clamped form (BCELoss's rule)"
+        hidden = _pick(rows, dtype, "clamped", bce.backend)
+        if bce.status == "clamped" and naive is not None and naive.status == "nan" and hidden is not None and \
+                _first_note(hidden, "the clamp hides the NaN of 0·(-inf)"):
+            c = num(_clamp(FORMATS[dtype])) if dtype in FORMATS else "-100"  # -96 in the float8 formats
+            parts.append(f"{label} clamps the -inf log to {c}, so 0·({c}) = 0 and it returns {num(bce.loss)}: "
+                         f"the clamp hides the NaN.")
+        elif bce.status == "clamped" and bce.error_bits == 0:
+            parts.append(f"{label} returns the right {num(bce.loss)}, but only because the -100 clamp replaced "
+                         f"a log below -100.")
+        elif bce.status == "clamped":
+            caps = ", capping it" if bce.loss < bce.reference else ""
+            without = "" if bce.unclamped_loss is None else f" (without it: {num(bce.unclamped_loss)})"
+            parts.append(f"{label} returns {num(bce.loss)} where the true loss is {num(bce.reference)}: "
+                         f"the -100 clamp replaced a log below -100{caps}{without}.")
+        else:
+            parts.append(f"{label} returns {num(bce.loss)} ({bce.status}).")
+    flipped = _pick(comparison.flipped, dtype, bce.method if bce is not None else "clamped", backend) or \
+        _pick(comparison.flipped, dtype, bce.method if bce is not None else "clamped")
+    if flipped is not None and flipped.status == "clamped" and flipped.error_bits == 0:
+        unclamped = flipped.unclamped_loss
+        why = "the clamp hides 0·log(0) = NaN" if unclamped is not None and math.isnan(unclamped) else \
+            f"the -100 clamp replaced a log below -100 (without it: {num(unclamped)})"
+        parts.append(f"With target {num(1.0 - y)} it returns the right {num(flipped.loss)}, but only because {why}.")
+    elif flipped is not None and flipped.status in ("clamped", "inaccurate", "nan", "inf"):
+        parts.append(f"With target {num(1.0 - y)} it returns {num(flipped.loss)} where the true loss is "
+                     f"{num(flipped.reference)}.")
+    good = _pick(rows, dtype, "softplus", backend)
+    library = _pick(rows, dtype, "torch_bce_with_logits", backend) if backend is not None else None
+    if good is not None and library is not None:
+        why = ": neither forms sigmoid(x) in its forward pass" if good.status == library.status == "ok" else ""
+        parts.append(f"BCEWithLogitsLoss gives {num(library.loss)} ({library.status}) and softplus "
+                     f"{num(good.loss)} ({good.status}){why}.")
+    elif good is not None:
+        parts.append(f"softplus gives {num(good.loss)} (true {num(good.reference)}, {good.status}).")
+    # every other method that is off here, by name (x = -12, y = 0 in float32: torch_bce_with_logits)
+    others = ("logsumexp",) if library is not None else ("logsumexp", "torch_bce_with_logits")
+    off = [r for r in (_pick(rows, dtype, m, backend) for m in others) if r is not None and r.status != "ok"]
+    if off:
+        parts.append("Off too: " + "; ".join(f"{r.method} gives {num(r.loss)} ({r.status})" for r in off) + ".")
+    parts.extend(_grad_summary(bce, good))
+    return parts
+
+
+def _stored(comparison, dn) -> str:
+    """How the logit changed when rounded to the dtype ('' when it did not), and the command that shows why."""
+    x = float(comparison.inputs.logits.reshape(-1)[0])
+    stored = dn.logits[0]
+    see = f"{float_command(x, dn.dtype)} shows why"
+    if dn.input_overflow:
+        return f"x = {num(x)} is not a {dn.dtype} number: it overflows to {num(stored)} ({see})."
+    if stored != x and not math.isnan(x):
+        return f"x = {num(x)} is stored as {num(stored)} ({see})."
+    return ""
+
+
 def summary(comparison) -> list[str]:
     """Per dtype, a few sentences that tell what the single-logit rows show (the 1e10 story when it applies)."""
     lines: list[str] = []
+    for dn in comparison.dtype_notes:
+        stored = _stored(comparison, dn)
+        lines.append(f"{dn.dtype}: " + " ".join(([stored] if stored else []) + _story(comparison, dn.dtype)))
+    return lines
+
+
+def answer(comparison, dtype: str, backend: str) -> list[str]:
+    """The answer to a single-logit compare, first thing on screen: one dtype and backend (the seed's float32 and
+    torch when they ran), a sentence a line."""
     x = float(comparison.inputs.logits.reshape(-1)[0])
     y = float(comparison.inputs.targets.reshape(-1)[0])
-    for dn in comparison.dtype_notes:
-        parts: list[str] = []
-        stored = dn.logits[0]
-        see = f"{float_command(x, dn.dtype)} shows why"
-        if dn.input_overflow:
-            parts.append(f"x = {num(x)} is not a {dn.dtype} number: it overflows to {num(stored)} ({see}).")
-        elif stored != x and not math.isnan(x):
-            parts.append(f"x = {num(x)} is stored as {num(stored)} ({see}).")
-        naive = _pick(comparison.rows, dn.dtype, "naive")
-        if naive is not None and naive.status in ("nan", "inf"):
-            why = [n for n in (_first_note(naive, "rounded to exactly"), _first_note(naive, "underflowed"),
-                               _first_note(naive, "overflowed"), _first_note(naive, "log(0)"),
-                               _first_note(naive, "= NaN")) if n]
-            parts.append(f"naive gives {num(naive.loss)}" + (f" ({'; '.join(why)})." if why else "."))
-            if _first_note(naive, "rounded to exactly 1.0"):
-                parts.append(f"({float_command(1.0, dn.dtype)} shows the {dn.dtype} numbers around 1.)")
-        elif naive is not None:
-            why = _first_note(naive, "saturated")  # float8_e4m3fn in torch: log(0) = -inf becomes -448
-            parts.append(f"naive gives {num(naive.loss)} ({naive.status}" + (f": {why})." if why else ")."))
-        bce = _pick(comparison.rows, dn.dtype, "torch_bce") or _pick(comparison.rows, dn.dtype, "clamped")
-        if bce is not None:
-            label = "BCELoss (torch_bce)" if bce.method == "torch_bce" else "The clamped form (BCELoss's rule)"
-            if bce.status == "clamped" and naive is not None and naive.status == "nan":
-                parts.append(f"{label} clamps the -inf log to -100, so 0·(-100) = 0 and it returns {num(bce.loss)}: "
-                             f"the clamp hides the NaN.")
-            elif bce.status == "clamped" and bce.error_bits == 0:
-                parts.append(f"{label} returns the right {num(bce.loss)}, but only because the -100 clamp replaced "
-                             f"a log below -100.")
-            elif bce.status == "clamped":
-                parts.append(f"{label} returns {num(bce.loss)} where the true loss is {num(bce.reference)}: "
-                             f"the -100 clamp caps it.")
-            else:
-                parts.append(f"{label} returns {num(bce.loss)} ({bce.status}).")
-        flipped = _pick(comparison.flipped, dn.dtype, bce.method if bce is not None else "clamped")
-        if flipped is not None and flipped.status == "clamped" and flipped.error_bits == 0:
-            parts.append(f"With target {num(1.0 - y)} it returns the right {num(flipped.loss)}, but only because "
-                         f"the clamp hides 0·log(0) = NaN.")
-        elif flipped is not None and flipped.status in ("clamped", "inaccurate", "nan", "inf"):
-            parts.append(f"With target {num(1.0 - y)} it returns {num(flipped.loss)} where the true loss is "
-                         f"{num(flipped.reference)}.")
-        good = _pick(comparison.rows, dn.dtype, "softplus")
-        if good is not None:
-            parts.append(f"softplus gives {num(good.loss)} (true {num(good.reference)}, {good.status}).")
-        # every other method that is off here, by name (x = -12, y = 0 in float32: torch_bce_with_logits)
-        off = [r for r in (_pick(comparison.rows, dn.dtype, m) for m in ("logsumexp", "torch_bce_with_logits"))
-               if r is not None and r.status != "ok"]
-        if off:
-            parts.append("Off too: " + "; ".join(f"{r.method} gives {num(r.loss)} ({r.status})" for r in off) + ".")
-        parts.extend(_grad_summary(bce, good))
-        lines.append(f"{dn.dtype}: " + " ".join(parts))
+    dn = next(d for d in comparison.dtype_notes if d.dtype == dtype)
+    head = f"x = {num(x)}, target {num(y)}, in {dtype} on the {backend} backend"
+    row = _pick(comparison.rows, dtype, "softplus", backend) or \
+        next(r for r in comparison.rows if r.dtype == dtype and r.backend == backend)
+    stored = _stored(comparison, dn)
+    lines = [f"{head}: the true loss is {num(row.reference)}." + (f" {stored}" if stored else "")]
+    lines += _story(comparison, dtype, backend, pointers=False)  # short: the summary (--steps) has them
     return lines
 
 
@@ -240,7 +296,6 @@ def grad_steps(row, gradient, fmt: Format) -> list[tuple[str, float, str]]:
     if row.method == "torch_bce" and "p(1-p)" in gradient.details:
         p, prod, eps = _detail(gradient, "p"), _detail(gradient, "p(1-p)"), gradient.details["epsilon"]
         denom = _detail(gradient, "denominator")
-        y = _detail(gradient, "y")
         note_prod = ""
         if prod == 0 and p in (0.0, 1.0):
             note_prod = f"p = {num(p)} exactly (saturated), so p(1-p) = 0"
@@ -254,43 +309,129 @@ def grad_steps(row, gradient, fmt: Format) -> list[tuple[str, float, str]]:
         else:
             note_den = ""
         steps.append(("grad: max(p(1-p), 1e-12)", denom, note_den))
-        dt = fmt.np_dtype.type
-        with np.errstate(all="ignore"):  # as the kernel: (p - y) / denominator, each rounded to the dtype
-            dldp = float(to_float64(np.asarray((dt(p) - dt(y)) / dt(denom), dtype=fmt.np_dtype)))
-        steps.append(("grad: dL/dp = (p-y)/max(...)", dldp,
-                      f"(p-y)/0 = {num(dldp)}" if denom == 0 else ""))
+        dldp, exact = _bce_dldp(gradient, fmt)
+        if denom == 0:
+            note_dldp = f"(p-y)/0 = {num(dldp)}"
+        elif not math.isfinite(dldp) and math.isfinite(exact):
+            note_dldp = f"(p-y)/p(1-p) = {num6(exact)} overflows {fmt.name} (max {num(fmt.max)})"
+        else:
+            note_dldp = ""
+        steps.append(("grad: dL/dp = (p-y)/max(...)", dldp, note_dldp))
     g = _one(row.grad)
     steps.append(("dloss/dx", g, grad_note(row, gradient, fmt)))
     return steps
 
 
+def _bce_dldp(gradient, fmt: Format) -> tuple[float, float]:
+    """BCELoss's backward dL/dp = (p-y)/max(p(1-p), ε) as its kernel computes it, each operation rounded to the
+    dtype, and the same quotient in float64 (what it would be without the dtype's overflow)."""
+    p, y, denom = _detail(gradient, "p"), _detail(gradient, "y"), _detail(gradient, "denominator")
+    dt = fmt.np_dtype.type
+    with np.errstate(all="ignore"):
+        dldp = float(to_float64(np.asarray((dt(p) - dt(y)) / dt(denom), dtype=fmt.np_dtype)))
+        exact = float(np.float64(p - y) / np.float64(denom))
+    return dldp, exact
+
+
+def num6(v: float) -> str:
+    return fmt_number(v, 6)
+
+
+def _torch_log_backward(row, gradient, fmt: Format) -> str:
+    """Why torch's autograd through ``naive`` or ``clamped`` gives a non-finite gradient, from its backward pass
+    redone in the dtype: each log's backward divides what comes back by p (or by 1 - p), the -100 clamp (clamped)
+    sends back 0 where it fired, and torch.sigmoid's backward multiplies the sum by p(1-p). '' if the pass redone
+    does not give the gradient torch gave (no cause is claimed then)."""
+    p, y, w, pw = (_detail(gradient, k) for k in ("p", "y", "w", "pw"))
+    if None in (p, y, w, pw) or math.isnan(p):
+        return ""
+    dt = fmt.np_dtype.type
+    one = dt(1)
+    with np.errstate(all="ignore"):
+        P, Y, W, PW = dt(p), dt(y), dt(w), dt(pw)
+        if row.method == "naive":  # loss = -(w·(pw·y·log p + (1-y)·log(1-p)))
+            up_p, up_q = -W * (PW * Y), -W * (one - Y)
+            fired_p = fired_q = False
+        else:  # clamped: loss = ((y-1)·max(log1p(-p), -100) - pw·y·max(log p, -100))·w
+            up_p, up_q = -(PW * Y) * W, (Y - one) * W
+            fired_p, fired_q = bool(np.log(P) < dt(LOG_CLAMP)), bool(np.log1p(-P) < dt(LOG_CLAMP))
+            up_p, up_q = (dt(0) if fired_p else up_p), (dt(0) if fired_q else up_q)
+        q = one - P
+        g_p, g_q = up_p / P, up_q / q
+        g = float(g_p) - float(g_q)  # d/dp: the 1 - p branch enters with a minus
+        prod = float(P) * (1.0 - float(P))  # torch.sigmoid's backward, p(1-p), at least as precise as the dtype
+        again = g * prod if math.isfinite(g) or prod != 0 else math.nan
+    actual = _one(row.grad)
+    if not (math.isnan(again) == math.isnan(actual) and (math.isnan(actual) or again == actual or
+                                                          (math.isinf(again) and again == actual))):
+        return ""
+    parts = []
+    for name, up, den, val, fired in (("log(p)", up_p, "p", g_p, fired_p), ("log(1-p)", up_q, "1 - p", g_q, fired_q)):
+        if math.isfinite(float(val)):
+            continue
+        d = float(P) if den == "p" else float(q)
+        if d == 0 and float(up) == 0:
+            lead = "the clamp sends 0 back, but" if fired else "its coefficient is 0, but"
+            parts.append(f"{lead} {name}'s backward divides it by {den} = 0: 0/0 = NaN")
+        elif d == 0:
+            parts.append(f"{name}'s backward divides {num(float(up))} by {den} = 0: {num(float(val))}")
+        else:
+            parts.append(f"{name}'s backward divides {num(float(up))} by {den} = {num6(d)}: "
+                         f"{num6(float(up) / d)} overflows {fmt.name} (max {num(fmt.max)})")
+    if not parts:
+        return ""
+    text = "; ".join(parts)
+    if math.isinf(g):
+        text += (f"; sigmoid's backward multiplies by p(1-p) = 0: {factor(g)}·0 = NaN" if prod == 0 else
+                 f"; sigmoid's backward multiplies by p(1-p) = {num6(prod)}: still {num(actual)}")
+    elif math.isnan(g) and (fired_q or fired_p):
+        text += " (the forward clamp does not guard the backward)"
+    return text
+
+
 def grad_note(row, gradient, fmt: Format) -> str:
-    """Why the gradient of a single element is what it is ('' when it is fine)."""
+    """Why the gradient of a single element is what it is ('' when it is fine, or when no cause can be shown)."""
     g, ref, status = _one(row.grad), _one(row.grad_reference), _one_status(row.grad_status)
-    p = _detail(gradient, "p")
+    p, y = _detail(gradient, "p"), _detail(gradient, "y")
     prod = _detail(gradient, "p(1-p)")
     if row.method == "torch_bce" and prod is not None:
         eps = gradient.details["epsilon"]
+        dldp, _ = _bce_dldp(gradient, fmt)
         if math.isnan(g) and eps == 0 and prod == 0:
-            return (f"1e-12 is 0 in {fmt.name}, so (p-y)/max(p(1-p), 0) divides by 0 and torch.sigmoid's backward "
-                    f"multiplies the result (inf, or 0/0 = NaN where p = y) by p(1-p) = 0: inf·0 = NaN")
+            if math.isnan(dldp):
+                return (f"1e-12 is 0 in {fmt.name}, so (p-y)/max(p(1-p), 0) = 0/0 = NaN (p = y = {num(p)})")
+            return (f"1e-12 is 0 in {fmt.name}, so (p-y)/max(p(1-p), 0) = {num(dldp)}, and sigmoid's backward "
+                    f"multiplies it by p(1-p) = 0: {factor(dldp)}·0 = NaN")
+        if math.isinf(g) and math.isinf(dldp) and prod != 0:
+            return f"sigmoid's backward multiplies dL/dp = {num(dldp)} by p(1-p) = {num6(prod)}: still {num(g)}"
         if status == "clamped" and prod == 0:
-            return (f"p saturated at {num(p)}: the backward divides (p-y) by the clamped 1e-12 and sigmoid's backward "
-                    f"multiplies by p(1-p) = 0, so the gradient is {num(g)} where the true one is {num(ref)}")
+            return (f"p saturated at {num(p)}: sigmoid's backward multiplies dL/dp = (p-y)/1e-12 = {num6(dldp)} by "
+                    f"p(1-p) = 0: {num(g)} where the true gradient is {num(ref)}")
         if status == "clamped":
             return (f"the denominator max(p(1-p), 1e-12) is clamped, so the gradient is (p-y)·p(1-p)/1e-12 = "
                     f"{num(g)} instead of p-y = {num(ref)}")
-    if row.method == "clamped":
-        if status == "clamped":
-            return ("the -100 clamp fired: d/dx max(log, -100) = 0, so that term's gradient is lost "
-                    f"({num(g)} where the true gradient is {num(ref)})")
-        if math.isnan(g) and row.backend == "torch" and p in (0.0, 1.0):
-            return ("autograd sends 0 back through the clamp, but the log's backward divides it by "
-                    f"{'1 - p' if p == 1.0 else 'p'} = 0: 0/0 = NaN (the forward clamp does not guard the backward)")
-    if math.isnan(g):
+    if row.method in ("naive", "clamped") and row.backend == "torch" and not math.isfinite(g):
+        cause = _torch_log_backward(row, gradient, fmt)
+        if cause:
+            return cause
+    if row.method == "clamped" and status == "clamped":
+        return ("the -100 clamp fired: d/dx max(log, -100) = 0, so that term's gradient is lost "
+                f"({num(g)} where the true gradient is {num(ref)})")
+    if g == 0 and ref != 0 and status != "ok" and p is not None and y is not None and p == y:
+        if row.method == "torch_bce_with_logits":
+            return (f"torch's backward forms sigmoid(x) - y, and sigmoid(x) rounds to exactly {num(y)} in "
+                    f"{fmt.name}: 0 where the true gradient is {num(ref)}")
+        if row.method == "torch_bce":
+            return f"p rounds to exactly y = {num(y)}, so p - y = 0: 0 where the true gradient is {num(ref)}"
+        return (f"p rounds to exactly y = {num(y)} in {fmt.name}, where the two terms' derivatives cancel: 0 where "
+                f"the true gradient is {num(ref)}")
+    steps = row.steps or []
+    if math.isnan(g) and any(not math.isfinite(s.value) or "overflowed" in s.note for s in steps):
         return "the derivative of an infinite or NaN intermediate is NaN"
-    if math.isinf(g):
+    if math.isinf(g) and any(s.name.startswith("log") and s.value == -math.inf for s in steps):
         return "the derivative of log(0) is infinite"
+    if math.isinf(g) or math.isnan(g):
+        return ""
     if g == 0 and ref != 0 and status != "ok":
         return f"the gradient vanished: 0 where the true gradient is {num(ref)}"
     if status == "inaccurate":
