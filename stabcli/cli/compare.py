@@ -53,8 +53,6 @@ def compare(logits, targets, loss, dtypes, backends, weight, pos_weight, reducti
     from stabcli.commands.compare import run_compare
     from stabcli.core.formats import parse_dtypes
 
-    options.check_tolerance(atol, "--atol")
-    options.check_tolerance(rtol, "--rtol")
     for text, name in ((logits, "LOGITS"), (targets, "TARGETS")):
         if text.startswith("--"):
             raise options.UserError(f"no such option {text!r}; see 'stabcli compare --help'")
@@ -74,7 +72,7 @@ def compare(logits, targets, loss, dtypes, backends, weight, pos_weight, reducti
 
     mode = "answer" if steps is None else ("all" if steps else "none")
     options.emit(output_format, lambda: view.compare_json(result), lambda: view.compare_csv(result),
-                 lambda width: view.compare_renderable(result, mode))
+                 lambda width: view.compare_renderable(result, mode), notes=result.notes)
 
 
 def _elementwise_inputs(family, logits, targets, weight, pos_weight, reduction):

@@ -276,7 +276,9 @@ def run_compare(
                     continue
                 ev, ops = evaluate_method(backend, fmt, method, arrays, family=family)
                 with np.errstate(all="ignore"):
-                    loss = ops.to_numpy(family.reduce(ops, ev.loss, inputs.reduction, arrays))
+                    loss = ops.to_numpy(ev.reduced(ops, inputs.reduction,
+                                                   lambda per_element: family.reduce(ops, per_element,
+                                                                                     inputs.reduction, arrays)))
                 loss = np.asarray(loss).reshape(-1) if not reduced else np.asarray(loss).reshape(1)
                 changed = None
                 if ev.clamp_changed is not None:
