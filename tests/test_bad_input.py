@@ -13,11 +13,15 @@ from click.testing import CliRunner
 
 from stabcli.cli import cli
 
-BAD_NUMBERS = ["abc", "1e400", "-1e400", "1,,2", "[1,2", "[[1],[2,3]]", "[]", "0x10", "1e", "1 2", "[true]",
-               '["a"]', "1;2", "∞", "--", "1,", ",1", "[[]]", "nan_", "1e10e1"]
+# Every number follows one rule (core/inputs.py): plain ASCII decimal or hex floats, inf, nan. So '0x10' is 16
+# (a hex float, as float.fromhex reads it), while underscores, other scripts' digits and full-width digits, all of
+# which Python's float() takes, are refused.
+BAD_NUMBERS = ["abc", "1e400", "-1e400", "1,,2", "[1,2", "[[1],[2,3]]", "[]", "0x1p", "0x1.8g", "0x1p5000", "1e",
+               "1 2", "[true]", '["a"]', "1;2", "∞", "--", "1,", ",1", "[[]]", "nan_", "1e10e1", "1_000", "١٢",
+               "１", "1,2]", "[[1,2]", "[1][2]", "[[1][2]]"]
 BAD_TARGETS = ["1.5", "-0.1", "nan", "inf", "-inf", "2", "abc", "1e400", "1,,0", "[]", "0.5,1.01", "-1e-300"]
 BAD_WEIGHTS = ["-1", "inf", "nan", "abc", "-0.0001", "1e400", "[]", "-inf"]
-BAD_TOLS = ["-1", "nan", "inf", "-inf", "abc"]
+BAD_TOLS = ["-1", "nan", "inf", "-inf", "abc", "1e400", "1_0", "٣"]
 
 
 def _needle(value: str) -> str:
@@ -48,7 +52,8 @@ CASES += [(["sweep", "--min", a, "--max", b], "--min") for a, b in (("5", "1"), 
 CASES += [(["sweep", opt, v], opt) for opt, v in itertools.product(("--min", "--max"), ("nan", "inf", "-inf", "1e400"))]
 CASES += [(["sweep", opt, v], v) for opt, v in itertools.product(("--min", "--max"), ("abc", "1e", "--"))]
 CASES += [(["sweep", "--points", v], "--points") for v in ("1", "0", "-5", "1e12", "2.5", "nan", "inf", "1e10")]
-CASES += [(["sweep", "--points", "abc"], "abc")]
+CASES += [(["sweep", "--points", v], v) for v in ("abc", "1_000", "١٠", "1e400", "2.5", "1e10")]
+CASES += [(["sweep", opt, v], v) for opt, v in itertools.product(("--min", "--max"), ("1_0", "１", "1e400"))]
 CASES += [(["sweep", "--spacing", v], v) for v in ("cubic", "geometric", "")]
 CASES += [(["sweep", "--exhaustive", opt, v], opt) for opt, v in (("--min", "1"), ("--max", "1"), ("--points", "10"),
                                                                    ("--spacing", "log"))]
@@ -71,13 +76,22 @@ CASES += [(["thresholds", "--format", v], v) for v in ("xml", "png")]
 CASES += [(["thresholds", opt, v], opt) for opt, v in itertools.product(("--rtol", "--atol"), BAD_TOLS)]
 # plot
 CASES += [(["plot", "--out", "{tmp}/blocker/sub"], "blocker"), (["plot", "--out", "{tmp}/blocker"], "blocker")]
-CASES += [(["plot", "--out", "{tmp}/f", "--format", v], v) for v in ("gif", "jpg", "png,gif", ",", "pdf")]
+CASES += [(["plot", "--out", "{tmp}/f", "--format", v], v) for v in ("gif", "jpg", "png,gif", ",", "pdf", "png,,svg",
+                                                                    "png,", "")]
+CASES += [(["plot", "--out", ""], "--out"), (["plot", "--out", " "], "--out"),
+          (["plot", "--out", "{tmp}/" + "a" * 300], "File name too long"),
+          (["plot", "--out", "{tmp}/" + "a" * 300 + "/sub"], "File name too long"),
+          (["sweep", "--dtype", "float16", "--plot", "{tmp}/" + "a" * 300 + ".png"], "File name too long"),
+          (["sweep", "--dtype", "float16", "--plot", "{tmp}/" + "a" * 300 + "/x.png"], "File name too long"),
+          (["plot", "--out", "{tmp}/a\x00b"], "--out"), (["plot", "--out", "{tmp}/\ud800"], "--out"),
+          (["sweep", "--dtype", "float16", "--plot", "{tmp}/a\x00.png"], "--plot"),
+          (["sweep", "--dtype", "float16", "--plot", "{tmp}/\ud800.png"], "--plot")]
 CASES += [(["plot", "--out", "{tmp}/f", "--target", v], v) for v in ("1.5", "-1", "nan", "inf")]
 CASES += [(["plot", "--out", "{tmp}/f", "--target", "abc"], "abc")]
 CASES += [(["plot", "--out", "{tmp}/f", "--dtype", v], v) for v in ("float8", "x")]
 CASES += [(["plot", "--out", "{tmp}/f", "--backend", v], v) for v in ("jax", "x")]
 # demo
-CASES += [(["demo", "--step", v], v) for v in ("0", "9", "-1", "100", "abc", "1.5")]
+CASES += [(["demo", "--step", v], v) for v in ("0", "9", "-1", "100", "abc", "1.5", "1_0", "٣", "1e400", "nan")]
 CASES += [(["demo", "--dtype", v], v) for v in ("float8", "int8")]
 CASES += [(["demo", "--export", "{tmp}/" + v], v) for v in ("h.txt", "h", "h.pdf", "missing/h.md", "blocker/h.md")]
 CASES += [(["demo", "--export", "{tmp}"], "folder"), (["demo", "--export", "{tmp}/h.md", "--step", "9"], "9")]

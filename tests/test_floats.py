@@ -323,7 +323,8 @@ def test_bits_are_coloured_in_a_terminal_and_plain_in_a_pipe():
 @pytest.mark.parametrize("args, needle", [
     (["float", "abc"], "abc"), (["float", "1e400"], "1e400"), (["float", ""], "''"), (["float", "1,2"], "1,2"),
     (["float"], "VALUE"), (["float", "1", "--dtype", "float8"], "float8"), (["float", "1", "--format", "xml"], "xml"),
-    (["float", "--bogus"], "--bogus"), (["float", "0x10"], "0x10"),
+    (["float", "--bogus"], "--bogus"), (["float", "0x1p"], "0x1p"),  # 0x10 is 16 now: hex floats (issue 16)
+    (["float", "1_000"], "1_000"), (["float", "1e-99999"], "1e-99999"), (["float", "0e999999999"], "0e999999999"),
 ])
 def test_bad_input(args, needle):
     result = run(*args)
@@ -336,3 +337,21 @@ def test_all_keeps_to_the_four_wider_formats():
     assert [f.name for f in parse_dtypes(["all"])] == ["float16", "bfloat16", "float32", "float64"]
     assert [f.name for f in parse_dtypes(["float16", "float8_e5m2", "all", "float8_e4m3fn"])] == [
         "float8_e4m3fn", "float8_e5m2", "float16", "bfloat16", "float32", "float64"]
+
+
+def test_a_long_typed_decimal_is_read_exactly():
+    # Fraction(text) refuses more than 4300 digits (int's string limit); the exact reading then fell back to the
+    # float64 value, 0, and said the rounding error was 0. 1e-5001 typed out in full is below float16's smallest
+    # subnormal, 2^-24: stored 0, error -1e-5001, which float_view shows to 4 digits.
+    text = "0." + "0" * 5000 + "1"
+    result = run("float", text, "--dtype", "float16")
+    assert result.exit_code == 0, result.output
+    assert "≈-1e-5001 (stored - typed)" in result.stdout
+
+
+def test_a_hex_float_is_exact():
+    # 0x1.e8p+2 = (1 + 14/16 + 8/256)·4 = 7.625, float16's op-by-op saturation logit (DESIGN.md)
+    result = run("float", "0x1.e8p+2", "--dtype", "float16", "--format", "json")
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)["results"][0]
+    assert row["stored"] == 7.625 and row["error"] == 0

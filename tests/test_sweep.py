@@ -208,16 +208,16 @@ def test_progress_on_a_terminal_never_touches_stdout(monkeypatch):
 
 @pytest.mark.parametrize("args, message", [
     (["--min", "5", "--max", "1"], "--min 5 must be less than --max 1"),
-    (["--points", "1"], "--points 1 is not allowed"),
-    (["--points", "1e10"], "--points 10000000000 is not allowed"),
-    (["--points", "2.5"], "--points 2.5 is not allowed"),
+    (["--points", "1"], "--points '1' is not allowed"),  # every number named as typed (issue 16)
+    (["--points", "1e10"], "--points '1e10' is not allowed"),
+    (["--points", "2.5"], "--points '2.5' is not allowed"),
     (["--target", "1.5"], "--target '1.5' is outside [0, 1]"),
     (["--target", "nan"], "--target 'nan' is outside [0, 1]"),
     (["--target", "abc"], "--target 'abc' is not a number"),
     (["--exhaustive", "--points", "10"], "--exhaustive evaluates every finite value, so --points"),
     (["--exhaustive", "--dtype", "float64"], "--exhaustive with float64 would be 1.8e19 values"),
     (["--weight", "-1"], "--weight '-1' is not allowed"),
-    (["--rtol", "-1"], "--rtol -1.0 is not allowed"),
+    (["--rtol", "-1"], "--rtol '-1' is not allowed"),
 ])
 def test_errors(args, message):
     result = CliRunner().invoke(cli, ["sweep", "--dtype", "float16", *args] if "--dtype" not in args else ["sweep", *args])
@@ -225,3 +225,22 @@ def test_errors(args, message):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], result.output
     assert "Traceback" not in result.output
+
+
+BIG = 1.7976931348623157e308  # float64's largest value
+
+
+@pytest.mark.parametrize("lo, hi, spacing", [
+    (-2e304, None, "log"), (None, 2e304, "log"), (-BIG, BIG, "log"), (-BIG, BIG, "linear"), (1e-300, BIG, "log"),
+    (-BIG, -1e-300, "log"), (5e-324, 1.0, "log"), (-1.0, -5e-324, "log"),
+])
+def test_bounds_near_the_ends_of_float64_give_the_whole_grid(lo, hi, spacing):
+    # found by tests/test_fuzz_cli.py: |bound| / 1e-4 overflowed past 1.8e304 and made the log grid's split NaN
+    # (ValueError: cannot convert float NaN to integer); then b/a overflowing (or underflowing) in a·(b/a)^t, and
+    # hi - lo in the linear grid, turned every inner point into inf (or 0), which the sweep dropped in silence.
+    args = ["sweep", "--dtype", "float64", "--backend", "numpy", "--points", "11", "--no-grad", "--format", "json",
+            "--spacing", spacing, *(["--min", repr(lo)] if lo is not None else []),
+            *(["--max", repr(hi)] if hi is not None else [])]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["results"][0]["points"] == 11  # float64: 11 distinct finite logits

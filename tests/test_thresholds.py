@@ -70,3 +70,23 @@ def test_cli_json_and_table():
 def test_cli_error():
     result = CliRunner().invoke(cli, ["thresholds", "--rtol", "nan"])
     assert result.exit_code == 2 and result.output.startswith("Error: --rtol")
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_logsumexp_estimate_for_every_tolerance(dtype):
+    # ln(e^(eps/rtol) - 1): at rtol 0 no rounding error is within tolerance, so the estimate is every logit (+inf);
+    # it used to divide by zero. A tiny rtol used to overflow expm1 (eps/rtol > 709.78); there
+    # ln(e^a - 1) = a + ln(1 - e^-a) is a itself to the last bit (e^-a < 1e-304).
+    fmt = FORMATS[dtype]
+    name = "logsumexp loses relative accuracy (target 0; an estimate)"
+    lse = {rtol: {t.name: t.predicted for t in predict(fmt, rtol)}[name] for rtol in (0.0, 1e-300, fmt.default_rtol)}
+    assert lse[0.0] == math.inf
+    assert lse[1e-300] == fmt.eps / 1e-300
+    assert lse[fmt.default_rtol] == math.log(math.expm1(1 / 4))  # default rtol = 4·eps: ln(e^(1/4) - 1)
+
+
+def test_rtol_zero_is_valid():
+    result = CliRunner().invoke(cli, ["thresholds", "--dtype", "float16", "--rtol", "0", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["name"]: r for r in json.loads(result.output)["results"]}
+    assert rows["logsumexp loses relative accuracy (target 0; an estimate)"]["predicted"] == "inf"

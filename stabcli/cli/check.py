@@ -16,14 +16,17 @@ from stabcli.cli import options
 @options.loss_option
 @options.dtype_option
 @options.backend_option
-@click.option("--weight", default="1", show_default=True, help="One weight for every element (a number >= 0).")
-@click.option("--pos-weight", default="1", show_default=True, help="pos_weight (a number >= 0).")
+@click.option("--weight", type=options.Number("one finite number >= 0", minimum=0), default=1.0, show_default=True,
+              help="One weight for every element (a number >= 0).")
+@click.option("--pos-weight", type=options.Number("one finite number >= 0", minimum=0), default=None,
+              help="pos_weight (a number >= 0). [default: 1]")
 @options.label_smoothing_option
 @options.tolerance_options
 @options.format_option
 @options.probs_option
 @options.autocast_options
-@click.option("--worst", type=click.IntRange(0, 1000), default=5, show_default=True,
+@click.option("--worst", type=options.Number("a whole number from 0 to 1000", whole=True, minimum=0, maximum=1000),
+              default=5, show_default=True,
               help="How many of the worst elements each row keeps (with their indices).")
 @click.option("--grad/--no-grad", default=True, show_default=True, help="Also check each method's gradient.")
 @click.option("--severity", type=click.Choice(("accuracy", "training"), case_sensitive=False), default="accuracy",
@@ -57,10 +60,7 @@ def check(logits, targets, key, targets_key, loss, dtypes, backends, weight, pos
 
     from stabcli.commands import check as engine
     from stabcli.core import tensorfile
-    from stabcli.core import inputs as parse
 
-    options.check_tolerance(atol, "--atol")
-    options.check_tolerance(rtol, "--rtol")
     severity = severity.lower()
     if severity == "training" and not grad:
         raise options.UserError("--severity training ranks gradients too (inf/NaN, stalled); drop --no-grad")
@@ -68,52 +68,50 @@ def check(logits, targets, key, targets_key, loss, dtypes, backends, weight, pos
     family = options.family_of(loss, label_smoothing=label_smoothing)
     if probs:
         family = options.probability_family(family)
-    numbers = {}
-    for name, text in (("--weight", weight), ("--pos-weight", pos_weight)):
-        value = parse.parse_number(str(text), name, "one finite number >= 0")
-        if not (math.isfinite(value) and value >= 0):
-            raise options.UserError(f"{name} {text!r} is not allowed; give one finite number >= 0")
-        numbers[name] = value
-    if pos_weight != "1" and not family.pos_weight:
+    if pos_weight is not None and not family.pos_weight:
         raise options.UserError(f"--pos-weight is for --loss bce; --loss {family.name} has none")
     if plot_path is not None:
-        from stabcli.cli.sweep import _plot_target
-
-        _plot_target(plot_path)
+        options.check_output_file(plot_path, "--plot", (".png", ".svg"))
     lt = tensorfile.load(logits, key, "LOGITS")
     tt = tensorfile.load(targets, targets_key, "TARGETS")
     formats = engine.default_formats(lt, [spec.dtype] if spec is not None else dtypes)
     chosen = options.backends(backends)
     fmt = output_format.lower()
     if not family.streams_files:  # no fast reference: compare's engine, each element against mpmath
+        if float(weight) != 1:
+            raise options.UserError(f"--weight is one number per element for --loss bce; --loss {family.name} "
+                                    "weighs classes: compare takes its --weight (one per class)")
         comparison = engine.run_small_check(lt, tt, formats, chosen, rtol, atol, family, spec, label_smoothing)
-        result = engine.from_comparison(comparison, lt, tt, worst)
+        result = engine.from_comparison(comparison, lt, tt, int(worst))
     else:
         run = lambda progress=None: engine.run_check(  # noqa: E731
-            lt, tt, formats, chosen, numbers["--weight"], numbers["--pos-weight"], rtol, atol, loss=family, grad=grad,
-            autocast=spec, worst=worst, progress=progress)
+            lt, tt, formats, chosen, float(weight), 1.0 if pos_weight is None else float(pos_weight), rtol, atol,
+            loss=family, grad=grad,
+            autocast=spec, worst=int(worst), progress=progress)
         tensorfile.broadcast_shape(lt, tt)  # refuse shapes that do not broadcast before any work
         if fmt == "table" and options.stderr_is_terminal():
-            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             total = math.prod(tensorfile.broadcast_shape(lt, tt)) * len(formats)
             with Progress(TextColumn("check"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                          console=Console(stderr=True), transient=True) as bar:
+                          console=options.console(stderr=True), transient=True) as bar:
                 task = bar.add_task("check", total=total)
                 result = run(lambda n: bar.advance(task, n))
         else:
             result = run()
-    from stabcli.present import check_view as view
-
-    options.emit(output_format, lambda: view.check_json(result), lambda: view.check_csv(result),
-                 lambda width: view.check_renderable(result, width, severity))
-    if plot_path is not None:
+    written = None
+    if plot_path is not None:  # the file first, stdout last: a reader that stops early (| head) still gets it
+        from stabcli.core.inputs import shown
         from stabcli.present import plots
 
         try:
             histogram = engine.logit_histogram(lt, formats[0])
             written = plots.write_check_figure(result, histogram, plot_path)
         except OSError as exc:
-            raise options.UserError(f"--plot {plot_path!r} cannot be written ({exc.strerror or exc})") from None
-        click.echo(f"figure written to {written}", err=True)
+            raise options.UserError(f"--plot {shown(plot_path)} cannot be written ({exc.strerror or exc})") from None
+    from stabcli.present import check_view as view
+
+    options.emit(output_format, lambda: view.check_json(result), lambda: view.check_csv(result),
+                 lambda width: view.check_renderable(result, width, severity), notes=result.notes)
+    if written is not None:
+        click.echo(f"figure written to {click.format_filename(written)}", err=True)

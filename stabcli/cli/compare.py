@@ -61,8 +61,6 @@ def compare(logits, targets, loss, dtypes, backends, weight, pos_weight, reducti
     from stabcli.commands.compare import run_compare
     from stabcli.core.formats import parse_dtypes
 
-    options.check_tolerance(atol, "--atol")
-    options.check_tolerance(rtol, "--rtol")
     spec = options.autocast_spec(autocast_dtype, device, dtypes, backends)
     if spec is not None and peers:
         raise options.UserError("--peers runs other libraries, which torch.autocast does not reach; drop --peers or "
@@ -91,7 +89,7 @@ def compare(logits, targets, loss, dtypes, backends, weight, pos_weight, reducti
 
     mode = "answer" if steps is None else ("all" if steps else "none")
     options.emit(output_format, lambda: view.compare_json(result), lambda: view.compare_csv(result),
-                 lambda width: view.compare_renderable(result, mode))
+                 lambda width: view.compare_renderable(result, mode), notes=result.notes)
 
 
 def _elementwise_inputs(family, logits, targets, weight, pos_weight, reduction):

@@ -34,7 +34,8 @@ def wait_for_enter(next_number: int, total: int) -> bool:
 
 
 @click.command(short_help="The classroom walk-through: why BCELoss(sigmoid(1e10), 1) is 0.")
-@click.option("--step", "step", type=int, default=None, metavar="N",
+@click.option("--step", "step", type=options.Number("a step number from 1 to 8", whole=True, minimum=1, maximum=8),
+              default=None, metavar="N",
               help="Show only step N (1 to 8). [default: all, in order]")
 @click.option("--pause", is_flag=True,
               help="Wait for Enter before each next step. Needs a terminal on stdin: without one, a line on "
@@ -87,8 +88,6 @@ def demo(step, pause, dtype, quiz, export):
     if export is not None:
         _export(export, dtype.lower(), numbers)
         return
-    from rich.console import Console
-
     from stabcli.present import demo_view as render
 
     terminal = options.stdin_is_terminal()
@@ -98,7 +97,7 @@ def demo(step, pause, dtype, quiz, export):
                    "pausing.", err=True)
         waiting = False
     asking = quiz and terminal  # in a pipe the quiz never waits: each answer follows its question
-    console = Console()
+    console = options.console()
     width = min(console.width, render.DEMO_WIDTH)
     course = lesson.Lesson(dtype.lower())
     for i, number in enumerate(numbers):
@@ -120,23 +119,15 @@ def demo(step, pause, dtype, quiz, export):
 
 def _export(path: str, dtype: str, numbers: list[int]) -> None:
     """Write the handout (checked before any work: .md or .html, in a folder that can be written)."""
-    import os
     from pathlib import Path
 
-    target = Path(path)
-    if target.is_dir():
-        raise options.UserError(f"--export {path!r} is a folder; give a file name ending in .md or .html")
-    if target.suffix.lower() not in (".md", ".html"):
-        raise options.UserError(f"--export {path!r} must end in .md or .html")
-    folder = target.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise options.UserError(f"--export {path!r}: the folder {str(folder)!r} does not exist or cannot be "
-                                "written")
+    from stabcli.core.inputs import shown
     from stabcli.present import handout
 
+    options.check_output_file(path, "--export", (".md", ".html"))
     try:
-        written = handout.write_handout(target, dtype, numbers)
+        written = handout.write_handout(Path(path), dtype, numbers)
     except OSError as exc:
-        raise options.UserError(f"--export {path!r} cannot be written ({exc.strerror or exc})") from None
+        raise options.UserError(f"--export {shown(path)} cannot be written ({exc.strerror or exc})") from None
     for p in written:
-        click.echo(str(p))
+        click.echo(click.format_filename(p))

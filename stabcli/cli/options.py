@@ -1,10 +1,15 @@
-"""What the commands share: the one-line user error, options written once, output, and terminal checks.
+"""What the commands share: the one-line user error, numbers, options written once, output, and terminal checks.
+
+Every command reads its numbers through :class:`Number` (the one rule of ``core/inputs.parse_number``) and writes
+its output through :func:`emit` or :func:`console`; how a closed, full or broken stdout and Ctrl-C end a command is
+decided once, in ``cli/__init__.py``. A command added later inherits all of it by using these.
 
 Only click is imported here; numpy, the core, torch, mpmath and matplotlib are imported inside the commands.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import math
 import sys
@@ -37,6 +42,45 @@ def core_errors(func):
     return wrapper
 
 
+# --- numbers ------------------------------------------------------------------------------------------------
+
+class Number(click.ParamType):
+    """A numeric option, read by the one rule every number follows (``core.inputs.parse_number``: plain ASCII
+    decimal or hex floats, inf and nan), then checked; every message names the value as typed.
+
+    ``allowed`` says what the option takes (it ends every message); ``finite`` refuses inf and nan; ``minimum``
+    and ``maximum`` bound it; ``whole`` refuses fractions and returns an int.
+    """
+
+    name = "number"
+
+    def __init__(self, allowed: str, finite: bool = True, minimum: float | None = None,
+                 maximum: float | None = None, whole: bool = False):
+        self.allowed, self.finite, self.whole = allowed, finite, whole
+        self.minimum, self.maximum = minimum, maximum
+
+    def get_metavar(self, param, ctx=None):  # click < 8.2 passes no ctx
+        return "INTEGER" if self.whole else "FLOAT"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):  # a default, already a number
+            return value
+        from stabcli.core.errors import InputError
+        from stabcli.core.inputs import parse_number, shown
+
+        label = param.opts[0] if param is not None and param.opts else "value"
+        try:
+            number = parse_number(value, label, self.allowed, finite=self.finite)
+        except InputError as exc:
+            raise UserError(str(exc)) from None
+        bad = ((self.minimum is not None and not number >= self.minimum)
+               or (self.maximum is not None and not number <= self.maximum)
+               or (self.whole and math.isfinite(number) and number != int(number)))
+        if bad:
+            raise UserError(f"{label} {shown(value)} is not allowed; give {self.allowed}")
+        return int(number) if self.whole else number
+
+
 # --- options used by several commands ------------------------------------------------------------------------
 
 def dtype_option(func):
@@ -61,10 +105,13 @@ def format_option(func):
     )(func)
 
 
+TOLERANCE = Number("a finite number >= 0", minimum=0)
+
+
 def tolerance_options(func):
     for name, what in (("--atol", "absolute"), ("--rtol", "relative")):
         func = click.option(
-            name, type=float, default=None,
+            name, type=TOLERANCE, default=None,
             help=f"{what.capitalize()} tolerance of the allclose rule |loss-ref| <= atol + rtol·|ref|. "
                  f"[default: per dtype, see README]",
         )(func)
@@ -109,7 +156,7 @@ def loss_option(func):
 
 
 def label_smoothing_option(func):
-    return click.option("--label-smoothing", type=float, default=None,
+    return click.option("--label-smoothing", type=Number("a number in [0, 1]", minimum=0, maximum=1), default=None,
                         help="softmax: label smoothing ε in [0, 1], as torch's cross_entropy. [default: 0]")(func)
 
 
@@ -176,11 +223,6 @@ def backends(names) -> list[str]:
     return [b for b in ("numpy", "torch") if "all" in chosen or b in chosen]
 
 
-def check_tolerance(value, name):
-    if value is not None and not (math.isfinite(value) and value >= 0):
-        raise UserError(f"{name} {value!r} is not allowed; tolerances are finite numbers >= 0")
-
-
 def parse_targets(texts, default=("0", "1")) -> list[float]:
     """--target values: numbers in [0, 1], duplicates dropped, order kept."""
     from stabcli.core import inputs as parse
@@ -189,26 +231,110 @@ def parse_targets(texts, default=("0", "1")) -> list[float]:
     for text in texts or default:
         y = parse.parse_number(str(text), "--target", "a number in [0, 1]")
         if not (0 <= y <= 1):
-            raise UserError(f"--target {text!r} is outside [0, 1]; targets are probabilities in [0, 1]")
+            raise UserError(f"--target {parse.shown(text)} is outside [0, 1]; targets are probabilities in [0, 1]")
         if y not in ys:
             ys.append(y)
     return ys
 
 
+def check_output_file(path: str, option: str, suffixes: tuple[str, ...]) -> None:
+    """Check an output file before any work (sweep --plot, demo --export): not empty, not a folder, ending in
+    one of ``suffixes``, in a folder that exists and can be written, and a name the file system can hold (not
+    too long, no NUL). Every refusal is one UserError that names the path."""
+    import os
+    from pathlib import Path
+
+    from stabcli.core.inputs import shown
+
+    endings = " or ".join(suffixes)
+    if not path.strip():
+        raise UserError(f"{option} {shown(path)} is empty; give a file name ending in {endings}")
+    target = Path(path)
+    try:  # a name too long for the file system, a folder we may not look into: OSError
+        check_file_name(path)
+        if target.is_dir():
+            raise UserError(f"{option} {shown(path)} is a folder; give a file name ending in {endings}")
+        if target.suffix.lower() not in suffixes:
+            raise UserError(f"{option} {shown(path)} must end in {endings}")
+        folder = target.parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+            raise UserError(f"{option} {shown(path)}: the folder {shown(str(folder))} does not exist or cannot be "
+                            "written")
+        os.stat(target)  # a file name too long is refused here, not after the work
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as exc:  # ValueError: a name no file system takes (NUL, a lone surrogate)
+        raise UserError(f"{option} {shown(path)} cannot be used ({path_problem(exc)}); give a shorter or other "
+                        "path") from None
+
+
+def check_file_name(path: str) -> None:
+    """ValueError for a name that no file system holds: a NUL, or a character the file system encoding lacks
+    (pathlib's exists() just says False to both, and the failure would come after all the work)."""
+    import os
+
+    if "\0" in path:
+        raise ValueError("embedded null byte")
+    os.fsencode(path)
+
+
+def path_problem(exc: Exception) -> str:
+    """Why a path cannot be used, in a few words: the system's reason, or that no file system takes the name."""
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return "not a name a file system can hold"
+
+
 # --- output --------------------------------------------------------------------------------------------------
 
-def emit(output_format: str, as_json, as_csv, as_table) -> None:
-    """Print a result as strict JSON, CSV, or rich tables (``as_table`` gets the console width)."""
+def console(**kwargs):
+    """The rich Console every command prints its tables with (on stdout unless ``stderr=True``).
+
+    rich's own answer to a broken pipe is to exit 1 at once; this one lets the BrokenPipeError through, so that
+    ``cli/__init__.py`` ends every command the same way (see the README's Errors section).
+    """
+    return _console_class()(**kwargs)
+
+
+@functools.lru_cache(maxsize=None)
+def _console_class():
+    from rich.console import Console
+
+    class PipeAwareConsole(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    return PipeAwareConsole
+
+
+def echo_notes(notes) -> None:
+    """Notes a format has no place for (CSV: 'torch_bce is left out: ...'), one 'note:' line each on stderr."""
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+
+
+def emit(output_format: str, as_json, as_csv, as_table, notes=()) -> None:
+    """Print a result as strict JSON, CSV, or rich tables (``as_table`` gets the console width).
+
+    ``notes``: what the result says beside its rows (such as a method left out); JSON and the tables carry them,
+    CSV cannot, so they go to stderr, where a script reading stdout is not disturbed.
+    """
     fmt = output_format.lower()
     if fmt == "json":
-        click.echo(as_json())
+        write(as_json() + "\n")
     elif fmt == "csv":
-        click.echo(as_csv(), nl=False)
+        echo_notes(notes)
+        write(as_csv())
     else:
-        from rich.console import Console
+        out = console()
+        out.print(as_table(out.width))
 
-        console = Console()
-        console.print(as_table(console.width))
+
+def write(text: str) -> None:
+    """Write ``text`` to stdout and flush, so that a full disk or a closed reader is seen here, not lost."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 # --- the terminal --------------------------------------------------------------------------------------------

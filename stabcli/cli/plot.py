@@ -15,26 +15,48 @@ def _writable_folder(path: str):
     import os
     from pathlib import Path
 
+    from stabcli.core.inputs import shown
+
+    if not path.strip():
+        raise options.UserError(f"--out {shown(path)} is empty; give a folder to write the figures into, such as "
+                                "figures")
     folder = Path(path)
-    if folder.exists() and not folder.is_dir():
-        raise options.UserError(f"--out {path!r} is a file; give a folder to write the figures into")
-    existing = folder
-    while not existing.exists():
-        existing = existing.parent
+    try:  # a name too long for the file system, a folder we may not look into: OSError
+        options.check_file_name(path)
+        if folder.exists() and not folder.is_dir():
+            raise options.UserError(f"--out {shown(path)} is a file; give a folder to write the figures into")
+        existing = folder
+        while not existing.exists():
+            existing = existing.parent
+        for part in (folder, *folder.parents):  # each name within the file system's limit
+            if len(part.name.encode(errors="surrogateescape")) > os.pathconf(existing, "PC_NAME_MAX"):
+                raise OSError(36, os.strerror(36))
+    except (OSError, ValueError) as exc:  # ValueError: a name no file system takes (NUL, a lone surrogate)
+        raise options.UserError(f"--out {shown(path)} cannot be used ({options.path_problem(exc)}); give a "
+                                "shorter or other path") from None
     if not existing.is_dir():
-        raise options.UserError(f"--out {path!r} cannot be created: {str(existing)!r} is a file; give a folder you can write")
+        raise options.UserError(f"--out {shown(path)} cannot be created: {shown(str(existing))} is a file; give a "
+                                "folder you can write")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise options.UserError(f"--out {path!r} cannot be written ({str(existing)!r} is not writable); give a folder you "
-                        "can write")
+        raise options.UserError(f"--out {shown(path)} cannot be written ({shown(str(existing))} is not writable); "
+                                "give a folder you can write")
     return folder
 
 
 def _plot_formats(text: str) -> tuple[str, ...]:
-    chosen = tuple(dict.fromkeys(p.strip().lower() for p in text.split(",") if p.strip()))
-    bad = [p for p in chosen if p not in ("png", "svg")]
-    if bad or not chosen:
-        raise options.UserError(f"--format {text!r} is not allowed; use png, svg or png,svg")
-    return chosen
+    from stabcli.core.inputs import shown
+
+    parts = [p.strip().lower() for p in text.split(",")]
+    bad = [p for p in parts if p not in ("png", "svg")]
+    if bad:
+        if "" in bad:
+            problem = "has an empty item"
+        elif len(parts) == 1:
+            problem = "is not allowed"
+        else:
+            problem = f"has {shown(bad[0])}, which is not png or svg"
+        raise options.UserError(f"--format {shown(text)} {problem}; use png, svg or png,svg")
+    return tuple(dict.fromkeys(parts))
 
 
 @click.command(short_help="Write figures of loss and error against the logit.")
@@ -86,6 +108,9 @@ def plot(loss, dtypes, backends, targets, out, formats, slide):
             written = plots.write_figures(folder, chosen, parse_dtypes(dtypes), options.backends(backends), ys,
                                           family.name, extra)
     except OSError as exc:  # os.access can say yes where writing fails (root on /proc, read-only mounts, a full disk)
-        raise options.UserError(f"--out {out!r} cannot be written ({exc.strerror or exc}); give a folder you can write") from None
+        from stabcli.core.inputs import shown
+
+        raise options.UserError(f"--out {shown(out)} cannot be written ({exc.strerror or exc}); give a folder you "
+                                "can write") from None
     for path in written:
         click.echo(str(path))

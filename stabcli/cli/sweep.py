@@ -11,9 +11,9 @@ def _scalar(text: str, what: str) -> float:
     """One number from an option that the sweep needs as a single value (weight, pos_weight)."""
     from stabcli.core import inputs as parse
 
-    value = parse.parse_number(str(text), what, "one finite number >= 0")
-    if not (value >= 0 and value != float("inf")):
-        raise options.UserError(f"{what} {text!r} is not allowed; for a sweep give one finite number >= 0")
+    value = parse.parse_number(str(text), what, "one finite number >= 0", finite=True)
+    if not value >= 0:
+        raise options.UserError(f"{what} {parse.shown(text)} is not allowed; for a sweep give one finite number >= 0")
     return value
 
 
@@ -27,16 +27,21 @@ def _scalar(text: str, what: str) -> float:
                    "probability vector such as 1,0,0. [default: 0 and 1]")
 @options.weight_options
 @options.label_smoothing_option
-@click.option("--classes", type=int, default=None,
+@click.option("--classes", type=options.Number("a whole number of classes from 2 to 1000", whole=True, minimum=2,
+                                               maximum=1000), default=None,
               help="softmax: the number of classes of the swept rows [g, 0, ..., 0]. [default: 3]")
-@click.option("--shift", type=float, default=None,
+@click.option("--shift", type=options.Number("a finite number"), default=None,
               help="softmax: a number added to every logit, [shift + g, shift, ...]: softmax does not change, the "
                    "naive form does. [default: 0]")
 @options.tolerance_options
 @options.format_option
-@click.option("--min", "xmin", type=float, default=None, help="Smallest logit of the grid. [default: -1e4]")
-@click.option("--max", "xmax", type=float, default=None, help="Largest logit of the grid. [default: 1e4]")
-@click.option("--points", type=float, default=None,
+@click.option("--min", "xmin", type=options.Number("a finite number"), default=None,
+              help="Smallest logit of the grid. [default: -1e4]")
+@click.option("--max", "xmax", type=options.Number("a finite number"), default=None,
+              help="Largest logit of the grid. [default: 1e4]")
+@click.option("--points", type=options.Number("a whole number of points from 2 to 1e9", whole=True, minimum=2,
+                                              maximum=1e9),  # commands/sweep.py MAX_POINTS
+              default=None,
               help="Number of grid points, 2 to 1e9 (1e6 works). [default: 4001]")
 @click.option("--spacing", type=click.Choice(("linear", "log"), case_sensitive=False), default=None,
               help="linear, or log on each side of 0 from ±1e-4 outward (plus 0). [default: log]")
@@ -85,13 +90,9 @@ def sweep(loss, dtypes, backends, targets, weight, pos_weight, label_smoothing, 
         stabcli sweep --dtype float32 --backend torch --severity training
         stabcli sweep --autocast float16 --exhaustive
     """
-    import math
-
     from stabcli.core.formats import parse_dtypes
     from stabcli.commands.sweep import make_grid, run_sweep, total_points
 
-    options.check_tolerance(atol, "--atol")
-    options.check_tolerance(rtol, "--rtol")
     spec = options.autocast_spec(autocast_dtype, device, dtypes, backends)
     if spec is not None and (peers or plot_path is not None):
         raise options.UserError(f"--autocast cannot be combined with {'--peers' if peers else '--plot'}: "
@@ -107,9 +108,7 @@ def sweep(loss, dtypes, backends, targets, weight, pos_weight, label_smoothing, 
             _scalar(pos_weight, "--pos-weight"), {}
     else:
         ys, w, pw, extra = parsed
-    if points is not None and not (math.isfinite(points) and points == int(points)):
-        raise options.UserError(f"--points {points:g} is not allowed; give a whole number of points")
-    grid = make_grid(xmin, xmax, None if points is None else int(points), spacing, exhaustive)
+    grid = make_grid(xmin, xmax, points, spacing, exhaustive)
     formats = parse_dtypes([spec.dtype] if spec is not None else dtypes)
     fmt = output_format.lower()
     show_progress = fmt == "table" and options.stderr_is_terminal()
@@ -118,12 +117,11 @@ def sweep(loss, dtypes, backends, targets, weight, pos_weight, label_smoothing, 
     from stabcli.present import sweep_view as view
 
     if show_progress:
-        from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         total = sum(total_points(grid, f) for f in formats) * len(ys)
         with Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      console=Console(stderr=True), transient=True) as bar:
+                      console=options.console(stderr=True), transient=True) as bar:
             task = bar.add_task("sweep", total=total)
             result = run_sweep(formats, options.backends(backends), ys, grid, w, pw, rtol, atol,
                                progress=lambda n: bar.advance(task, n), grad=grad, loss=family.name, options=extra,
@@ -131,28 +129,21 @@ def sweep(loss, dtypes, backends, targets, weight, pos_weight, label_smoothing, 
     else:
         result = run_sweep(formats, options.backends(backends), ys, grid, w, pw, rtol, atol, grad=grad,
                            loss=family.name, options=extra, peers=peers, autocast=spec)
-    options.emit(output_format, lambda: view.sweep_json(result, severity), lambda: view.sweep_csv(result),
-                 lambda width: view.sweep_renderable(result, width, severity))
-    if plot_path is not None:
+    written = None
+    if plot_path is not None:  # the file first, stdout last: a reader that stops early (| head) still gets it
+        from stabcli.core.inputs import shown
         from stabcli.present import plots
 
         try:
             written = plots.write_sweep_figure(result, plot_path, rtol, atol)
         except OSError as exc:
-            raise options.UserError(f"--plot {plot_path!r} cannot be written ({exc.strerror or exc})") from None
-        click.echo(f"figure written to {written}", err=True)
+            raise options.UserError(f"--plot {shown(plot_path)} cannot be written ({exc.strerror or exc})") from None
+    options.emit(output_format, lambda: view.sweep_json(result, severity), lambda: view.sweep_csv(result),
+                 lambda width: view.sweep_renderable(result, width, severity), notes=result.notes)
+    if written is not None:
+        click.echo(f"figure written to {click.format_filename(written)}", err=True)
 
 
 def _plot_target(path: str):
     """Check a --plot PATH before any work: a .png or .svg file in a folder that exists and can be written."""
-    import os
-    from pathlib import Path
-
-    target = Path(path)
-    if target.suffix.lower() not in (".png", ".svg"):
-        raise options.UserError(f"--plot {path!r} must end in .png or .svg")
-    folder = target.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise options.UserError(f"--plot {path!r}: the folder {str(folder)!r} does not exist or cannot be written")
-    if target.is_dir():
-        raise options.UserError(f"--plot {path!r} is a folder; give a file name ending in .png or .svg")
+    options.check_output_file(path, "--plot", (".png", ".svg"))

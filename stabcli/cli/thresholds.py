@@ -36,8 +36,6 @@ def thresholds(loss, dtypes, atol, rtol, output_format):
     from stabcli.core.formats import parse_dtypes
     from stabcli.commands.thresholds import run_thresholds
 
-    options.check_tolerance(atol, "--atol")
-    options.check_tolerance(rtol, "--rtol")
     family = options.family_of(loss)
     result = run_thresholds(parse_dtypes(dtypes), rtol, atol, loss=family.name)
     options.emit(output_format, lambda: view.thresholds_json(result, family.name), lambda: view.thresholds_csv(result),

@@ -34,6 +34,7 @@ from stabcli.core.analysis import INF, NAN, OK, STATUSES, Reference, Tolerance, 
 from stabcli.core.backends import backend_note
 from stabcli.core.errors import InputError
 from stabcli.core.formats import FORMATS, Format, to_float64
+from stabcli.core.inputs import shown
 
 CHUNK = 2**19  # elements per chunk: ~4 MB per float64 intermediate, flat whatever the file's size
 WORST = 5  # worst elements kept per row
@@ -255,14 +256,14 @@ def _check_values(check: Check, family, x64: np.ndarray, y64: np.ndarray, start:
     if bad.size:
         i = int(bad[0])
         where = tensorfile.fmt_index(start + i, check.shape)
-        raise InputError(f"TARGETS {check.targets.name!r} holds {tensorfile.fmt_value(y64[i])} at index {where}; "
+        raise InputError(f"TARGETS {shown(check.targets.name)} holds {tensorfile.fmt_value(y64[i])} at index {where}; "
                          "targets are probabilities in [0, 1] (no NaN)")
     if family.probabilities:
         bad = np.flatnonzero(~((x64 >= 0) & (x64 <= 1)))
         if bad.size:
             i = int(bad[0])
             where = tensorfile.fmt_index(start + i, check.shape)
-            raise InputError(f"LOGITS {check.logits.name!r} holds {tensorfile.fmt_value(x64[i])} at index {where}; "
+            raise InputError(f"LOGITS {shown(check.logits.name)} holds {tensorfile.fmt_value(x64[i])} at index {where}; "
                              "with --probs it holds probabilities p in [0, 1] (leave --probs out for logits)")
 
 
@@ -506,7 +507,7 @@ def run_small_check(logits, targets, formats, backends, rtol, atol, family, auto
 
     rows = logits.size if logits.array.ndim < 2 else int(np.prod(logits.shape[:-1]))
     if rows > MAX_ELEMENTS:
-        raise InputError(f"LOGITS {logits.name!r} holds {rows:,} rows; --loss {family.name} is checked row by row "
+        raise InputError(f"LOGITS {shown(logits.name)} holds {rows:,} rows; --loss {family.name} is checked row by row "
                          f"against mpmath, at most {MAX_ELEMENTS:,} rows (--loss bce streams any size)")
     x = to_float64(np.asarray(logits.array))
     y = to_float64(np.asarray(targets.array))

@@ -262,8 +262,9 @@ def _row(family, backend, fmt, method, arrays, reduction, ref: _Exact, gref: _Ex
         ev, ops = evaluate_method(backend, fmt, method, arrays, family=family)
     except AutocastRefused as exc:
         return _refused_row(backend, fmt, method, logits_in, overflow, ref, str(exc))
-    with np.errstate(all="ignore"):
-        loss = ops.to_numpy(family.reduce(ops, ev.loss, reduction, arrays))
+    with np.errstate(all="ignore"), ops.context():  # a library method reduces as the library does (under autocast)
+        loss = ops.to_numpy(ev.reduced(ops, reduction,
+                                       lambda per_element: family.reduce(ops, per_element, reduction, arrays)))
     loss = np.asarray(loss).reshape(-1) if not reduced else np.asarray(loss).reshape(1)
     cfmt = format_of(loss, fmt)
     changed = None

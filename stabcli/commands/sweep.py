@@ -124,13 +124,19 @@ def _log_sides(grid: Grid) -> tuple[int, int, int, float, float]:
         return 0, 0, 0, 0.0, 0.0
     inner_neg = min(LOG_INNER, -lo) if lo < 0 else 0.0
     inner_pos = min(LOG_INNER, hi) if hi > 0 else 0.0
-    dec_neg = math.log10(-lo / inner_neg) + 1 if lo < 0 else 0.0
-    dec_pos = math.log10(hi / inner_pos) + 1 if hi > 0 else 0.0
+    dec_neg = _decades(-lo, inner_neg) + 1 if lo < 0 else 0.0
+    dec_pos = _decades(hi, inner_pos) + 1 if hi > 0 else 0.0
     rest = grid.points - 1
     n_neg = int(round(rest * dec_neg / (dec_neg + dec_pos)))
     if lo < 0 and hi > 0:
         n_neg = min(max(n_neg, 1), rest - 1)
     return n_neg, 1, rest - n_neg, inner_neg, inner_pos
+
+
+def _decades(outer: float, inner: float) -> float:
+    """log10(outer / inner), also where the quotient overflows (a bound beyond 1.8e304 over the inner 1e-4)."""
+    ratio = outer / inner
+    return math.log10(ratio) if math.isfinite(ratio) else math.log10(outer) - math.log10(inner)
 
 
 def grid_float64(grid: Grid, start: int, stop: int) -> np.ndarray:
@@ -140,23 +146,35 @@ def grid_float64(grid: Grid, start: int, stop: int) -> np.ndarray:
     lo, hi = grid.min, grid.max
     with np.errstate(all="ignore"):
         if grid.spacing == "linear":
-            return np.where(i == n - 1, hi, lo + (hi - lo) * (i / (n - 1)))
+            t = i / (n - 1)
+            if not math.isfinite(hi - lo):  # bounds near ±1.8e308: hi - lo overflows, each term does not
+                return np.where(i == n - 1, hi, lo * (1 - t) + hi * t)
+            return np.where(i == n - 1, hi, lo + (hi - lo) * t)
         if lo > 0:
-            return np.where(i == n - 1, hi, lo * (hi / lo) ** (i / (n - 1)))
+            return np.where(i == n - 1, hi, _geometric(lo, hi, i / (n - 1)))
         if hi < 0:
-            return np.where(i == n - 1, hi, -((-lo) * ((-hi) / (-lo)) ** (i / (n - 1))))
+            return np.where(i == n - 1, hi, -_geometric(-lo, -hi, i / (n - 1)))
         n_neg, _, n_pos, inner_neg, inner_pos = _log_sides(grid)
         out = np.zeros_like(i)
         neg = i < n_neg
         if n_neg:
             k = i[neg]  # k = 0 is lo, k = n_neg - 1 is -inner
-            out[neg] = -((-lo) * (inner_neg / -lo) ** (k / max(n_neg - 1, 1)))
+            out[neg] = -_geometric(-lo, inner_neg, k / max(n_neg - 1, 1))
         pos = i > n_neg
         if n_pos:
             k = i[pos] - n_neg - 1  # k = 0 is inner, k = n_pos - 1 is hi
-            out[pos] = inner_pos * (hi / inner_pos) ** (k / max(n_pos - 1, 1))
+            out[pos] = _geometric(inner_pos, hi, k / max(n_pos - 1, 1))
             out[i == n - 1] = hi
         return out
+
+
+def _geometric(a: float, b: float, t: np.ndarray) -> np.ndarray:
+    """a·(b/a)^t for a, b > 0, t in [0, 1]; in logarithms where b/a overflows or underflows (a bound past
+    1.8e304 over the inner 1e-4, or 1e-300 against 1e308), which would make every point inf or 0."""
+    if math.isfinite(b / a) and b / a >= sys.float_info.min:
+        return a * (b / a) ** t
+    la, lb = math.log(a), math.log(b)
+    return np.where(t == 0, a, np.exp(la + t * (lb - la)))
 
 
 def total_points(grid: Grid, fmt: Format) -> int:

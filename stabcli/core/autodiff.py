@@ -278,7 +278,7 @@ def torch_grad(fmt: Format, formula, x, constants, reduction: str = "none"):
     with torch.enable_grad(), np.errstate(all="ignore"):
         with ops.context():  # autocast around the forward pass only, as torch's docs have it
             ev = formula(ops, xt, *consts)
-            loss = ops.reduce(ev.loss, reduction)
+            loss = ev.reduced(ops, reduction)  # a library method reduces (and differentiates) as the library does
         if loss.requires_grad:
             # d(sum)/d(loss_i) is exactly 1, so this is backward(ones) per element; passing grad_outputs instead
             # makes torch check shapes symbolically, which imports sympy (0.4 s on every compare).

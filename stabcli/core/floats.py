@@ -315,9 +315,11 @@ def exact_input(text: str, value64: float) -> Fraction | None:
     near it); any other spelling the number parser accepts (a hex float, say) is exact in float64 already."""
     if not math.isfinite(value64):
         return None
-    try:
-        q = Fraction(text.strip())
-    except (ValueError, ZeroDivisionError):
+    from decimal import Decimal, InvalidOperation
+
+    try:  # through Decimal: Fraction(text) refuses more than 4300 digits (int's string limit) and then said 0
+        q = Fraction(Decimal(text.strip()))
+    except (ValueError, ZeroDivisionError, InvalidOperation):
         return Fraction(value64)
     return q
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from stabcli.core.errors import InputError
+from stabcli.core.inputs import shown
 
 EXTENSIONS: tuple[str, ...] = (".npy", ".npz", ".pt", ".pth", ".safetensors", ".csv", ".txt")
 ALLOWED = ".npy, .npz, .pt/.pth, .safetensors, .csv or .txt"
@@ -75,33 +76,33 @@ def load(path: str, key: str | None = None, what: str = "LOGITS") -> TensorFile:
             raise ValueError("embedded null byte")
         os.fsencode(path)
     except (ValueError, UnicodeError):
-        raise InputError(f"{what} {path!r} is not a name a file system can hold; give a file ({ALLOWED})") from None
+        raise InputError(f"{what} {shown(path)} is not a name a file system can hold; give a file ({ALLOWED})") from None
     if os.path.isdir(path):
-        raise InputError(f"{what} {path!r} is a folder; give a file ({ALLOWED})")
+        raise InputError(f"{what} {shown(path)} is a folder; give a file ({ALLOWED})")
     if ext not in EXTENSIONS:
-        raise InputError(f"{what} {path!r} has the extension {ext or '(none)'!r}; allowed: {ALLOWED}")
+        raise InputError(f"{what} {shown(path)} has the extension {ext or '(none)'!r}; allowed: {ALLOWED}")
     if not os.path.exists(path):
-        raise InputError(f"{what} {path!r} does not exist; give a file ({ALLOWED})")
+        raise InputError(f"{what} {shown(path)} does not exist; give a file ({ALLOWED})")
     if not os.access(path, os.R_OK):
-        raise InputError(f"{what} {path!r} cannot be read (permission denied)")
+        raise InputError(f"{what} {shown(path)} cannot be read (permission denied)")
     loader = {".npy": _npy, ".npz": _npz, ".pt": _torch, ".pth": _torch, ".safetensors": _safetensors,
               ".csv": _text, ".txt": _text}[ext]
     if key is not None and ext in (".npy", ".csv", ".txt"):
-        raise InputError(f"--key {key!r} is for .npz, .pt/.pth and .safetensors files; {what} {path!r} holds one "
+        raise InputError(f"--key {shown(key)} is for .npz, .pt/.pth and .safetensors files; {what} {shown(path)} holds one "
                          "array")
     try:
         tf = loader(path, key, what)
     except InputError:
         raise
     except MemoryError:
-        raise InputError(f"{what} {path!r} does not fit in memory") from None
+        raise InputError(f"{what} {shown(path)} does not fit in memory") from None
     except OSError as exc:
-        raise InputError(f"{what} {path!r} cannot be read ({exc.strerror or exc})") from None
+        raise InputError(f"{what} {shown(path)} cannot be read ({exc.strerror or exc})") from None
     if tf.array.dtype.kind not in "fiub" and _format_name(tf.array.dtype) is None:
-        raise InputError(f"{what} {tf.name!r} holds {tf.stored} values; allowed: floating-point, integer or boolean "
+        raise InputError(f"{what} {shown(tf.name)} holds {tf.stored} values; allowed: floating-point, integer or boolean "
                          "numbers")
     if tf.size == 0:
-        raise InputError(f"{what} {tf.name!r} holds no elements (shape {tf.shape}); give at least one number")
+        raise InputError(f"{what} {shown(tf.name)} holds no elements (shape {tf.shape}); give at least one number")
     return tf
 
 
@@ -116,9 +117,9 @@ def _npy(path: str, key, what) -> TensorFile:
             why = "is truncated: shorter than its header says"
         else:
             why = f"is not a readable .npy file ({text})"
-        raise InputError(f"{what} {path!r} {why}; save it with numpy.save") from None
+        raise InputError(f"{what} {shown(path)} {why}; save it with numpy.save") from None
     if arr.dtype.kind == "V":
-        raise InputError(f"{what} {path!r} holds {arr.dtype} values (a bfloat16 saved by numpy loses its name); save "
+        raise InputError(f"{what} {shown(path)} holds {arr.dtype} values (a bfloat16 saved by numpy loses its name); save "
                          "it as float32, or with torch.save or safetensors")
     return TensorFile(path, None, arr, _format_name(arr.dtype), arr.dtype.name)
 
@@ -135,20 +136,20 @@ def _npz(path: str, key, what) -> TensorFile:
         raise
     except (zipfile.BadZipFile, EOFError, ValueError) as exc:
         if "allow_pickle" in str(exc):
-            raise InputError(f"{what} {path!r} holds Python objects (pickled), which are not loaded") from None
-        raise InputError(f"{what} {path!r} is not a readable .npz file ({exc}); save it with numpy.savez") from None
+            raise InputError(f"{what} {shown(path)} holds Python objects (pickled), which are not loaded") from None
+        raise InputError(f"{what} {shown(path)} is not a readable .npz file ({exc}); save it with numpy.savez") from None
     return TensorFile(path, chosen, arr, _format_name(arr.dtype), arr.dtype.name)
 
 
 def _choose(names: list[str], key: str | None, path: str, what: str) -> str:
     if not names:
-        raise InputError(f"{what} {path!r} holds no array")
+        raise InputError(f"{what} {shown(path)} holds no array")
     if key is None:
         if len(names) == 1:
             return names[0]
-        raise InputError(f"{what} {path!r} holds {len(names)} arrays ({_listed(names)}); choose one with --key")
+        raise InputError(f"{what} {shown(path)} holds {len(names)} arrays ({_listed(names)}); choose one with --key")
     if key not in names:
-        raise InputError(f"--key {key!r} is not in {what} {path!r}; it holds {_listed(names)}")
+        raise InputError(f"--key {shown(key)} is not in {what} {shown(path)}; it holds {_listed(names)}")
     return key
 
 
@@ -203,24 +204,24 @@ def _torch(path: str, key, what) -> TensorFile:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unpickling failed"
-        raise InputError(f"{what} {path!r} is not a tensor file torch.load can read safely (weights_only: "
+        raise InputError(f"{what} {shown(path)} is not a tensor file torch.load can read safely (weights_only: "
                          f"{first[:120]})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, AttributeError) as exc:
         first = str(exc).strip().splitlines()[0].split(". ")[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{what} {path!r} is not a readable torch file ({first[:120]}); save a tensor or a dict of "
+        raise InputError(f"{what} {shown(path)} is not a readable torch file ({first[:120]}); save a tensor or a dict of "
                          "tensors with torch.save") from None
     found = _tensors(obj)
     if not found:
-        raise InputError(f"{what} {path!r} holds no tensor ({type(obj).__name__}); save a tensor or a dict of tensors")
+        raise InputError(f"{what} {shown(path)} holds no tensor ({type(obj).__name__}); save a tensor or a dict of tensors")
     if list(found) == [""]:
         if key is not None:
-            raise InputError(f"--key {key!r} is not in {what} {path!r}; it holds one tensor, not a dict")
+            raise InputError(f"--key {shown(key)} is not in {what} {shown(path)}; it holds one tensor, not a dict")
         chosen = None
     else:
         chosen = _choose(list(found), key, path, what)
     t = found[chosen or ""]
     if t.is_complex():
-        raise InputError(f"{what} {path!r} holds complex values; allowed: real numbers")
+        raise InputError(f"{what} {shown(path)} holds complex values; allowed: real numbers")
     arr = _tensor_to_numpy(t)
     return TensorFile(path, chosen, arr, _format_name(arr.dtype), str(t.dtype).removeprefix("torch."))
 
@@ -238,7 +239,7 @@ def _safetensors(path: str, key, what) -> TensorFile:
     except InputError:
         raise
     except (SafetensorError, ValueError, RuntimeError) as exc:
-        raise InputError(f"{what} {path!r} is not a readable .safetensors file ({str(exc)[:120]})") from None
+        raise InputError(f"{what} {shown(path)} is not a readable .safetensors file ({str(exc)[:120]})") from None
     arr = _tensor_to_numpy(t)
     return TensorFile(path, chosen, arr, _format_name(arr.dtype), str(t.dtype).removeprefix("torch."))
 
@@ -250,7 +251,7 @@ def _text(path: str, key, what) -> TensorFile:
         with open(path, encoding="utf-8") as fh:
             lines = fh.read().splitlines()
     except UnicodeDecodeError:
-        raise InputError(f"{what} {path!r} is not text (not UTF-8); give numbers one a line or comma-separated, "
+        raise InputError(f"{what} {shown(path)} is not text (not UTF-8); give numbers one a line or comma-separated, "
                          "or a .npy/.pt/.safetensors file") from None
     rows: list[list[float]] = []
     for n, line in enumerate(lines, 1):
@@ -261,12 +262,12 @@ def _text(path: str, key, what) -> TensorFile:
         if items and items[-1] == "":  # a trailing comma
             items = items[:-1]
         try:
-            rows.append([parse_number(t, f"{what} {path!r} line {n}:", "a number such as 0.5, -12 or 1e3")
+            rows.append([parse_number(t, f"{what} {shown(path)} line {n}:", "a number such as 0.5, -12 or 1e3")
                          for t in items])
         except InputError as exc:
             raise InputError(str(exc)) from None
     if not rows:
-        raise InputError(f"{what} {path!r} holds no numbers; give numbers one a line or comma-separated")
+        raise InputError(f"{what} {shown(path)} holds no numbers; give numbers one a line or comma-separated")
     widths = {len(r) for r in rows}
     if len(rows) == 1:
         arr = np.array(rows[0], dtype=np.float64)
@@ -275,7 +276,7 @@ def _text(path: str, key, what) -> TensorFile:
     elif len(widths) == 1:
         arr = np.array(rows, dtype=np.float64)
     else:
-        raise InputError(f"{what} {path!r} has rows of {min(widths)} to {max(widths)} values; every line needs the "
+        raise InputError(f"{what} {shown(path)} has rows of {min(widths)} to {max(widths)} values; every line needs the "
                          "same number of comma-separated values")
     return TensorFile(path, None, arr, None, "text")
 
@@ -285,7 +286,7 @@ def broadcast_shape(a: TensorFile, b: TensorFile) -> tuple[int, ...]:
     try:
         return tuple(np.broadcast_shapes(a.shape, b.shape))
     except ValueError:
-        raise InputError(f"LOGITS {a.name!r} of shape {a.shape} and TARGETS {b.name!r} of shape {b.shape} do not "
+        raise InputError(f"LOGITS {shown(a.name)} of shape {a.shape} and TARGETS {shown(b.name)} of shape {b.shape} do not "
                          "broadcast; give the same shape, or shapes that broadcast as in torch (a 1 or a missing "
                          "leading axis)") from None
 

@@ -40,10 +40,23 @@ class Evaluation:
     steps: list[Step] = field(default_factory=list)
     clamp_changed: Any = None  # boolean array: where a clamp in the method changed the loss (None: no clamp)
     unclamped: Any = None  # the same formula without the clamp: what the clamp replaced
+    # For a method that calls a library (torch's own losses): reduction -> the library's call with that
+    # reduction. A user's F.binary_cross_entropy_with_logits(x, y) takes the mean inside torch, and its backward
+    # divides there, which rounds differently from differentiating loss.mean() of the per-element losses.
+    library_reduce: Callable[[str], Any] | None = None
 
     def step(self, name: str, value, kind: str, *args):
         self.steps.append(Step(name, value, kind, args))
         return value
+
+    def reduced(self, ops, reduction: str, otherwise: Callable[[Any], Any] | None = None):
+        """The loss under ``reduction`` ("none", "mean", "sum"): the library's own reduction where the method
+        calls a library, else ``otherwise`` (the family's rule, given the per-element loss) or ``ops.reduce``."""
+        if reduction != "none" and self.library_reduce is not None:
+            return self.library_reduce(reduction)
+        if otherwise is not None:
+            return otherwise(self.loss)
+        return ops.reduce(self.loss, reduction)
 
 
 # --- predicted thresholds -------------------------------------------------------------------------------------

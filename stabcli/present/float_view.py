@@ -54,11 +54,10 @@ def small(q) -> str:
     if q is None:
         return "none"
     q = Fraction(q)
-    d, n = q.denominator, 0
-    while d % 2 == 0:
-        d //= 2
-        n += 1
-    while d % 5 == 0:
+    d = q.denominator
+    n = (d & -d).bit_length() - 1  # the factors 2, at once: dividing one at a time is quadratic in the size of
+    d >>= n  # d, which is 10^99999 for `stabcli float 1e-99999` (minutes)
+    while d % 5 == 0 and n <= 40:  # the factors 5, only as far as the test below can use them
         d //= 5
         n += 1
     if d == 1 and n <= 40:  # a terminating decimal: at most n digits after the point

@@ -1,5 +1,5 @@
 """matplotlib Figures from curve data (``commands/curves.py``) and sweeps (``commands/sweep.py``). Functions
-return Figures; ``save`` writes files atomically and deterministically.
+return Figures; ``save`` writes files atomically and deterministically, ``staged_folder`` a whole set at once.
 
 Three kinds of figure:
 
@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+import signal
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -587,6 +590,47 @@ def save(fig, folder: Path, stem: str, formats=FORMATS_WRITTEN) -> list[Path]:
     return written
 
 
+@contextmanager
+def staged_folder(out):
+    """A temporary folder to write a set of files into; they move into ``out`` together once all are written.
+
+    The temporary folder sits in ``out`` or, if it does not exist yet, in its nearest existing parent (the same
+    file system, so a move is a rename). If the writing fails or is interrupted (Ctrl-C), the temporary folder is
+    removed and ``out`` is as it was: not created, its old figures untouched, no .png without its .svg. The moves
+    themselves run with Ctrl-C held back (a few renames), so the set arrives whole.
+    """
+    out = Path(out)
+    base = out
+    while not base.exists():
+        base = base.parent
+    staging = Path(tempfile.mkdtemp(prefix=".stabcli-", dir=base))
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    blocked = _hold_ctrl_c()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for path in sorted(staging.iterdir()):
+            os.replace(path, out / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if blocked:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _hold_ctrl_c() -> bool:
+    """Block SIGINT until the caller unblocks it (a Ctrl-C meanwhile is delivered then); False where not possible."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return False
+    try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -631,7 +675,8 @@ def overview_sweep(dtypes, backends, targets, methods=None, loss: str | None = N
 
 def write_figures(out: Path, formats, dtypes, backends, targets, loss: str | None = None,
                   options: dict | None = None) -> list[Path]:
-    """One figure per (dtype, backend) and the overview, written into ``out``; returns the files written.
+    """One figure per (dtype, backend) and the overview, written into ``out`` as one set (``staged_folder``);
+    returns the files written.
 
     Files are named after the family: bce_float16_numpy.png, softmax_float16_numpy.png, ...; the overview of a
     family other than bce is <family>_breakdown_overview."""
@@ -642,16 +687,17 @@ def write_figures(out: Path, formats, dtypes, backends, targets, loss: str | Non
     out = Path(out)
     sweep = overview_sweep(dtypes, backends, targets, loss=family.name, options=options)
     written: list[Path] = []
-    for fmt in dtypes:
-        for backend in backends:
-            fig = loss_figure([curve_set(fmt, backend, y, loss=family.name, options=options) for y in targets],
-                              naive_breakdowns(sweep, fmt.name, backend), family.name)
-            written += _write(fig, out, f"{family.name}_{fmt.name}_{backend}", formats)
-    strips = status_strips(list(dtypes), list(backends), list(targets), sweep.grid, loss=family.name,
-                           options=options)
-    stem = "breakdown_overview" if family.name == "bce" else f"{family.name}_breakdown_overview"
-    written += _write(overview_figure(sweep, strips), out, stem, formats)
-    return written
+    with staged_folder(out) as staging:  # the whole set or nothing, even on Ctrl-C
+        for fmt in dtypes:
+            for backend in backends:
+                fig = loss_figure([curve_set(fmt, backend, y, loss=family.name, options=options) for y in targets],
+                                  naive_breakdowns(sweep, fmt.name, backend), family.name)
+                written += _write(fig, staging, f"{family.name}_{fmt.name}_{backend}", formats)
+        strips = status_strips(list(dtypes), list(backends), list(targets), sweep.grid, loss=family.name,
+                               options=options)
+        stem = "breakdown_overview" if family.name == "bce" else f"{family.name}_breakdown_overview"
+        written += _write(overview_figure(sweep, strips), staging, stem, formats)
+    return [out / path.name for path in written]
 
 
 def slide_stem(kind: str, dtype: str, backend: str | None = None, target: float | None = None) -> str:
@@ -661,24 +707,25 @@ def slide_stem(kind: str, dtype: str, backend: str | None = None, target: float 
 
 
 def write_slides(out: Path, formats, kind: str, dtypes, backends, targets) -> list[Path]:
-    """``kind`` slides into ``out``: one per (dtype, backend, target) for loss/error/grad, one per dtype (every
-    backend, the worst over the targets) for the overview."""
+    """``kind`` slides into ``out`` as one set (``staged_folder``): one per (dtype, backend, target) for
+    loss/error/grad, one per dtype (every backend, the worst over the targets) for the overview."""
     from stabcli.commands.curves import curve_set, status_strips
 
     out = Path(out)
     written: list[Path] = []
-    for fmt in dtypes:
-        sweep = overview_sweep([fmt], backends, targets, None if kind == "overview" else ["naive"])
-        if kind == "overview":
-            strips = status_strips([fmt], list(backends), list(targets), sweep.grid)
-            written += _write(slide_overview(sweep, strips), out, slide_stem(kind, fmt.name), formats)
-            continue
-        for backend in backends:
-            naive = naive_breakdowns(sweep, fmt.name, backend)
-            for y in targets:
-                fig = slide_figure(kind, curve_set(fmt, backend, float(y)), naive.get(float(y)))
-                written += _write(fig, out, slide_stem(kind, fmt.name, backend, float(y)), formats)
-    return written
+    with staged_folder(out) as staging:  # the whole set or nothing, even on Ctrl-C
+        for fmt in dtypes:
+            sweep = overview_sweep([fmt], backends, targets, None if kind == "overview" else ["naive"])
+            if kind == "overview":
+                strips = status_strips([fmt], list(backends), list(targets), sweep.grid)
+                written += _write(slide_overview(sweep, strips), staging, slide_stem(kind, fmt.name), formats)
+                continue
+            for backend in backends:
+                naive = naive_breakdowns(sweep, fmt.name, backend)
+                for y in targets:
+                    fig = slide_figure(kind, curve_set(fmt, backend, float(y)), naive.get(float(y)))
+                    written += _write(fig, staging, slide_stem(kind, fmt.name, backend, float(y)), formats)
+    return [out / path.name for path in written]
 
 
 def write_sweep_figure(sweep, path, rtol: float | None = None, atol: float | None = None) -> Path:

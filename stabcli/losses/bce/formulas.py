@@ -125,27 +125,49 @@ def softplus(ops, x, y, w, pw) -> Evaluation:
     return ev
 
 
+def _shape(*tensors) -> tuple[int, ...]:
+    """The broadcast shape of torch tensors (numpy's rule, which is torch's; torch.broadcast_shapes imports sympy)."""
+    import numpy as np
+
+    return tuple(np.broadcast_shapes(*(tuple(t.shape) for t in tensors)))
+
+
+def _to(t, shape):
+    """``t`` at ``shape``: itself when it has it already (as a user's tensor would), else expanded."""
+    return t if tuple(t.shape) == shape else t.expand(shape)
+
+
 def torch_bce(ops, x, y, w, pw) -> Evaluation:
-    """The real torch.nn.functional.binary_cross_entropy(torch.sigmoid(x), y, weight=w) (no pos_weight)."""
+    """The real torch.nn.functional.binary_cross_entropy(torch.sigmoid(x), y) (no pos_weight), called as a user
+    would: ``weight=`` only when the weights are not all 1, the reduction done by torch itself."""
     ev = Evaluation(None)
     p = ev.step("p = torch.sigmoid(x)", ops.sigmoid(x), "sigmoid", x)
     return torch_bce_from_p(ev, ops, p, y, w, pw)
 
 
 def torch_bce_from_p(ev: Evaluation, ops, p, y, w, pw) -> Evaluation:
-    """The real F.binary_cross_entropy(p, y, weight=w) on the probability p (``--probs`` calls it directly)."""
+    """The real F.binary_cross_entropy(p, y) on the probability p, called as a user would (``--probs`` calls it
+    directly)."""
     import torch.nn.functional as F
 
     torch = ops.torch
     # torch refuses a NaN probability (RuntimeError "all elements of input should be between 0 and 1"); those
     # elements are evaluated at 0.5 and reported as NaN, what any NaN logit gives elsewhere.
     nan = torch.isnan(p)
+    has_nan = bool(nan.any())
+    shape = tuple(p.shape)
     # With every weight 1 no weight is passed: torch then skips its multiply by 1 (exact anyway) and the
     # torch.broadcast_shapes call that imports sympy, which would add 0.3 s to every single-logit compare.
-    weight = None if bool((w == 1).all()) else w.expand(p.shape)
-    loss = F.binary_cross_entropy(torch.where(nan, 0.5, p), y.expand(p.shape), weight=weight, reduction="none")
-    loss = torch.where(nan, torch.nan, loss)
-    ev.loss = ev.step("BCELoss(p, y)", loss, "torch_bce", p)
+    weight = None if bool((w == 1).all()) else _to(w, shape)
+    probs = torch.where(nan, 0.5, p) if has_nan else p
+    target = _to(y, shape)
+
+    def call(reduction: str):
+        return F.binary_cross_entropy(probs, target, weight=weight, reduction=reduction)
+
+    loss = call("none")
+    ev.loss = ev.step("BCELoss(p, y)", torch.where(nan, torch.nan, loss) if has_nan else loss, "torch_bce", p)
+    ev.library_reduce = None if has_nan else call  # with a NaN the reduced loss is NaN: ops.reduce says so
     if loss.dtype != p.dtype:  # autocast ran the kernel in float32: the rule without the clamp in float32 too
         p, y, w, pw = (t.to(loss.dtype) for t in (p, y, w, pw))
     ev.unclamped = _bce_unclamped(ops, ops.bce_log(p), ops.bce_log1p(-p), y, w, pw)
@@ -154,15 +176,29 @@ def torch_bce_from_p(ev: Evaluation, ops, p, y, w, pw) -> Evaluation:
 
 
 def torch_bce_with_logits(ops, x, y, w, pw) -> Evaluation:
-    """The real torch.nn.functional.binary_cross_entropy_with_logits(x, y, weight=w, pos_weight=pw)."""
+    """The real torch.nn.functional.binary_cross_entropy_with_logits(x, y), called as a user would: ``weight=``
+    and ``pos_weight=`` only when they are not all 1, the reduction done by torch itself.
+
+    Passing tensors of ones is not the same call: torch then takes its pos_weight formula, whose backward rounds
+    differently (float32, x = 0, y = 0.3: 0.19999995827674866 where the plain call gives 0.19999998807907104, the
+    correctly rounded 0.2 - 0 = sigmoid(0) - 0.3).
+    """
     import torch.nn.functional as F
 
     ev = Evaluation(None)
-    shape = (x + y + w + pw).shape
-    loss = F.binary_cross_entropy_with_logits(
-        x.expand(shape), y.expand(shape), weight=w.expand(shape), pos_weight=pw.expand(shape), reduction="none"
-    )
-    ev.loss = ev.step("BCEWithLogits(x, y)", loss, "torch_bcewl")
+    shape = _shape(x, y, w, pw)
+    extra = {}
+    if not bool((w == 1).all()):
+        extra["weight"] = _to(w, shape)
+    if not bool((pw == 1).all()):
+        extra["pos_weight"] = _to(pw, shape)
+    logits, target = _to(x, shape), _to(y, shape)
+
+    def call(reduction: str):
+        return F.binary_cross_entropy_with_logits(logits, target, reduction=reduction, **extra)
+
+    ev.loss = ev.step("BCEWithLogits(x, y)", call("none"), "torch_bcewl")
+    ev.library_reduce = call
     return ev
 
 

@@ -37,7 +37,7 @@ def predict(fmt: Format, rtol: float | None = None) -> list[Threshold]:
 
     mp = mpmath.mp
     rtol = fmt.default_rtol if rtol is None else rtol
-    lse = math.log(math.expm1(fmt.eps / rtol))
+    lse = _lse_estimate(fmt.eps, rtol)
     with mpmath.workdps(60):  # exact enough that the first representable value at or above each is right
         tiny = mp.mpf(fmt.smallest_subnormal)
         t_under = mp.log(2 / tiny - 1)
@@ -46,6 +46,15 @@ def predict(fmt: Format, rtol: float | None = None) -> list[Threshold]:
         clamp = -_closest_below(t_clamp, fmt, strict=True)
     return _table(fmt, floats.sigmoid_one_logit(fmt, op_by_op=True), floats.sigmoid_one_logit(fmt),
                   -floats.exp_overflow_logit(fmt), under, clamp, lse)
+
+
+def _lse_estimate(eps: float, rtol: float) -> float:
+    """ln(e^(eps/rtol) - 1), for every rtol >= 0: ln(expm1(a)) overflows from a = 710 and divides by zero at
+    rtol = 0, where no rounding error at all is within tolerance, so that the estimate is +inf (every logit)."""
+    a = eps / rtol if rtol > 0 else math.inf
+    if a > 700:  # ln(e^a - 1) = a + ln(1 - e^-a), and e^-a is below 1e-304: a itself (inf stays inf)
+        return a
+    return math.log(math.expm1(a))
 
 
 def _table(fmt: Format, one_op, one_cr, overflow, under, clamp, lse) -> list[Threshold]:
