@@ -347,3 +347,20 @@ def test_severity_training_ranks_as_sweep_does(tmp_path):
     assert ranked[-1] in ("softplus", "logsumexp", "torch_bce_with_logits")
     assert "9 loss inf" in " ".join(out.split())
     assert run("check", tmp_path / "x.npy", tmp_path / "y.npy", "--severity", "training", "--no-grad").exit_code == 2
+
+
+def test_csv_has_a_line_per_row_and_the_worst_element(files):
+    import csv
+    import io
+
+    d, x, y = files
+    result = run("check", d / "x16.npy", d / "y16.npy", "--backend", "torch", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [r["method"] for r in rows] == ["naive", "clamped", "logsumexp", "softplus", "torch_bce",
+                                           "torch_bce_with_logits"]
+    doc = json.loads(run("check", d / "x16.npy", d / "y16.npy", "--backend", "torch", "--format", "json").output)
+    for line, row in zip(rows, doc["results"]):
+        assert int(line["count_nan"]) == row["count_nan"] and line["compute_dtype"] == "float16"
+        if row["worst"]:
+            assert line["worst_index"] == ";".join(str(i) for i in row["worst"][0]["index"])
