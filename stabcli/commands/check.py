@@ -208,6 +208,10 @@ def _rows_for(check: Check, family, fmt: Format, backends, weight, pos_weight) -
 
 def _check_format(check: Check, family, fmt: Format, backends, rtol, atol, worst, progress, chunk) -> None:
     rows = _rows_for(check, family, fmt, backends, check.weight, check.pos_weight)
+    if fmt.bits == 64:
+        check.notes.append("float64: the reference is the float64 form itself (within ~6 ulps; no wider format can "
+                           "certify it), and mpmath's where a loss lies near the tolerance's edge, so every status "
+                           "is mpmath's; error bits and the gradient's reference are the float64 form's")
     note = InputNote(fmt.name)
     live = [r for r in rows if r.refused is None]
     ctx = _Context(check, family, fmt, live, rtol, atol, worst)
@@ -333,10 +337,15 @@ class _Context:
 
         grad_refs: dict = {}
         weights = None if counts is None else counts.astype(np.float64)
+        evaluated = []
         for row in self.rows:
             ev, ops = evaluate_method(row.backend, fmt, row.method, arrays, broadcast=False, family=family)
             loss = np.asarray(ops.to_numpy(ev.loss)).reshape(-1)
             loss = np.broadcast_to(loss, x64.shape) if loss.size != x64.size else loss
+            evaluated.append((row, ev, ops, loss))
+        if fmt.bits == 64:
+            ref_pair = self._certified64(ref_pair, [e[3] for e in evaluated], wide, x64.shape)
+        for row, ev, ops, loss in evaluated:
             cfmt = format_of(loss, fmt)
             row.compute_dtype = cfmt.name
             changed = None if ev.clamp_changed is None else \
@@ -355,6 +364,32 @@ class _Context:
                 g = np.broadcast_to(np.asarray(g).reshape(-1), x64.shape)
                 gj, gone = _tally_grad(row, g, grad_refs[wrt], x64, counts)
                 _tally_training(row, j, gj, gone, x64, counts, fmt, self.floor)
+
+
+    def _certified64(self, ref_pair, losses, wide: dict, shape):
+        """float64 has no wider format to certify its reference: where a loss lies so near the tolerance's edge
+        that the float64 form's error (FAST_LOSS_REL, 2^-49 relative) could move it across, the reference is
+        mpmath's, so that every status is the one mpmath gives."""
+        from stabcli.core.exact import to_float64_nearest
+        from stabcli.losses.bce.reference import FAST_LOSS_ABS, FAST_LOSS_REL
+
+        fast = ref_pair[0]
+        tol = Tolerance.for_format(self.fmt, *self.given)
+        with np.errstate(all="ignore"):
+            e = 2 * (FAST_LOSS_REL * np.abs(fast) + FAST_LOSS_ABS) * (1 + tol.rtol)
+            bound = tol.atol + tol.rtol * np.abs(fast)
+            unsure = np.zeros(fast.shape, dtype=bool)
+            for loss in losses:
+                d = np.abs(np.asarray(loss, dtype=np.float64) - fast)
+                unsure |= np.isfinite(d) & np.isfinite(fast) & (np.abs(d - bound) <= e)
+        at = np.flatnonzero(unsure)
+        if not at.size:
+            return ref_pair
+        nearest = fast.copy()
+        columns = [np.broadcast_to(wide[k], shape) for k in self.family.input_keys]
+        for i in at:
+            nearest[i] = to_float64_nearest(self.family.exact_loss(*(float(c[i]) for c in columns)))
+        return nearest, nearest
 
 
 def _weighted(mask: np.ndarray, counts) -> int:
