@@ -163,10 +163,7 @@ def sweep_tables(sweep, width: int = 80, severity: str = "accuracy") -> list:
                 computed.setdefault(r.compute_dtype or dtype, []).append(r.method)
             for name, methods in computed.items():
                 out.append(Text(f"computed in {name} under autocast: {', '.join(methods)}", style="dim"))
-        for r in sweep.refused:
-            if (r.backend, r.dtype, r.target) == (backend, dtype, target):
-                out.append(Text(f"{r.method}: refused by torch.autocast ({sweep.autocast.device}), torch's message: "
-                                + " ".join(r.refused.split()), style="dim"))
+        out += _refused_lines(sweep, backend, dtype, target)
         sentence = sweep.summary.get((backend, dtype, target))
         if sentence:
             out.append(Text(sentence))
@@ -238,6 +235,7 @@ def training_tables(sweep, width: int = 80) -> list:
     for (backend, dtype, target), rows in _groups(sweep).items():
         title = f"[bold]{dtype}[/] · {backend} · {family.target_label(target)} · {rows[0].points:,} {points}"
         out += [training_table(rows, dtype, title, wide=width >= WIDE_LAYOUT, v=family.variable),
+                *_refused_lines(sweep, backend, dtype, target),
                 Text(training_line(rows, family)),
                 Text("")]
     for note in sweep.notes:
@@ -245,6 +243,13 @@ def training_tables(sweep, width: int = 80) -> list:
     out.append(Text("--severity accuracy (the default) shows every count and tolerance breakdown; --format json "
                     "has both", style="dim"))
     return out
+
+
+def _refused_lines(sweep, backend, dtype, target) -> list:
+    """Methods torch.autocast refused in this (backend, dtype, target), with torch's message."""
+    return [Text(f"{r.method}: refused by torch.autocast ({sweep.autocast.device}), torch's message: "
+                 + " ".join(r.refused.split()), style="dim")
+            for r in sweep.refused if (r.backend, r.dtype, r.target) == (backend, dtype, target)]
 
 
 CLASS_STYLE = {"diverges": "bold red", "stalls": "red", "inaccurate": "yellow", "ok": "green"}
