@@ -25,6 +25,10 @@ from click.testing import CliRunner
 
 from stabcli.cli import cli
 
+# With the peers extra, tests/test_peers.py imports jax into this process first; jax then warns at every fork that a
+# child calling into jax could deadlock. The children here only set a resource limit (preexec_fn) and exec stabcli.
+pytestmark = pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")
+
 TWENTY = ",".join(f"{i * 1.5 - 15:g}" for i in range(20))  # the 20 logits
 
 
