@@ -62,8 +62,17 @@ COMMANDS = {
                   "--format": "png", "--slide": None}),
     "demo": ({}, {"--step": "1", "--dtype": None, "--export": None}),
     "float": ({"VALUE": "1"}, {"--dtype": "float16", "--format": None}),
+    # issue 11: files (small ones the sandbox writes), probabilities and autocast
+    "check": ({"LOGITS": "x.npy", "TARGETS": "y.npy"},
+              {"--key": None, "--targets-key": None, "--loss": None, "--dtype": None, "--backend": "numpy",
+               "--weight": None, "--pos-weight": None, "--label-smoothing": None, "--rtol": None, "--atol": None,
+               "--format": None, "--autocast": None, "--device": None, "--worst": None, "--severity": None,
+               "--plot": None}),
 }
-FLAGS = {"compare": ["--no-steps"], "sweep": ["--no-grad"], "thresholds": [], "plot": [], "demo": [], "float": []}
+COMMANDS["compare"][1].update({"--autocast": None, "--device": None})
+COMMANDS["sweep"][1].update({"--autocast": None, "--device": None})
+FLAGS = {"compare": ["--no-steps"], "sweep": ["--no-grad"], "thresholds": [], "plot": [], "demo": [], "float": [],
+         "check": ["--no-grad"]}
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +108,11 @@ def sandbox(tmp_path_factory):
             Path(path).write_bytes(b"figure")
         return Path(path)
 
+    def fake_write_check_figure(check, histogram, path):
+        if inside(path):
+            Path(path).write_bytes(b"figure")
+        return Path(path)
+
     def fake_write_handout(path, dtype, numbers=None):
         if inside(path):
             Path(path).write_bytes(b"handout")
@@ -112,6 +126,11 @@ def sandbox(tmp_path_factory):
         mp.setattr(plots, "write_sweep_figure", fake_write_sweep_figure)
         mp.setattr(plots, "write_slides", fake_write_slides)
         mp.setattr(handout, "write_handout", fake_write_handout)
+        mp.setattr(plots, "write_check_figure", fake_write_check_figure)
+        import numpy as np
+
+        np.save(home / "x.npy", np.array([0.5, -3.0, 9.0], dtype=np.float16))
+        np.save(home / "y.npy", np.array([0.0, 1.0, 0.0], dtype=np.float16))
         os.chdir(home)
         try:
             yield home

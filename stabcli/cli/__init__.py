@@ -17,7 +17,7 @@ import sys
 import click
 
 from stabcli import __version__
-from stabcli.cli import compare, demo, plot, sweep, thresholds
+from stabcli.cli import check, compare, demo, plot, sweep, thresholds
 from stabcli.cli.float import float_command
 
 # Exit codes, the same for every command (README, "Errors"):
@@ -296,7 +296,7 @@ def cli():
     """
 
 
-for _module in (compare, sweep, thresholds, plot, demo):
+for _module in (compare, check, sweep, thresholds, plot, demo):
     cli.add_command(getattr(_module, _module.__name__.rsplit(".", 1)[1]))
 cli.add_command(float_command)
 

@@ -27,15 +27,20 @@ from stabcli.cli import options
 @click.option("--peers", is_flag=True,
               help="Also run the peer libraries' real losses where installed (Keras 3 on torch, optax on jax, "
                    "scikit-learn; pip install 'stabcli[peers]'). Off by default: importing Keras alone takes ~4 s.")
+@options.probs_option
+@options.autocast_options
 @options.core_errors
 def compare(logits, targets, loss, dtypes, backends, weight, pos_weight, reduction, label_smoothing, atol, rtol,
-            output_format, steps, peers):
+            output_format, steps, peers, probs, autocast_dtype, device):
     """Compare every method on LOGITS and TARGETS against the exact loss.
 
     LOGITS and TARGETS are a number or a comma-separated list (broadcast like torch); nested lists such as
     [[0.1,0.2],[0.3,0.4]] work too. Logits may be inf, -inf or nan; negative numbers need no `--`.
     For a single logit every method's steps are shown, with what went wrong and why. Every row also
     carries the gradient d loss / d x (autograd in torch, op-by-op derivative in numpy) against mpmath.
+
+    With --probs, LOGITS holds probabilities p in [0, 1]: naive, clamped and torch_bce take p itself, the logit
+    forms the logit recovered from p in float64; the reference is the exact loss at p.
 
     With --loss softmax, LOGITS is a vector of class logits or rows of them ([[12,0,-12],[1,2,3]]) and
     TARGETS a class index per row, or a probability vector per row (the logits' shape, as torch tells them
@@ -49,22 +54,34 @@ def compare(logits, targets, loss, dtypes, backends, weight, pos_weight, reducti
         stabcli compare "[[12,0,-12]]" 1 --loss softmax --dtype float16
         stabcli compare "[[1e4,0,0]]" 1 --loss softmax --label-smoothing 0.1
         stabcli compare 1e10 0 --dtype float32 --peers
+        stabcli compare 0.8,0.2,0.4 1,0,0 --probs --dtype float32
+        stabcli compare 9 0 --autocast float16
+        stabcli compare 9 0 --autocast float16 --device cpu
     """
     from stabcli.commands.compare import run_compare
     from stabcli.core.formats import parse_dtypes
 
+    spec = options.autocast_spec(autocast_dtype, device, dtypes, backends)
+    if spec is not None and peers:
+        raise options.UserError("--peers runs other libraries, which torch.autocast does not reach; drop --peers or "
+                                "--autocast")
     for text, name in ((logits, "LOGITS"), (targets, "TARGETS")):
         if text.startswith("--"):
             raise options.UserError(f"no such option {text!r}; see 'stabcli compare --help'")
     family = options.family_of(loss, label_smoothing=label_smoothing)
+    if probs:
+        family = options.probability_family(family)
+        if peers:
+            raise options.UserError("--peers takes logits; drop --probs or --peers")
     inp = family.parse_inputs(logits, targets, reduction.lower(), weight=weight, pos_weight=pos_weight,
                               label_smoothing=label_smoothing)
     if inp is None:  # an elementwise family: numbers or lists broadcast like torch
         inp = _elementwise_inputs(family, logits, targets, weight, pos_weight, reduction)
+    formats = parse_dtypes([spec.dtype] if spec is not None else dtypes)
     chosen = options.backends(backends)
     if "torch" in chosen and click.get_current_context().find_root().info_name == "stabcli":
         _import_torch_then_freeze()  # only as its own process (main()), not inside a caller's (CliRunner, an app)
-    result = run_compare(inp, parse_dtypes(dtypes), chosen, rtol=rtol, atol=atol, loss=family.name, peers=peers)
+    result = run_compare(inp, formats, chosen, rtol=rtol, atol=atol, loss=family, peers=peers, autocast=spec)
     if steps is False:
         for row in result.rows:
             row.steps = None

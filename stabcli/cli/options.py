@@ -173,6 +173,51 @@ def family_of(loss: str, **given):
     return family
 
 
+def probs_option(func):
+    return click.option(
+        "--probs", is_flag=True,
+        help="The first argument holds probabilities p in [0, 1] (what BCELoss takes), not logits: naive, clamped "
+             "and torch_bce take p directly, the logit forms logit(p) recovered in float64.")(func)
+
+
+def probability_family(family):
+    """The family of ``family`` that takes probabilities (--probs), or a UserError naming the families that do."""
+    probs = family.with_probabilities()
+    if probs is None:
+        raise UserError(f"--probs is for --loss bce (probabilities of one class); --loss {family.name} takes logits")
+    return probs
+
+
+def autocast_options(func):
+    """--autocast DTYPE and --device DEVICE: evaluate the torch backend under torch.autocast."""
+    func = click.option(
+        "--device", type=click.Choice(("cuda", "cpu"), case_sensitive=False), default=None,
+        help="The device whose autocast lists apply: cuda (emulated here with torch 2.13's CUDA lists; "
+             "binary_cross_entropy is refused there) or cpu (the real torch.autocast). [default: cuda]")(func)
+    return click.option(
+        "--autocast", "autocast_dtype", type=click.Choice(("float16", "bfloat16"), case_sensitive=False),
+        default=None,
+        help="Evaluate as inside torch.autocast(device, dtype): inputs in that dtype, log/exp/BCEWithLogits "
+             "and the other ops on autocast's float32 list in float32. torch backend only.")(func)
+
+
+def autocast_spec(autocast_dtype, device, dtypes=(), backend_names=(), dtype_from_file: bool = False):
+    """The autocast spec of --autocast/--device, or None; refuses --dtype and a numpy-only --backend with it."""
+    from stabcli.core import autocast
+
+    spec = autocast.parse(autocast_dtype, device)
+    if spec is None:
+        return None
+    if dtypes:
+        raise UserError(f"--autocast {spec.dtype} evaluates in {spec.dtype} (torch.autocast's low dtype) with "
+                        f"float32 where autocast says so; drop --dtype")
+    chosen = [n.lower() for n in backend_names]
+    if chosen and "torch" not in chosen and "all" not in chosen:
+        raise UserError("--autocast emulates torch.autocast, which only the torch backend has; use --backend torch "
+                        "(or leave --backend out)")
+    return spec
+
+
 def backends(names) -> list[str]:
     chosen = [n.lower() for n in names] or ["all"]
     return [b for b in ("numpy", "torch") if "all" in chosen or b in chosen]

@@ -63,9 +63,11 @@ def _scalar(text: str, what: str) -> float:
               help="accuracy: every count and where each method leaves the tolerance. training: methods ranked by "
                    "what breaks training, inf/NaN in the loss or gradient first, then a gradient that stalls (0 "
                    "where the truth matters), then merely inaccurate; where each first breaks, one line per target.")
+@options.autocast_options
 @options.core_errors
 def sweep(loss, dtypes, backends, targets, weight, pos_weight, label_smoothing, classes, shift, atol, rtol,
-          output_format, xmin, xmax, points, spacing, exhaustive, plot_path, grad, peers, severity):
+          output_format, xmin, xmax, points, spacing, exhaustive, plot_path, grad, peers, severity, autocast_dtype,
+          device):
     """Count, per method, where the loss is inf, NaN, clamped or inaccurate over many logits, and where it breaks.
 
     The grid brackets each breakdown; a search over the dtype's representable values then pins the exact logit
@@ -86,10 +88,15 @@ def sweep(loss, dtypes, backends, targets, weight, pos_weight, label_smoothing, 
         stabcli sweep --dtype float16 --exhaustive --no-grad
         stabcli sweep --loss softmax --dtype float16 --exhaustive --target 1,0,0
         stabcli sweep --dtype float32 --backend torch --severity training
+        stabcli sweep --autocast float16 --exhaustive
     """
     from stabcli.core.formats import parse_dtypes
     from stabcli.commands.sweep import make_grid, run_sweep, total_points
 
+    spec = options.autocast_spec(autocast_dtype, device, dtypes, backends)
+    if spec is not None and (peers or plot_path is not None):
+        raise options.UserError(f"--autocast cannot be combined with {'--peers' if peers else '--plot'}: "
+                                "torch.autocast reaches neither other libraries nor the figures' curves")
     severity = severity.lower()
     if severity == "training" and not grad:
         raise options.UserError("--severity training ranks gradients too (inf/NaN, stalled); drop --no-grad")
@@ -102,7 +109,7 @@ def sweep(loss, dtypes, backends, targets, weight, pos_weight, label_smoothing, 
     else:
         ys, w, pw, extra = parsed
     grid = make_grid(xmin, xmax, points, spacing, exhaustive)
-    formats = parse_dtypes(dtypes)
+    formats = parse_dtypes([spec.dtype] if spec is not None else dtypes)
     fmt = output_format.lower()
     show_progress = fmt == "table" and options.stderr_is_terminal()
     if plot_path is not None:
@@ -118,10 +125,10 @@ def sweep(loss, dtypes, backends, targets, weight, pos_weight, label_smoothing, 
             task = bar.add_task("sweep", total=total)
             result = run_sweep(formats, options.backends(backends), ys, grid, w, pw, rtol, atol,
                                progress=lambda n: bar.advance(task, n), grad=grad, loss=family.name, options=extra,
-                               peers=peers)
+                               peers=peers, autocast=spec)
     else:
         result = run_sweep(formats, options.backends(backends), ys, grid, w, pw, rtol, atol, grad=grad,
-                           loss=family.name, options=extra, peers=peers)
+                           loss=family.name, options=extra, peers=peers, autocast=spec)
     written = None
     if plot_path is not None:  # the file first, stdout last: a reader that stops early (| head) still gets it
         from stabcli.core.inputs import shown

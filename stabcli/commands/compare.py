@@ -16,8 +16,8 @@ from stabcli.core import exact
 from stabcli.core.analysis import Tolerance, measure, measure_grad
 from stabcli.core.backends import BACKEND_NAMES, backend_note, make_ops
 from stabcli.core.errors import InputError
-from stabcli.core.formats import Format, to_float64
-from stabcli.losses import get_family
+from stabcli.core.formats import FORMATS, Format, to_float64
+from stabcli.losses import get_family, plain_notes
 
 REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
 MAX_ELEMENTS = 10_000  # compare checks every element against mpmath (about 1 ms each per dtype); sweep streams
@@ -56,6 +56,9 @@ class Row:
     grad_status: object = None
     grad_verdict: str | None = None
     unclamped_loss: float | None = None  # single element, clamped/torch_bce: the loss without the -100 clamp
+    compute_dtype: str | None = None  # the dtype the loss came back in (float32 under autocast's float32 lists)
+    grad_wrt: str = "x"  # what the gradient is taken with respect to (p for --probs' probability methods)
+    message: str | None = None  # status refused: torch's own message
     library: str | None = None  # a peer row: the library, its version and what it computed in
 
 
@@ -78,6 +81,8 @@ class Comparison:
     flipped: list[Row] = field(default_factory=list)  # one logit, hard target: BCELoss at the other target
     summary: list[str] = field(default_factory=list)  # plain sentences, per dtype, on what the rows show
     family: str = "bce"
+    autocast: object = None  # the core.autocast.AutocastSpec evaluated under, or None
+    variable: str = "x"  # what the first input is called (p with --probs)
     focus: tuple[str, str] | None = None  # one element: the (dtype, backend) the answer is about (see focus_of)
     answer: list[str] = field(default_factory=list)  # one element: the answer for the focus, a sentence a line
 
@@ -105,6 +110,8 @@ def _rounded(fmt: Format, inputs, family):
     overflow = False
     variable = family.input_keys[0]
     for key, arr in arrays.items():
+        if key not in given:  # derived in the dtype (--probs: the logit recovered from p), not typed
+            continue
         orig = given[key]
         back = to_float64(arr)
         name = family.input_labels.get(key, key)
@@ -211,9 +218,131 @@ def evaluate_method(backend: str, fmt: Format, method: str, arrays: dict, broadc
     family = get_family() if family is None else family
     ops = make_ops(backend, fmt)
     values = family.backend_inputs(ops, arrays, broadcast)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), ops.context():
         ev = family.formula(method)(ops, *values)
     return ev, ops
+
+
+@dataclass
+class _Exact:
+    """The exact values of one dtype's comparison as float64: nearest, rounded to odd (for rounding into a narrower
+    format once), where finite; ``scalar``: one reduced value rather than a list."""
+
+    nearest: np.ndarray
+    odd: np.ndarray
+    finite: np.ndarray
+    scalar: bool
+
+
+def _refused_row(backend, fmt, method, logits_in, overflow, ref: _Exact, message: str) -> Row:
+    """A method that torch.autocast refuses (binary_cross_entropy on CUDA): its status and torch's message."""
+    none = None if ref.scalar else [None] * len(ref.nearest)
+    status = "refused" if ref.scalar else ["refused"] * len(ref.nearest)
+    row = Row(backend=backend, dtype=fmt.name, method=method, input=logits_in, input_overflow=overflow,
+              loss=none, reference=_scalar_or_list(ref.nearest, ref.scalar), abs_error=none, rel_error=none,
+              error_bits=none, status=status, events={"overflow": 0, "divide_by_zero": 0, "invalid": 0})
+    row.message = message
+    row.compute_dtype = None
+    row.steps = []
+    row.verdict = f"refused: {message.splitlines()[0]}"
+    return row
+
+
+def _row(family, backend, fmt, method, arrays, reduction, ref: _Exact, gref: _Exact, logits_in, overflow,
+         single, rtol, atol) -> Row:
+    """Evaluate one (backend, dtype, method), measure it against the exact values, and trace it for one element.
+
+    Under autocast a loss may come back in float32 (``compute_dtype``): it is judged in that format, with its
+    tolerance; the gradient comes back in the inputs' dtype, as autograd casts it back to the leaf's."""
+    from stabcli.core.autocast import AutocastRefused
+
+    notes_text = family.notes
+    reduced = reduction != "none"
+    try:
+        ev, ops = evaluate_method(backend, fmt, method, arrays, family=family)
+    except AutocastRefused as exc:
+        return _refused_row(backend, fmt, method, logits_in, overflow, ref, str(exc))
+    with np.errstate(all="ignore"), ops.context():  # a library method reduces as the library does (under autocast)
+        loss = ops.to_numpy(ev.reduced(ops, reduction,
+                                       lambda per_element: family.reduce(ops, per_element, reduction, arrays)))
+    loss = np.asarray(loss).reshape(-1) if not reduced else np.asarray(loss).reshape(1)
+    cfmt = format_of(loss, fmt)
+    changed = None
+    if ev.clamp_changed is not None:
+        cc = np.asarray(ev.clamp_changed).reshape(-1)
+        changed = np.array([cc.any()]) if reduced else cc
+    err = measure(loss, ref.nearest, cfmt, Tolerance.for_format(cfmt, rtol, atol), changed, ref.odd, ref.finite)
+    row = Row(
+        backend=backend, dtype=fmt.name, method=method,
+        library=family.peer_methods[method].describe(fmt) if backend == "peers" else None,
+        input=logits_in, input_overflow=overflow,
+        loss=_scalar_or_list(to_float64(loss), reduced),
+        reference=_scalar_or_list(ref.nearest, reduced),
+        abs_error=_scalar_or_list(err.abs_error, reduced),
+        rel_error=_scalar_or_list(err.rel_error, reduced),
+        error_bits=_scalar_or_list(err.error_bits, reduced),
+        status=str(err.status[0]) if reduced else [str(s) for s in err.status],
+        events=_events(ev, ops),
+    )
+    row.compute_dtype = cfmt.name
+    row.grad_wrt = family.grad_variable(method)
+    gradient = family.grad_details(backend, fmt, method, arrays, reduction)
+    own = family.method_grad_reference(method, _wide(arrays), reduction)
+    if own is not None:
+        gref = _exact_values(own, fmt, gref.scalar)
+    if gradient is not None:
+        gfmt = format_of(gradient.grad, fmt)
+        gerr = measure_grad(gradient.grad.reshape(-1), gref.nearest, gfmt, Tolerance.for_format(gfmt, rtol, atol),
+                            gradient.clamped.reshape(-1), gref.odd, gref.finite)
+        row.grad = _scalar_or_list(to_float64(gradient.grad), gref.scalar)
+        row.grad_reference = _scalar_or_list(gref.nearest, gref.scalar)
+        row.grad_abs_error = _scalar_or_list(gerr.abs_error, gref.scalar)
+        row.grad_error_bits = _scalar_or_list(gerr.error_bits, gref.scalar)
+        row.grad_status = str(gerr.status[0]) if gref.scalar else [str(s) for s in gerr.status]
+    if single:
+        row.steps = [TraceStep(s.name, _step_value(ops, s.value), _step_note(notes_text, s, ops, fmt))
+                     for s in ev.steps]
+        if ev.unclamped is not None:
+            row.unclamped_loss = float(to_float64(ops.to_numpy(ev.unclamped)).reshape(-1)[0])
+        row.verdict = notes_text.verdict(row, cfmt)
+        if gradient is not None:
+            row.steps += [TraceStep(name, value, note)
+                          for name, value, note in notes_text.grad_steps(row, gradient, fmt)]
+            row.grad_verdict = notes_text.grad_verdict(row, gradient, fmt)
+    return row
+
+
+def _wide(arrays: dict) -> dict:
+    """The inputs in the dtype widened to float64 (class indices kept as integers), as the references take them."""
+    return {k: a if a.dtype.kind in "iu" else to_float64(a) for k, a in arrays.items()}
+
+
+def _exact_values(values: list, fmt: Format, scalar: bool) -> _Exact:
+    """mpmath values as an :class:`_Exact`: nearest float64, rounded to odd (below 64 bits), finite."""
+    nearest = np.array([exact.to_float64_nearest(v) for v in values])
+    odd = np.array([exact.to_float64_odd(v) for v in values]) if fmt.bits < 64 else nearest
+    return _Exact(nearest, odd, np.array([exact.is_finite(v) for v in values]), scalar)
+
+
+def format_of(values, fmt: Format) -> Format:
+    """The format of ``values`` (an array): ``fmt`` itself unless autocast computed them in another (float32)."""
+    name = str(np.asarray(values).dtype)
+    return fmt if name == fmt.name or name not in FORMATS else FORMATS[name]
+
+
+def _step_note(notes_text, step, ops, fmt: Format) -> str:
+    """A step's note; under autocast, at the step where a value moved to another dtype than its operands' (a log on
+    CUDA's float32 list), that too."""
+    note = notes_text.note(step, ops, fmt)
+    spec = getattr(ops, "spec", None)
+    if spec is None:
+        return note
+    dtype = lambda v: str(np.asarray(ops.to_numpy(v)).dtype)  # noqa: E731
+    computed = dtype(step.value)
+    if computed in FORMATS and step.args and all(dtype(a) != computed for a in step.args):
+        where = f"computed in {computed}: autocast ({spec.device}) casts its input"
+        note = f"{note}; {where}" if note else where
+    return note
 
 
 def run_compare(
@@ -223,13 +352,32 @@ def run_compare(
     methods: list[str] | None = None,
     rtol: float | None = None,
     atol: float | None = None,
-    loss: str | None = None,
+    loss=None,
     peers: bool = False,
+    autocast=None,
 ) -> Comparison:
-    """Evaluate every requested method of the family ``loss`` (default bce) in every backend and dtype, and
-    measure it against mpmath. ``inputs`` is the family's ``Inputs``. ``peers``: also the peer libraries' real
-    losses (the ``peers`` pseudo-backend), those installed; a note says how to add the others."""
-    family = get_family(loss)
+    """Evaluate every requested method of the family ``loss`` (a name, default bce, or a family object) in every
+    backend and dtype, and measure it against mpmath. ``inputs`` is the family's ``Inputs``. ``peers``: also the
+    peer libraries' real losses (the ``peers`` pseudo-backend), those installed; a note says how to add the others.
+    ``autocast`` (a ``core.autocast.AutocastSpec``): the torch backend only, evaluated under torch.autocast; a
+    method autocast refuses is a row with status ``refused`` and torch's message."""
+    from stabcli.core import autocast as amp
+
+    family = as_family(loss)
+    with amp.use(autocast):
+        comparison = _compare(inputs, formats, backends, methods, rtol, atol, family, peers, autocast)
+    comparison.autocast = autocast
+    return comparison
+
+
+def as_family(loss):
+    """A loss family from its name (None: the default) or the family object itself."""
+    from stabcli.losses.base import LossFamily
+
+    return loss if isinstance(loss, LossFamily) else get_family(loss)
+
+
+def _compare(inputs, formats, backends, methods, rtol, atol, family, peers, autocast) -> Comparison:
     notes_text = family.notes
     if inputs.reduction not in REDUCTIONS:
         raise InputError(f"reduction {inputs.reduction!r} is not allowed; use one of {', '.join(REDUCTIONS)}")
@@ -243,6 +391,9 @@ def run_compare(
     notes: list[str] = []
     options = inputs.arrays()
     keys = family.input_keys
+    if autocast is not None:
+        backends = tuple(b for b in backends if b == "torch")
+        notes.append(autocast.describe())
     if peers:
         backends = (*backends, "peers")
         missing = family.missing_peers()
@@ -254,15 +405,19 @@ def run_compare(
         arrays, overflow, changes = _rounded(fmt, inputs, family)
         logits_in = [float(v) for v in to_float64(arrays[keys[0]]).ravel()]
         dtype_notes.append(DtypeNote(fmt.name, logits_in, overflow, changes))
-        wide = {k: a if a.dtype.kind in "iu" else to_float64(a) for k, a in arrays.items()}
-        exact_out, exact_grad = family.exact_reference(wide, inputs.reduction)
-        ref_nearest = np.array([exact.to_float64_nearest(v) for v in exact_out])
+        exact_out, exact_grad = family.exact_reference(_wide(arrays), inputs.reduction)
         # Rounded into a narrower dtype from a round-to-odd float64, so that it is rounded only once in effect.
-        ref_odd = np.array([exact.to_float64_odd(v) for v in exact_out]) if fmt.bits < 64 else ref_nearest
-        tol = Tolerance.for_format(fmt, rtol, atol)
-        grad_nearest = np.array([exact.to_float64_nearest(v) for v in exact_grad])
-        grad_odd = np.array([exact.to_float64_odd(v) for v in exact_grad]) if fmt.bits < 64 else grad_nearest
-        grad_scalar = reduced and len(exact_grad) == 1
+        ref = _exact_values(exact_out, fmt, reduced)
+        gref = _exact_values(exact_grad, fmt, reduced and len(exact_grad) == 1)
+        ref_nearest, ref_finite = ref.nearest, ref.finite
+        beyond = [v for v, fin in zip(ref_nearest, ref_finite) if fin and plain_notes.beyond_format(v, fmt)]
+        if beyond:
+            largest = plain_notes.num(max(beyond, key=abs))
+            what = f"the exact loss {largest}" if len(ref_nearest) == 1 else \
+                f"the exact loss of {len(beyond):,} of the {len(ref_nearest):,} elements (largest {largest})"
+            notes.append(f"{fmt.name}: {what} is beyond {fmt.name}'s largest "
+                         f"value {plain_notes.num(fmt.max)}: an inf there means the loss overflowed {fmt.name} "
+                         "(status inf), not that a formula broke")
         for backend in backends:
             note = backend_note(backend, fmt)
             if note is not None and note not in notes:
@@ -274,56 +429,15 @@ def run_compare(
                     if note not in notes:
                         notes.append(note)
                     continue
-                ev, ops = evaluate_method(backend, fmt, method, arrays, family=family)
-                with np.errstate(all="ignore"):
-                    loss = ops.to_numpy(ev.reduced(ops, inputs.reduction,
-                                                   lambda per_element: family.reduce(ops, per_element,
-                                                                                     inputs.reduction, arrays)))
-                loss = np.asarray(loss).reshape(-1) if not reduced else np.asarray(loss).reshape(1)
-                changed = None
-                if ev.clamp_changed is not None:
-                    cc = np.asarray(ev.clamp_changed).reshape(-1)
-                    changed = np.array([cc.any()]) if reduced else cc
-                err = measure(loss, ref_nearest, fmt, tol, changed, ref_odd)
-                row = Row(
-                    backend=backend, dtype=fmt.name, method=method,
-                    library=family.peer_methods[method].describe(fmt) if backend == "peers" else None,
-                    input=logits_in, input_overflow=overflow,
-                    loss=_scalar_or_list(to_float64(loss), reduced),
-                    reference=_scalar_or_list(ref_nearest, reduced),
-                    abs_error=_scalar_or_list(err.abs_error, reduced),
-                    rel_error=_scalar_or_list(err.rel_error, reduced),
-                    error_bits=_scalar_or_list(err.error_bits, reduced),
-                    status=str(err.status[0]) if reduced else [str(s) for s in err.status],
-                    events=_events(ev, ops),
-                )
-                gradient = family.grad_details(backend, fmt, method, arrays, inputs.reduction)
-                if gradient is not None:
-                    gerr = measure_grad(gradient.grad.reshape(-1), grad_nearest, fmt, tol,
-                                        gradient.clamped.reshape(-1), grad_odd)
-                    row.grad = _scalar_or_list(to_float64(gradient.grad), grad_scalar)
-                    row.grad_reference = _scalar_or_list(grad_nearest, grad_scalar)
-                    row.grad_abs_error = _scalar_or_list(gerr.abs_error, grad_scalar)
-                    row.grad_error_bits = _scalar_or_list(gerr.error_bits, grad_scalar)
-                    row.grad_status = str(gerr.status[0]) if grad_scalar else [str(s) for s in gerr.status]
-                if single:
-                    row.steps = [TraceStep(s.name, _step_value(ops, s.value), notes_text.note(s, ops, fmt))
-                                 for s in ev.steps]
-                    if ev.unclamped is not None:
-                        row.unclamped_loss = float(to_float64(ops.to_numpy(ev.unclamped)).reshape(-1)[0])
-                    row.verdict = notes_text.verdict(row, fmt)
-                    if gradient is not None:
-                        row.steps += [TraceStep(name, value, note)
-                                      for name, value, note in notes_text.grad_steps(row, gradient, fmt)]
-                        row.grad_verdict = notes_text.grad_verdict(row, gradient, fmt)
-                rows.append(row)
-    comparison = Comparison(inputs, rows, dtype_notes, notes, family=family.name)
+                rows.append(_row(family, backend, fmt, method, arrays, inputs.reduction, ref, gref, logits_in,
+                                 overflow, single, rtol, atol))
+    comparison = Comparison(inputs, rows, dtype_notes, notes, family=family.name, variable=family.variable)
     if single:
         companion = family.companion(inputs, backends, methods)
         if companion is not None:
             other, other_backends, other_methods = companion
-            comparison.flipped = run_compare(other, formats, other_backends, other_methods, rtol, atol,
-                                             loss=family.name).rows
+            comparison.flipped = _compare(other, formats, other_backends, other_methods, rtol, atol, family,
+                                          False, autocast).rows
         comparison.summary = notes_text.summary(comparison)
         comparison.focus = focus_of(rows)
         answer = getattr(notes_text, "answer", None)  # a family without its own answer shows its summary's line

@@ -47,7 +47,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from stabcli.commands import severity
-from stabcli.commands.compare import evaluate_method, exp_overflowed
+from stabcli.commands.compare import evaluate_method, exp_overflowed, format_of
 from stabcli.core.analysis import INF, NAN, OK, Reference, Tolerance, judge, judge_grad
 from stabcli.core.backends import BACKEND_NAMES, backend_note
 from stabcli.core.errors import InputError
@@ -253,23 +253,44 @@ class Chunk:
     """
 
     def __init__(self, xs: np.ndarray, s, tol: Tolerance, ref=None, grad_ref=None,
-                 cache: dict | None = None, family=None):
+                 cache: dict | None = None, family=None, given: tuple = (None, None)):
         self.xs, self.s, self.tol = xs, s, tol  # s: the family's sweep case (target, weight, ...)
         self.family = get_family() if family is None else family
         self.xs64 = to_float64(xs)
         self._ref, self._grad_ref, self._cache = ref, grad_ref, cache or {}
+        self.given = given  # the user's (rtol, atol), for a loss computed in another format (autocast)
+        self._refs: dict = {}
+
+    def ref_in(self, fmt: Format) -> Reference:
+        """The loss reference prepared for results of ``fmt``: :attr:`ref` for the case's own format; for another
+        (a loss autocast computed in float32) the case's reference certified for that format, its tolerance the
+        user's or that format's default."""
+        if fmt.name == self.s.fmt.name:
+            return self.ref
+        if fmt.name not in self._refs:
+            nearest, for_rounding = self.s.reference(self.xs, self._cache.get("loss"), fmt=fmt)
+            tol = Tolerance.for_format(fmt, *self.given)
+            self._refs[fmt.name] = Reference.prepare(nearest, fmt, tol, for_rounding, exact_finite=self.finite)
+        return self._refs[fmt.name]
 
     @cached_property
     def ref(self) -> Reference:
         nearest, for_rounding = self.s.reference(self.xs, self._cache.get("loss")) if self._ref is None \
             else self._ref
-        return Reference.prepare(nearest, self.s.fmt, self.tol, for_rounding)
+        # at a finite swept value the exact loss is finite: an infinite loss there overflowed (analysis.judge)
+        return Reference.prepare(nearest, self.s.fmt, self.tol, for_rounding, exact_finite=self.finite)
 
     @cached_property
     def grad_ref(self) -> Reference:
         nearest, for_rounding = self.s.grad_reference(self.xs, self._cache.get("grad")) \
             if self._grad_ref is None else self._grad_ref
-        return Reference.prepare(nearest, self.s.fmt, self.tol, for_rounding)
+        return Reference.prepare(nearest, self.s.fmt, self.tol, for_rounding, exact_finite=self.finite)
+
+    @cached_property
+    def finite(self) -> np.ndarray | bool:
+        """Where the swept value is finite (sweeps: everywhere; figures and tests may pass ±inf), and so is the exact
+        loss and gradient."""
+        return True if np.isfinite(self.xs64).all() else np.isfinite(self.xs64)
 
     @cached_property
     def stall_floor(self) -> float:
@@ -314,7 +335,7 @@ def _judge_loss(backend: str, method: str, chunk: Chunk):
     loss = ops.to_numpy(ev.loss).reshape(chunk.xs.shape)
     changed = None if ev.clamp_changed is None else \
         np.broadcast_to(np.asarray(ev.clamp_changed, dtype=bool), chunk.xs.shape)
-    return judge(loss, chunk.ref, changed), changed, ev, ops
+    return judge(loss, chunk.ref_in(format_of(loss, fmt)), changed), changed, ev, ops
 
 
 def classify(backend: str, fmt: Format, method: str, xs: np.ndarray, s, tol: Tolerance,
@@ -448,6 +469,8 @@ class SweepRow:
     max_error_bits: float = 0.0
     breakdown: Breakdown = field(default_factory=Breakdown)
     grad: GradStats | None = None
+    compute_dtype: str | None = None  # the dtype the loss came back in (float32 under autocast's float32 lists)
+    refused: str | None = None  # torch.autocast refused the method (binary_cross_entropy on CUDA): torch's message
     training: severity.TrainingBreaks | None = None  # ranked for training (with gradients only)
     _closest: dict = field(default_factory=dict, repr=False)  # (kind, side) -> failing grid logit closest to 0
 
@@ -463,6 +486,8 @@ class Sweep:
     grad: bool = GRAD_DEFAULT  # whether the rows carry gradients
     family: str = "bce"
     options: dict = field(default_factory=dict)  # the family's own sweep options (softmax: classes, shift, ...)
+    autocast: object = None  # the core.autocast.AutocastSpec swept under, or None
+    refused: list = field(default_factory=list)  # SweepRows of methods autocast refused (no counts)
 
 
 def _note_closest(closest: dict, kind: str, mask: np.ndarray | None, chunk: Chunk) -> None:
@@ -500,6 +525,7 @@ def _tally(row: SweepRow, chunk: Chunk) -> np.ndarray:
     """Judge ``row``'s method on the chunk and add it to the row's counts, maxima and breakdown brackets; returns
     where the loss is non-finite (for the gradient's training counts)."""
     j, changed, ev, ops = _judge_loss(row.backend, row.method, chunk)
+    row.compute_dtype = j.ref.fmt.name
     row.points += chunk.xs.size
     for key, n in zip(COUNT_KEYS, j.counts()):
         row.counts[key] += int(n)
@@ -536,6 +562,7 @@ def _merge(row: SweepRow, part: SweepRow) -> None:
     for key in COUNT_KEYS:
         row.counts[key] += part.counts[key]
     row.count_overflow += part.count_overflow
+    row.compute_dtype = part.compute_dtype or row.compute_dtype
     row.max_abs_error = max(row.max_abs_error, part.max_abs_error)
     row.max_error_bits = max(row.max_error_bits, part.max_error_bits)
     pairs = [(row._closest, part._closest)]
@@ -594,12 +621,12 @@ def _pin(closest: dict, kinds: tuple[str, ...], masks: Callable[[np.ndarray], di
     return {key: float(to_float64(from_ordinal(np.array([found[key]]), fmt))[0]) for key in order if key in found}
 
 
-def _refine(row: SweepRow, s, tol: Tolerance, grid: Grid, cache: dict, family) -> None:
+def _refine(row: SweepRow, s, tol: Tolerance, grid: Grid, cache: dict, family, given=(None, None)) -> None:
     """Pin the loss breakdowns of ``row`` (see :func:`_pin`); ``cache`` is the Chunk cache of the dtype and target."""
     fmt = s.fmt
 
     def masks(xs: np.ndarray) -> dict:
-        chunk = Chunk(xs, s, tol, cache=cache, family=family)
+        chunk = Chunk(xs, s, tol, cache=cache, family=family, given=given)
         j, changed, _, _ = _judge_loss(row.backend, row.method, chunk)
         return _loss_masks(j, changed, chunk)
 
@@ -676,6 +703,8 @@ class _Plan:
     chunk: int
     loss: str = "bce"
     options: tuple = ()  # the family's sweep options as (name, value) pairs
+    autocast: object = None  # a core.autocast.AutocastSpec (frozen, picklable) or None
+    given: tuple = (None, None)  # the user's (rtol, atol)
 
     def new_rows(self) -> list[SweepRow]:
         return [SweepRow(b, self.fmt, self.target, m, grad=GradStats() if self.grad else None) for b, m in self.rows]
@@ -693,11 +722,13 @@ class _Plan:
 def _sweep_piece(plan: _Plan, start: int | None, stop: int | None, rows: list[SweepRow] | None = None,
                  progress: Callable[[int], None] | None = None) -> list[SweepRow]:
     """Sweep the positions [start, stop) (None: all) into ``rows`` (new ones if None) and return them."""
+    from stabcli.core import autocast as amp
+
     rows = plan.new_rows() if rows is None else rows
     s, fmt, family = plan.case, FORMATS[plan.fmt], plan.family
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), amp.use(plan.autocast):
         for xs in logit_chunks(plan.grid, fmt, plan.chunk, start, stop):
-            chunk = Chunk(xs, s, plan.tol, family=family)
+            chunk = Chunk(xs, s, plan.tol, family=family, given=plan.given)
             for row in rows:
                 loss_nonfinite = _tally(row, chunk)
                 if plan.grad:
@@ -802,36 +833,59 @@ def run_sweep(
     loss: str | None = None,
     options: dict | None = None,
     peers: bool = False,
+    autocast=None,
 ) -> Sweep:
     """Sweep every requested (backend, dtype, target, method) of the family ``loss`` (default bce);
     ``progress(n)`` is called after each n logits. ``options`` are the family's own sweep options (softmax:
     classes, shift, label_smoothing). ``peers``: also the peer libraries' real losses that are installed (the
     ``peers`` pseudo-backend; scikit-learn's log_loss is left out, one call per logit being too slow).
+    ``autocast`` (a ``core.autocast.AutocastSpec``): the torch backend under torch.autocast, the formats being its
+    low dtype; each row says the dtype its loss came back in, and a method autocast refuses is listed in
+    ``Sweep.refused`` with torch's message.
 
     With ``grad`` (the default) every row also carries its gradient's counts and breakdowns (``SweepRow.grad``).
     A (dtype, target) of at least PARALLEL_MIN_POINTS logits is split among ``workers`` processes (default: one
     per available core; 1 keeps everything in this process). The results are the same either way.
     """
+    from stabcli.core import autocast as amp
+
     grid = grid or Grid()
     family = get_family(loss)
     options = dict(options or {})
     family.check_sweep(targets, weight, pos_weight, options)
     backends = [*backends, "peers"] if peers else list(backends)
+    if autocast is not None:
+        backends = [b for b in backends if b == "torch"]
     for fmt in formats:
         span(grid, fmt)  # refuses float64 --exhaustive before any work
     workers = _default_workers() if workers is None else max(int(workers), 1)
     # Peer rows run in this process: jax and Keras start threads that a forked worker would not have (jax warns
     # that a fork after its import can deadlock).
     parallel = workers > 1 and not peers and any(total_points(grid, f) >= PARALLEL_MIN_POINTS for f in formats)
-    with (_pooled(workers) if parallel else contextlib.nullcontext()) as pool:
+    with (_pooled(workers) if parallel else contextlib.nullcontext()) as pool, amp.use(autocast):
         return _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, methods, progress, chunk,
-                    grad, workers, pool, family, options)
+                    grad, workers, pool, family, options, autocast)
+
+
+def refusal(backend: str, fmt: Format, method: str, arrays: dict, family) -> str | None:
+    """torch's message if the active autocast refuses ``method`` (binary_cross_entropy on CUDA), else None: the
+    method is run once on ``arrays`` (a single element)."""
+    from stabcli.core import autocast as amp
+
+    if backend != "torch" or amp.active() is None:
+        return None
+    try:
+        evaluate_method(backend, fmt, method, arrays, broadcast=False, family=family)
+    except amp.AutocastRefused as exc:
+        return str(exc)
+    return None
 
 
 def _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, methods, progress, chunk, grad,
-         workers, pool, family, options) -> Sweep:
-    notes: list[str] = []
+         workers, pool, family, options, autocast=None) -> Sweep:
+    notes: list[str] = [] if autocast is None else [autocast.describe()]
     rows: list[SweepRow] = []
+    refused: list[SweepRow] = []
     for fmt in formats:
         tol = Tolerance.for_format(fmt, rtol, atol)
         for target in targets:
@@ -849,9 +903,13 @@ def _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, metho
                         if note not in notes:
                             notes.append(note)
                         continue
+                    message = refusal(backend, fmt, method, s.arrays(fmt.round(np.array([0.0]))), family)
+                    if message is not None:
+                        refused.append(SweepRow(backend, fmt.name, s.target, method, refused=message))
+                        continue
                     pairs.append((backend, method))
             plan = _Plan(fmt.name, tuple(pairs), s.target, s.weight, s.pos_weight, tol, grid, grad, chunk,
-                         family.name, tuple(options.items()))
+                         family.name, tuple(options.items()), autocast, (rtol, atol))
             part = plan.new_rows()
             if pool is not None and total_points(grid, fmt) >= PARALLEL_MIN_POINTS:
                 _sweep_parallel(pool, plan, part, workers, progress)
@@ -860,7 +918,7 @@ def _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, metho
             cache: dict = {"loss": {}, "grad": {}}  # mpmath's answers, asked again by each row's search
             with np.errstate(all="ignore"):
                 for row in part:
-                    _refine(row, s, tol, grid, cache, family)
+                    _refine(row, s, tol, grid, cache, family, (rtol, atol))
                     if grad:
                         _refine_grad(row, s, tol, grid, cache, family)
                         row.training = training_breaks(row, s, tol, cache, family)
@@ -870,6 +928,7 @@ def _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, metho
 
         notes.append(f"{', '.join(family.missing_peers())} not installed: their rows need the peers extra "
                      f"({INSTALL_HINT})")
-    result = Sweep(grid, weight, pos_weight, rows, notes, grad=grad, family=family.name, options=options)
+    result = Sweep(grid, weight, pos_weight, rows, notes, grad=grad, family=family.name, options=options,
+                   autocast=autocast, refused=refused)
     result.summary = family.notes.sweep_summary(result)
     return result

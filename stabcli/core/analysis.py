@@ -12,6 +12,11 @@
   -100 clamp changed the result; else ``inaccurate`` outside numpy's allclose rule
   |loss - ref| <= atol + rtol·|ref|; else ``ok``. A loss equal to its reference, even inf or NaN (the exact limit
   of loss(+inf, 0), or NaN in, NaN out), is ``ok``.
+* An infinite loss whose exact value is *finite* is ``inf`` even where that exact value also rounds to inf in the
+  dtype: the loss overflowed (float16, x = -7000, pos_weight 10: the exact 70000 is beyond float16's 65504, and
+  no formula can return it), and its error counts as the format's full width. Only an exact value that is itself
+  infinite (loss(-inf, 1) = inf, an exact limit) makes an infinite loss ``ok``. :attr:`Reference.exact_finite`
+  says where the exact value is finite.
 
 The rules live in :func:`judge`, which works on integer status codes (an index into ``STATUSES``) and never builds
 a string per point: a sweep judges every method on each chunk of logits against one :class:`Reference` prepared
@@ -62,20 +67,29 @@ class Reference:
     bound: np.ndarray  # atol + rtol·|nearest|: the allclose bound on |loss - nearest|
     nearest_has_nan: bool
     in_dtype_has_nan: bool
+    # where the exact value is finite (bool array, or one bool for every point): an infinite loss there overflowed,
+    # even if the exact value rounds to inf in the dtype (or in float64)
+    exact_finite: np.ndarray | bool = False
 
     @cached_property
     def in_dtype_ordinal(self) -> np.ndarray:
         return ordinal(self.in_dtype, self.fmt)
 
     @classmethod
-    def prepare(cls, reference, fmt: Format, tol: Tolerance, reference_odd=None) -> "Reference":
+    def prepare(cls, reference, fmt: Format, tol: Tolerance, reference_odd=None, exact_finite=None) -> "Reference":
+        """``exact_finite`` (bool, or a bool array): where the exact value is finite; by default where the value to
+        round (``reference_odd``, else ``reference``) is finite, which is exact below 64 bits (rounding to odd never
+        overflows float64); a caller that knows better (mpmath's values, a sweep's finite logits) says so."""
         nearest = np.asarray(reference, dtype=np.float64)
-        in_dtype = round_float64(np.asarray(nearest if reference_odd is None else reference_odd, dtype=np.float64), fmt)
+        for_rounding = np.asarray(nearest if reference_odd is None else reference_odd, dtype=np.float64)
+        in_dtype = round_float64(for_rounding, fmt)
         in_dtype64 = to_float64(in_dtype)
         with np.errstate(all="ignore"):
             bound = tol.atol + tol.rtol * np.abs(nearest)
+        if exact_finite is None:
+            exact_finite = np.isfinite(for_rounding)
         return cls(fmt, tol, nearest, in_dtype, in_dtype64, bound,
-                   bool(np.isnan(nearest).any()), bool(np.isnan(in_dtype64).any()))
+                   bool(np.isnan(nearest).any()), bool(np.isnan(in_dtype64).any()), exact_finite)
 
 
 @dataclass
@@ -152,12 +166,16 @@ def judge(loss, ref: Reference, clamp_changed=None) -> Judgement:
         same_in_dtype = loss64 == ref.in_dtype64
         if ref.in_dtype_has_nan:
             same_in_dtype |= np.isnan(loss64) & np.isnan(ref.in_dtype64)
+        overflowed = np.isinf(loss64) & ref.exact_finite  # an exact finite value that rounds to inf is no excuse
+        if overflowed.any():
+            same = same & ~overflowed
+            same_in_dtype = same_in_dtype & ~overflowed
         correctly_rounded = same | same_in_dtype
         abs_error = np.abs(loss64 - ref.nearest)  # 0 where equal and finite
         undefined = np.isnan(abs_error)  # inf - inf or a NaN: 0 if the two are the same, else inf
         if undefined.any():
             abs_error[undefined] = np.where(same[undefined], 0.0, np.inf)
-        within = abs_error <= ref.bound
+        within = (abs_error <= ref.bound) & ~overflowed
     code = (~(correctly_rounded | within)).astype(np.int8)  # INACCURATE = 1
     if clamp_changed is not None:
         code[np.broadcast_to(np.asarray(clamp_changed), code.shape)] = CLAMPED
@@ -179,13 +197,15 @@ class Errors:
     vanished: np.ndarray | None = None  # gradients only (measure_grad): where the gradient vanished
 
 
-def measure(loss, reference: np.ndarray, fmt: Format, tol: Tolerance, clamp_changed=None, reference_odd=None) -> Errors:
+def measure(loss, reference: np.ndarray, fmt: Format, tol: Tolerance, clamp_changed=None, reference_odd=None,
+            exact_finite=None) -> Errors:
     """Compare ``loss`` (values of ``fmt``) with ``reference`` (the exact value rounded to the nearest float64).
 
     ``reference_odd``, the exact value rounded to odd in float64, is what gets rounded into ``fmt`` for the ulp
-    count (avoiding double rounding); without it the nearest float64 is used.
+    count (avoiding double rounding); without it the nearest float64 is used. ``exact_finite``: where the exact
+    value is finite (see :meth:`Reference.prepare`).
     """
-    j = judge(loss, Reference.prepare(reference, fmt, tol, reference_odd), clamp_changed)
+    j = judge(loss, Reference.prepare(reference, fmt, tol, reference_odd, exact_finite), clamp_changed)
     return _errors(j)
 
 
@@ -217,9 +237,10 @@ def judge_grad(grad, ref: Reference, clamped=None) -> tuple[Judgement, np.ndarra
     return j, gone
 
 
-def measure_grad(grad, reference: np.ndarray, fmt: Format, tol: Tolerance, clamped=None, reference_odd=None) -> Errors:
+def measure_grad(grad, reference: np.ndarray, fmt: Format, tol: Tolerance, clamped=None, reference_odd=None,
+                 exact_finite=None) -> Errors:
     """:func:`measure` for gradients (see :func:`judge_grad`), with ``vanished`` filled in."""
-    j, gone = judge_grad(grad, Reference.prepare(reference, fmt, tol, reference_odd), clamped)
+    j, gone = judge_grad(grad, Reference.prepare(reference, fmt, tol, reference_odd, exact_finite), clamped)
     err = _errors(j)
     err.vanished = gone
     return err

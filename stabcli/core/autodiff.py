@@ -276,8 +276,9 @@ def torch_grad(fmt: Format, formula, x, constants, reduction: str = "none"):
     xt = ops.array(x).requires_grad_(True)
     consts = [ops.array(a) for a in constants]
     with torch.enable_grad(), np.errstate(all="ignore"):
-        ev = formula(ops, xt, *consts)
-        loss = ev.reduced(ops, reduction)  # a library method reduces (and differentiates) as the library does
+        with ops.context():  # autocast around the forward pass only, as torch's docs have it
+            ev = formula(ops, xt, *consts)
+            loss = ev.reduced(ops, reduction)  # a library method reduces (and differentiates) as the library does
         if loss.requires_grad:
             # d(sum)/d(loss_i) is exactly 1, so this is backward(ones) per element; passing grad_outputs instead
             # makes torch check shapes symbolically, which imports sympy (0.4 s on every compare).

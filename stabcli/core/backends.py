@@ -14,9 +14,11 @@ evaluations run the very same sequence of operations. What differs is where each
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
-from stabcli.core.formats import Format, to_float64
+from stabcli.core.formats import FORMATS, Format, to_float64
 
 BACKEND_NAMES: tuple[str, ...] = ("numpy", "torch")
 
@@ -38,6 +40,10 @@ class NumpyOps:
 
     def to_numpy(self, a) -> np.ndarray:
         return np.asarray(a, dtype=self.dtype)
+
+    def context(self):
+        """What a formula runs inside (autocast for :class:`AutocastOps`; nothing here)."""
+        return contextlib.nullcontext()
 
     def sigmoid(self, x):
         """1/(1+exp(-x)), op by op, as the seed articles write it."""
@@ -125,6 +131,9 @@ class TorchOps:
         if self.fmt.name == "bfloat16":
             return a.view(self.torch.int16).numpy().view(self.fmt.np_dtype)
         return a.numpy()
+
+    def context(self):
+        return contextlib.nullcontext()
 
     def sigmoid(self, x):
         return self.torch.sigmoid(x)
@@ -378,6 +387,32 @@ def _rounded_kernels(ops: TorchFloat8Ops):
     return Sigmoid, Exp
 
 
+class AutocastOps(TorchOps):
+    """torch under ``torch.autocast`` (``core/autocast.py``): inputs of the low dtype, each formula run inside
+    :meth:`context`, so that every operation computes where autocast puts it (float32 for log, exp, BCEWithLogits
+    on CUDA, ...). A result may come back in float32: :meth:`to_numpy` keeps each tensor's own dtype."""
+
+    def __init__(self, fmt: Format, spec):
+        super().__init__(fmt)
+        self.spec = spec
+
+    def context(self):
+        from stabcli.core import autocast
+
+        return autocast.context(self.spec)
+
+    def to_numpy(self, a) -> np.ndarray:
+        a = a.detach()
+        if a.dtype == self.torch.bfloat16:
+            return a.view(self.torch.int16).numpy().view(FORMATS["bfloat16"].np_dtype)
+        return a.numpy()
+
+
+def dtype_name(values) -> str:
+    """The format name of an array of values (float16, bfloat16, float32, ...)."""
+    return str(np.asarray(values).dtype)
+
+
 def backend_note(backend: str, fmt: Format) -> str | None:
     """What a reader of results in ``fmt`` under ``backend`` needs to be told (float8 under torch), or None."""
     if backend != "torch" or fmt.bits != 8:
@@ -394,8 +429,13 @@ def make_ops(backend: str, fmt: Format):
     """The operation set of ``backend`` ("numpy" or "torch") in format ``fmt``; the ``peers`` pseudo-backend gets
     numpy's (peer formulas take numpy arrays of the dtype and hand them to their library)."""
     if backend == "torch":
+        from stabcli.core import autocast
+
+        spec = autocast.active()
+        if spec is not None:
+            return AutocastOps(fmt, spec)
         return TorchFloat8Ops(fmt) if fmt.bits == 8 else TorchOps(fmt)
     return NumpyOps(fmt)
 
 
-__all__ = ["BACKEND_NAMES", "Float8Tensor", "backend_note", "NumpyOps", "TorchFloat8Ops", "TorchOps", "make_ops", "to_float64"]
+__all__ = ["AutocastOps", "BACKEND_NAMES", "dtype_name", "Float8Tensor", "backend_note", "NumpyOps", "TorchFloat8Ops", "TorchOps", "make_ops", "to_float64"]

@@ -34,6 +34,13 @@ def reduce_exact_grad(values: list, reduction: str) -> list:
         return [v / len(values) for v in values]
 
 
+def is_finite(value) -> bool:
+    """Whether an exact (mpmath) value is finite: neither inf nor NaN, however large (1e400 is finite)."""
+    import mpmath
+
+    return bool(mpmath.isfinite(value))
+
+
 def to_float64_nearest(value) -> float:
     """An mpmath number rounded to the nearest float64 (overflowing to ±inf)."""
     import mpmath

@@ -111,6 +111,7 @@ class LossFamily:
     pos_weight: bool = False  # whether the family takes --pos-weight (BCE); the CLI refuses it otherwise
 
     options: tuple[str, ...] = ()  # the family's own command-line options (softmax: label_smoothing, classes, shift)
+    probabilities: bool = False  # whether the first input holds probabilities (``--probs``) rather than logits
 
     # what the user typed -----------------------------------------------------------------------------------
     def parse_inputs(self, logits: str, targets: str, reduction: str = "mean", weight: str = "1",
@@ -124,6 +125,10 @@ class LossFamily:
     def parse_sweep(self, targets: tuple[str, ...], weight: str, pos_weight: str, **options):
         """A sweep's (targets, weight, pos_weight, options for :meth:`sweep_case`) from the command line's text, or
         None: then the CLI reads them as an elementwise family's (targets in [0, 1], one weight and pos_weight)."""
+        return None
+
+    def with_probabilities(self):
+        """The family that takes probabilities p as its first input (``--probs``), or None if it has none."""
         return None
 
     # methods -----------------------------------------------------------------------------------------------
@@ -198,6 +203,16 @@ class LossFamily:
         return loss, exact.reduce_exact_grad(grads, reduction)
 
     # gradients ---------------------------------------------------------------------------------------------
+    def grad_variable(self, method: str) -> str:
+        """What ``method``'s gradient is taken with respect to (a row's ``grad_wrt``): :attr:`variable` by default;
+        with ``--probs`` p for the probability methods, x for the logit methods."""
+        return self.variable
+
+    def method_grad_reference(self, method: str, arrays: dict, reduction: str):
+        """The exact gradient of ``method`` when it differs from :meth:`exact_reference`'s (a method whose gradient
+        is taken with respect to another variable), as mpmath numbers; None for the shared one."""
+        return None
+
     def grad_details(self, backend: str, fmt, method: str, arrays: dict, reduction: str = "none"):
         """The gradient of ``method`` (``core.autodiff.Gradient``, its ``grad`` shaped as the variable) and where a
         clamp changed it; None for a method with no gradient (a peer library that cannot differentiate).
@@ -221,6 +236,23 @@ class LossFamily:
         """d loss / d (the swept variable) at the swept values ``xs`` (values of the dtype) of a sweep case.
         Default: :meth:`grad_of` on the case's arrays (the swept variable is the formula's first input)."""
         return self.grad_of(backend, case.fmt, method, case.arrays(xs), broadcast=False)
+
+    # files (``stabcli check``) -----------------------------------------------------------------------------
+    @property
+    def streams_files(self) -> bool:
+        """Whether ``check`` can stream a file of any size through this family (it has a fast file reference)."""
+        return type(self).file_reference is not LossFamily.file_reference
+
+    def file_reference(self, arrays: dict, fmt):
+        """The exact loss at many elements from a file, fast: (nearest, for_rounding) float64 arrays, one per element
+        of ``arrays`` (the inputs in ``fmt``, widened to float64; weight and pos_weight 0-d), certified for rounding
+        into ``fmt``; None when the family has no fast form (check then takes at most compare's number of elements,
+        each against mpmath)."""
+        return None
+
+    def file_grad_reference(self, method: str, arrays: dict, fmt):
+        """:meth:`file_reference` for ``method``'s gradient (with respect to :meth:`grad_variable`), or None."""
+        return None
 
     # text --------------------------------------------------------------------------------------------------
     @property
@@ -254,9 +286,10 @@ class LossFamily:
 
     def sweep_case(self, fmt, target, weight=1.0, pos_weight: float = 1.0, **options):
         """The inputs of one (dtype, target) of a sweep: ``fmt``, ``target``, ``weight``, ``pos_weight``,
-        ``arrays(xs)``, ``reference(xs, cache)``, ``grad_reference(xs, cache)`` (each (nearest, for_rounding) float64
-        pairs), ``grad_reference_points(xs64)`` (figures), and optionally ``grad_scale``, the size of an ordinary
-        gradient (default 1; see ``commands/severity.py``). ``options`` are the family's own sweep options (softmax:
+        ``arrays(xs)``, ``reference(xs, cache, fmt=None)``, ``grad_reference(xs, cache)`` (each (nearest,
+        for_rounding) float64 pairs; ``fmt``: the format the loss is rounded into, when autocast computed it in
+        another than the case's), ``grad_reference_points(xs64)`` (figures), and optionally ``grad_scale``, the size
+        of an ordinary gradient (default 1; see ``commands/severity.py``). ``options`` are the family's own sweep options (softmax:
         classes, shift, label_smoothing). Default (elementwise): :class:`ElementwiseCase`, whose reference is
         mpmath's at every point: right, but ~0.1 ms a point, so a family meant for exhaustive sweeps gives a fast
         float64 reference of its own (as ``bce/reference.py`` does)."""
@@ -311,7 +344,8 @@ class ElementwiseCase:
         odd = np.array([p[1] for p in pairs], dtype=np.float64) if self.fmt.bits < 64 else nearest
         return nearest, odd
 
-    def reference(self, xs, cache=None):
+    def reference(self, xs, cache=None, fmt=None):
+        """mpmath's exact loss at ``xs``: right for rounding into any format (``fmt`` is not needed)."""
         return self._exact(xs, cache, "loss")
 
     def grad_reference(self, xs, cache=None):

@@ -38,8 +38,29 @@ def note(step, ops, fmt: Format) -> str:
     return ""
 
 
+def beyond_format(ref, fmt: Format) -> bool:
+    """Whether a finite exact value (as the nearest float64; inf where it is beyond float64 too) rounds past the
+    largest value of ``fmt``: no formula can return it in that dtype."""
+    try:
+        value = float(ref)
+    except (TypeError, ValueError):
+        return False
+    if math.isnan(value):
+        return False
+    return math.isinf(value) or not math.isfinite(float(to_float64(fmt.round(np.array(value)))))
+
+
+def overflow_reason(ref, fmt: Format) -> str:
+    """Why an infinite loss is ``inf`` although its exact value also rounds to inf: the sentence's second half."""
+    shown = "beyond float64" if math.isinf(float(ref)) else f"{num(ref)}, beyond"
+    return (f"the loss overflowed {fmt.name}: the true loss ({shown} {fmt.name}'s largest value "
+            f"{fmt_number(fmt.max, 10)}) cannot be held in {fmt.name} by any formula")
+
+
 def verdict(row, fmt: Format) -> str:
     loss, ref, status = (_one(v) for v in (row.loss, row.reference, row.status))
+    if status == "inf" and beyond_format(ref, fmt):
+        return f"inf: {overflow_reason(ref, fmt)}."
     if status in ("nan", "inf"):
         return f"{num(loss)} where the true loss is {num(ref)}."
     if status == "inaccurate":

@@ -10,12 +10,13 @@ from rich.text import Text
 
 from stabcli.core.numbers import fmt_number
 
-STATUS_STYLE = {"ok": "green", "inaccurate": "yellow", "clamped": "magenta", "inf": "bold red", "nan": "bold red"}
+STATUS_STYLE = {"ok": "green", "inaccurate": "yellow", "clamped": "magenta", "inf": "bold red", "nan": "bold red",
+                "refused": "bold"}
 
 
 def short(v: float, digits: int = 6) -> str:
-    """A number for a table cell: 'inf', 'NaN', or ``digits`` significant digits."""
-    return fmt_number(v, digits)
+    """A number for a table cell: 'inf', 'NaN', or ``digits`` significant digits ('-' for no value)."""
+    return "-" if v is None else fmt_number(v, digits)
 
 
 def fit(v: float, digits: int = 7, width: int = 9) -> str:

@@ -36,7 +36,11 @@ def _row_dict(row) -> dict:
         "error_bits": row.error_bits, "status": row.status, "fp_events": row.events,
         "grad": row.grad, "grad_reference": row.grad_reference, "grad_abs_error": row.grad_abs_error,
         "grad_error_bits": row.grad_error_bits, "grad_status": row.grad_status,
+        "compute_dtype": row.compute_dtype,
+        "grad_wrt": row.grad_wrt,
     }
+    if row.message is not None:
+        d["message"] = row.message
     if row.library is not None:
         d["library"] = row.library
     if row.steps is not None:
@@ -56,6 +60,9 @@ def compare_json(comparison) -> str:
         "results": [_row_dict(r) for r in comparison.rows],
         "notes": comparison.notes + [c for dn in comparison.dtype_notes for c in dn.changes],
     }
+    if comparison.autocast is not None:
+        doc["autocast"] = comparison.autocast.as_json()
+
     if comparison.summary:
         doc["summary"] = comparison.summary
     if comparison.answer:
@@ -64,7 +71,7 @@ def compare_json(comparison) -> str:
 
 
 CSV_COLUMNS = ("backend", "dtype", "method", "index", "input", "input_overflow", "loss", "reference", "abs_error",
-               "rel_error", "error_bits", "status", "overflow", "divide_by_zero", "invalid", "grad", "grad_reference",
+               "rel_error", "error_bits", "status", "compute_dtype", "message", "overflow", "divide_by_zero", "invalid", "grad", "grad_reference",
                "grad_abs_error", "grad_error_bits", "grad_status")
 
 
@@ -86,7 +93,7 @@ def compare_csv(comparison) -> str:
             writer.writerow([csv_cell(v) for v in (
                 r.backend, r.dtype, r.method, i if per_element else "", inp, r.input_overflow,
                 pick(r.loss), pick(r.reference), pick(r.abs_error), pick(r.rel_error), pick(r.error_bits),
-                pick(r.status), r.events["overflow"], r.events["divide_by_zero"], r.events["invalid"],
+                pick(r.status), r.compute_dtype or "", (r.message or "").replace("\n", " "), r.events["overflow"], r.events["divide_by_zero"], r.events["invalid"],
                 gpick(r.grad), gpick(r.grad_reference), gpick(r.grad_abs_error), gpick(r.grad_error_bits),
                 gpick(r.grad_status))])
     return out.getvalue()
@@ -101,6 +108,20 @@ def _element(values, i: int, n: int, text=csv_cell):
     return ";".join(text(v) for v in values[i * k:(i + 1) * k])
 
 
+def _grad_title(rows) -> str:
+    """"gradient d loss / d x", or with --probs which methods are differentiated with respect to p and which x."""
+    wrt = {r.grad_wrt for r in rows if r.grad is not None}
+    if wrt <= {"x"}:
+        return "gradient d loss / d x"
+    if wrt == {"p"}:
+        return "gradient d loss / d p"
+    return "gradient d loss / d p (naive, clamped, torch_bce); d loss / d x (logit forms)"
+
+
+def _one_value(v):
+    return v[0] if isinstance(v, list) else v
+
+
 def _inputs_line(values: list, limit: int = 6) -> str:
     shown = ", ".join(short(v, 10) for v in values[:limit])
     return shown + (f", ... ({len(values)} values)" if len(values) > limit else "")
@@ -110,10 +131,11 @@ MAX_NOTES = 4  # notes on inputs changed by rounding, per dtype, in a table
 MAX_ELEMENT_ROWS = 12  # per method, in a table of per-element results; the rest are in --format json or csv
 
 
-def element_table(title: str, rows, xs: list, value: str, ref: str, bits: str, status: str) -> Table:
+def element_table(title: str, rows, xs: list, value: str, ref: str, bits: str, status: str,
+                  variable: str = "x") -> Table:
     """Per-element results (reduction 'none', or per-element gradients): a row per method and element."""
     table = Table(title=title, title_justify="left", pad_edge=False, box=box.SIMPLE_HEAD)
-    for name, justify in (("method", "left"), ("x", "right"), (value, "right"), ("reference", "right"),
+    for name, justify in (("method", "left"), (variable, "right"), (value, "right"), ("reference", "right"),
                           ("bits", "right"), ("status", "left")):
         table.add_column(name, justify=justify, no_wrap=True)
     backend = None
@@ -166,7 +188,7 @@ def compare_tables(comparison, steps: str = "answer") -> list:
     notes = {dn.dtype: dn for dn in comparison.dtype_notes}
     for dtype, rows in by_dtype.items():
         dn = notes[dtype]
-        title = f"[bold]{dtype}[/]  x = {_inputs_line(dn.logits)}"
+        title = f"[bold]{dtype}[/]  {comparison.variable} = {_inputs_line(dn.logits)}"
         if dn.input_overflow:
             title += "  [bold red](overflowed)[/]"
         per_element = isinstance(rows[0].loss, list)
@@ -174,6 +196,7 @@ def compare_tables(comparison, steps: str = "answer") -> list:
         for name, justify in (("method", "left"), ("loss", "right"), ("reference", "right"),
                               ("abs err", "right"), ("bits", "right"), ("status", "left")):
             table.add_column(name, justify=justify, no_wrap=True)
+
         backend = None
         for r in rows:
             if r.backend != backend:
@@ -181,6 +204,10 @@ def compare_tables(comparison, steps: str = "answer") -> list:
                     table.add_section()
                 backend = r.backend
                 table.add_row(Text(_section(backend), style="bold"), "", "", "", "", "")
+            if r.status == "refused" or (isinstance(r.status, list) and "refused" in r.status):
+                table.add_row("  " + r.method, Text("-"), value_text(_one_value(r.reference), alarm=False),
+                              Text("-"), Text("-"), status_text("refused"))
+                continue
             if isinstance(r.loss, list):
                 loss, ref = Text(_inputs_line(r.loss, 2)), Text(_inputs_line(r.reference, 2))
                 err, bits = Text(short(max(r.abs_error), 3)), Text(short(max(r.error_bits), 3))
@@ -194,15 +221,17 @@ def compare_tables(comparison, steps: str = "answer") -> list:
                 status = status_text(r.status)
             table.add_row("  " + r.method, loss, ref, err, bits, status)
         if per_element:
-            table = element_table(title, rows, dn.logits, "loss", "reference", "error_bits", "status")
+            table = element_table(title, rows, dn.logits, "loss", "reference", "error_bits", "status",
+                                  comparison.variable)
         out.append(table)
         if single and any(isinstance(r.grad, list) and len(r.grad) > 1 for r in rows):
             out.append(vector_grad_table(rows, dtype))  # one row of class logits: its gradient vector
         elif any(isinstance(r.grad, list) for r in rows):
-            out.append(element_table(f"[bold]{dtype}[/]  gradient d loss / d x", rows, dn.logits, "grad",
-                                     "grad_reference", "grad_error_bits", "grad_status"))
+            out.append(element_table(f"[bold]{dtype}[/]  {_grad_title(rows)}", rows, dn.logits, "grad",
+                                     "grad_reference", "grad_error_bits", "grad_status", comparison.variable))
         elif any(r.grad is not None for r in rows):
             out.append(grad_table(rows, dtype))
+        out += _autocast_lines(comparison, rows)
         for r in rows:
             if r.library is not None:
                 out.append(Text(f"  {r.method}: {r.library}", style="dim"))
@@ -234,6 +263,23 @@ def _change_notes(dn) -> list:
     return out
 
 
+def _autocast_lines(comparison, rows) -> list:
+    """Under --autocast: which methods computed their loss in which dtype, and torch's message for a refused one."""
+    if comparison.autocast is None:
+        return []
+    out: list = []
+    by_dtype_in: dict[str, list[str]] = {}
+    for r in rows:
+        if r.compute_dtype is not None and r.method not in by_dtype_in.get(r.compute_dtype, []):
+            by_dtype_in.setdefault(r.compute_dtype, []).append(r.method)
+    for computed, methods in by_dtype_in.items():
+        out.append(Text(f"  computed in {computed} under autocast: {', '.join(methods)}", style="dim"))
+    for r in rows:
+        if r.message is not None:
+            out.append(Text(f"  {r.method} refused, torch's message: " + " ".join(r.message.split()), style="dim"))
+    return out
+
+
 def answer_panel(comparison) -> Panel:
     dtype, backend = comparison.focus
     return Panel("\n".join(comparison.answer), title=f"Answer ({dtype}, {backend})", title_align="left")
@@ -243,6 +289,7 @@ def answer_first(comparison, trace: bool = True) -> list:
     """One element: the answer, every dtype/backend/method in one table, then the focus's trace (``trace``)."""
     dtype, backend = comparison.focus
     out: list = [answer_panel(comparison), overview_table(comparison)]
+    out += _autocast_lines(comparison, comparison.rows)
     for dn in comparison.dtype_notes:
         out += _change_notes(dn)
     for note in comparison.notes:
@@ -302,7 +349,7 @@ def focus_trace(rows) -> list:
 
 def _loss_index(steps) -> int:
     """The step that gives the loss: the last one before the gradient's steps."""
-    grads = [i for i, s in enumerate(steps) if s.name.startswith("grad") or s.name == "dloss/dx"]
+    grads = [i for i, s in enumerate(steps) if s.name.startswith("grad") or s.name in ("dloss/dx", "dloss/dp")]
     return (grads[0] if grads else len(steps)) - 1
 
 
@@ -391,7 +438,7 @@ def vector_grad_table(rows, dtype: str) -> Table:
 
 def grad_table(rows, dtype: str) -> Table:
     """The gradient d loss / d x of every row, compact (within 80 columns), per backend."""
-    table = Table(title=f"[bold]{dtype}[/]  gradient d loss / d x", title_justify="left", pad_edge=False,
+    table = Table(title=f"[bold]{dtype}[/]  {_grad_title(rows)}", title_justify="left", pad_edge=False,
                   box=box.SIMPLE_HEAD)
     for name, justify in (("method", "left"), ("grad", "right"), ("reference", "right"), ("bits", "right"),
                           ("status", "left")):

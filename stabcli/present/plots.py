@@ -752,3 +752,58 @@ def write_sweep_figure(sweep, path, rtol: float | None = None, atol: float | Non
                                options=sweep.options)
         fig = overview_figure(sweep, strips)
     return _write(fig, path.parent, path.stem, (path.suffix.lower().lstrip("."),))[0]
+
+
+# --- check: a histogram of the file's logits ------------------------------------------------------------------
+
+def check_breakdowns(check, dtype: str) -> list[tuple[str, float]]:
+    """(label, logit) of each method's first inf/NaN on each side in ``dtype``, the torch backend's where both ran,
+    one line per distinct logit (methods that break at the same logit share it)."""
+    rows = [r for r in check.rows if r.dtype == dtype and not r.refused]
+    backends = {r.backend for r in rows}
+    rows = [r for r in rows if r.backend == ("torch" if "torch" in backends else r.backend)]
+    at: dict[float, list[str]] = {}
+    for r in rows:
+        for side in ("pos", "neg"):
+            v = r.breakdown.get(f"nonfinite_{side}")
+            if v is not None:
+                at.setdefault(float(v), []).append(r.method)
+    return [(f"{', '.join(ms)}: inf/NaN", v) for v, ms in sorted(at.items())]
+
+
+def check_figure(check, histogram):
+    """The histogram of the logits (bins even in asinh(x): linear near 0, logarithmic beyond ±1) with each
+    method's first inf/NaN logit marked."""
+    plt = _pyplot()
+    edges, counts, specials = histogram
+    dtype = check.inputs[0].dtype if check.inputs else check.logits.stored
+    fig, ax = plt.subplots(figsize=(10, 5.2))
+    ax.stairs(counts, edges, fill=True, color="#4c72b0", alpha=0.8, label="elements")
+    lo, hi = float(edges[0]), float(edges[-1])
+    marks = check_breakdowns(check, dtype)
+    for label, v in marks:
+        lo, hi = min(lo, v), max(hi, v)
+    span = max(abs(lo), abs(hi), 1.0)
+    _symlog(ax, "x", -span if lo < 0 else min(lo, 0.0), span if hi > 0 else max(hi, 0.0), 1.0)
+    if counts.size and counts.max() > 0:
+        ax.set_yscale("log")
+        ax.set_ylim(0.8, counts.max() * 3)
+    colours = ["#d62728", "#9467bd", "#ff7f0e", "#2ca02c", "#8c564b", "#e377c2"]
+    for i, (label, v) in enumerate(marks):
+        ax.axvline(v, color=colours[i % len(colours)], linestyle="--", linewidth=1.5,
+                   label=f"{label} from {short(v)}")
+    first = "probability p" if check.probs else "logit x"
+    ax.set_xlabel(f"{first} ({dtype})")
+    ax.set_ylabel("elements")
+    extra = ", ".join(f"{n:,} {k}" for k, n in specials.items() if n)
+    ax.set_title(f"{check.logits.name}: {check.elements:,} elements" + (f" ({extra})" if extra else ""))
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=10, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def write_check_figure(check, histogram, path) -> Path:
+    """The check's histogram figure at ``path`` (.png or .svg), written atomically."""
+    path = Path(path)
+    fig = check_figure(check, histogram)
+    return _write(fig, path.parent, path.stem, (path.suffix.lower().lstrip("."),))[0]

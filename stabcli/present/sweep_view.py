@@ -41,6 +41,8 @@ def sweep_row_dict(row) -> dict:
         "grad_max_error_bits": g.max_error_bits if g else None,
         "grad_breakdown": {k: getattr(g.breakdown, k) for k in GRAD_BREAKDOWN_KEYS} if g else None,
         "training": row.training.as_dict() if row.training is not None else None,
+        "compute_dtype": row.compute_dtype,
+        "refused": row.refused,
     }
 
 
@@ -54,7 +56,8 @@ def sweep_json(sweep, severity: str = "accuracy") -> str:
         "weight": sweep.weight,
         "pos_weight": sweep.pos_weight,
         "grad": sweep.grad,
-        "results": [sweep_row_dict(r) for r in sweep.rows],
+        **({"autocast": sweep.autocast.as_json()} if sweep.autocast is not None else {}),
+        "results": [sweep_row_dict(r) for r in [*sweep.rows, *sweep.refused]],
         "summary": list(sweep.summary.values()),
         "training_summary": [training_line(rows, _family(sweep)) for rows in _groups(sweep).values()]
         if sweep.grad else None,
@@ -68,7 +71,8 @@ SWEEP_SCALAR_COLUMNS = ("backend", "dtype", "target", "method", "points", "count
 TRAINING_KEYS = ("class", "count_nonfinite", "count_stalled", "break_pos", "break_pos_kind", "break_neg",
                  "break_neg_kind")
 SWEEP_CSV_COLUMNS = (*SWEEP_SCALAR_COLUMNS, *BREAKDOWN_KEYS, *GRAD_COUNT_KEYS,
-                     *(f"grad_{k}" for k in GRAD_BREAKDOWN_KEYS), *(f"training_{k}" for k in TRAINING_KEYS))
+                     *(f"grad_{k}" for k in GRAD_BREAKDOWN_KEYS), *(f"training_{k}" for k in TRAINING_KEYS),
+                     "compute_dtype", "refused")
 
 
 def sweep_csv(sweep) -> str:
@@ -77,13 +81,14 @@ def sweep_csv(sweep) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(SWEEP_CSV_COLUMNS)
-    for r in sweep.rows:
+    for r in [*sweep.rows, *sweep.refused]:
         d = sweep_row_dict(r)
         grad_breakdown = d["grad_breakdown"] or {}
         training = d["training"] or {}
         cells = ([d[k] for k in SWEEP_SCALAR_COLUMNS] + [d["breakdown"][k] for k in BREAKDOWN_KEYS]
                  + [d[k] for k in GRAD_COUNT_KEYS] + [grad_breakdown.get(k) for k in GRAD_BREAKDOWN_KEYS]
-                 + [training.get(k) for k in TRAINING_KEYS])
+                 + [training.get(k) for k in TRAINING_KEYS]
+                 + [d["compute_dtype"], " ".join(d["refused"].split()) if d["refused"] else None])
         writer.writerow(["" if v is None else csv_cell(v) for v in cells])
     return out.getvalue()
 
@@ -152,6 +157,13 @@ def sweep_tables(sweep, width: int = 80, severity: str = "accuracy") -> list:
             out.append(brk)
         if any(r.grad is not None for r in rows):
             out.append(grad_sweep_table(rows, wide, dtype, v))
+        if sweep.autocast is not None:
+            computed: dict[str, list[str]] = {}
+            for r in rows:
+                computed.setdefault(r.compute_dtype or dtype, []).append(r.method)
+            for name, methods in computed.items():
+                out.append(Text(f"computed in {name} under autocast: {', '.join(methods)}", style="dim"))
+        out += _refused_lines(sweep, backend, dtype, target)
         sentence = sweep.summary.get((backend, dtype, target))
         if sentence:
             out.append(Text(sentence))
@@ -223,6 +235,7 @@ def training_tables(sweep, width: int = 80) -> list:
     for (backend, dtype, target), rows in _groups(sweep).items():
         title = f"[bold]{dtype}[/] · {backend} · {family.target_label(target)} · {rows[0].points:,} {points}"
         out += [training_table(rows, dtype, title, wide=width >= WIDE_LAYOUT, v=family.variable),
+                *_refused_lines(sweep, backend, dtype, target),
                 Text(training_line(rows, family)),
                 Text("")]
     for note in sweep.notes:
@@ -230,6 +243,13 @@ def training_tables(sweep, width: int = 80) -> list:
     out.append(Text("--severity accuracy (the default) shows every count and tolerance breakdown; --format json "
                     "has both", style="dim"))
     return out
+
+
+def _refused_lines(sweep, backend, dtype, target) -> list:
+    """Methods torch.autocast refused in this (backend, dtype, target), with torch's message."""
+    return [Text(f"{r.method}: refused by torch.autocast ({sweep.autocast.device}), torch's message: "
+                 + " ".join(r.refused.split()), style="dim")
+            for r in sweep.refused if (r.backend, r.dtype, r.target) == (backend, dtype, target)]
 
 
 CLASS_STYLE = {"diverges": "bold red", "stalls": "red", "inaccurate": "yellow", "ok": "green"}

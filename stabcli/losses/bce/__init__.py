@@ -73,11 +73,13 @@ class SweepCase:
     def wide(self) -> tuple[float, float, float]:
         return tuple(float(to_float64(self.fmt.round(np.array(v)))) for v in (self.target, self.weight, self.pos_weight))
 
-    def reference(self, xs: np.ndarray, cache: dict | None = None):
-        """(nearest, for_rounding) reference of the loss at the logits ``xs`` (see ``reference.sweep_reference``)."""
+    def reference(self, xs: np.ndarray, cache: dict | None = None, fmt: Format | None = None):
+        """(nearest, for_rounding) reference of the loss at the logits ``xs`` (see ``reference.sweep_reference``),
+        certified for rounding into ``fmt`` (default the case's own; autocast's float32 losses ask for float32)."""
         from stabcli.losses.bce import reference
 
-        return reference.sweep_reference(to_float64(xs), self.fmt.bits, *self.wide(), cache=cache, fmt=self.fmt)
+        fmt = self.fmt if fmt is None else fmt
+        return reference.sweep_reference(to_float64(xs), fmt.bits, *self.wide(), cache=cache, fmt=fmt)
 
     def grad_reference(self, xs: np.ndarray, cache: dict | None = None):
         """(nearest, for_rounding) reference gradient at ``xs`` (see ``reference.sweep_grad_reference``)."""
@@ -112,6 +114,11 @@ class BCE(LossFamily):
         from stabcli.losses.bce import peers
 
         return peers.METHODS
+
+    def with_probabilities(self):
+        from stabcli.losses.bce import probs
+
+        return probs.FAMILY
 
     def formula(self, method: str):
         if method not in formulas.METHODS:  # a peer library's (imports nothing otherwise)
@@ -171,6 +178,18 @@ class BCE(LossFamily):
         from stabcli.losses.bce import notes
 
         return notes
+
+    def file_reference(self, arrays, fmt):
+        from stabcli.losses.bce.reference import check_reference
+
+        return check_reference(arrays["logits"], arrays["targets"], fmt, float(arrays["weight"]),
+                               float(arrays["pos_weight"]))
+
+    def file_grad_reference(self, method, arrays, fmt):
+        from stabcli.losses.bce.reference import check_grad_reference
+
+        return check_grad_reference(arrays["logits"], arrays["targets"], fmt, float(arrays["weight"]),
+                                    float(arrays["pos_weight"]))
 
     def companion(self, inputs, backends, methods):
         """For one logit and a hard target: BCELoss at the other target (what the clamp does there), or None."""

@@ -36,6 +36,11 @@ def naive(ops, x, y, w, pw) -> Evaluation:
     """
     ev = Evaluation(None)
     p = ev.step("p = sigmoid(x)", ops.sigmoid(x), "sigmoid", x)
+    return naive_from_p(ev, ops, p, y, w, pw)
+
+
+def naive_from_p(ev: Evaluation, ops, p, y, w, pw) -> Evaluation:
+    """:func:`naive` from the probability p on: -w·(pw·y·log p + (1-y)·log(1-p)) (``--probs`` starts here)."""
     log_p = ev.step("log(p)", ops.log(p), "log", p)
     one_minus_p = ev.step("1 - p", 1 - p, "sub", p)
     log_1mp = ev.step("log(1 - p)", ops.log(one_minus_p), "log", one_minus_p)
@@ -59,6 +64,11 @@ def clamped(ops, x, y, w, pw) -> Evaluation:
     """
     ev = Evaluation(None)
     p = ev.step("p = sigmoid(x)", ops.sigmoid(x), "sigmoid", x)
+    return clamped_from_p(ev, ops, p, y, w, pw)
+
+
+def clamped_from_p(ev: Evaluation, ops, p, y, w, pw) -> Evaluation:
+    """:func:`clamped` from the probability p on: BCELoss's rule, each log clamped at -100 (``--probs``)."""
     log_p = ev.step("log(p)", ops.bce_log(p), "log", p)
     log_1mp = ev.step("log1p(-p)", ops.bce_log1p(-p), "log", -p)
     floor = ops.const(LOG_CLAMP)
@@ -130,11 +140,17 @@ def _to(t, shape):
 def torch_bce(ops, x, y, w, pw) -> Evaluation:
     """The real torch.nn.functional.binary_cross_entropy(torch.sigmoid(x), y) (no pos_weight), called as a user
     would: ``weight=`` only when the weights are not all 1, the reduction done by torch itself."""
+    ev = Evaluation(None)
+    p = ev.step("p = torch.sigmoid(x)", ops.sigmoid(x), "sigmoid", x)
+    return torch_bce_from_p(ev, ops, p, y, w, pw)
+
+
+def torch_bce_from_p(ev: Evaluation, ops, p, y, w, pw) -> Evaluation:
+    """The real F.binary_cross_entropy(p, y) on the probability p, called as a user would (``--probs`` calls it
+    directly)."""
     import torch.nn.functional as F
 
     torch = ops.torch
-    ev = Evaluation(None)
-    p = ev.step("p = torch.sigmoid(x)", ops.sigmoid(x), "sigmoid", x)
     # torch refuses a NaN probability (RuntimeError "all elements of input should be between 0 and 1"); those
     # elements are evaluated at 0.5 and reported as NaN, what any NaN logit gives elsewhere.
     nan = torch.isnan(p)
@@ -152,6 +168,8 @@ def torch_bce(ops, x, y, w, pw) -> Evaluation:
     loss = call("none")
     ev.loss = ev.step("BCELoss(p, y)", torch.where(nan, torch.nan, loss) if has_nan else loss, "torch_bce", p)
     ev.library_reduce = None if has_nan else call  # with a NaN the reduced loss is NaN: ops.reduce says so
+    if loss.dtype != p.dtype:  # autocast ran the kernel in float32: the rule without the clamp in float32 too
+        p, y, w, pw = (t.to(loss.dtype) for t in (p, y, w, pw))
     ev.unclamped = _bce_unclamped(ops, ops.bce_log(p), ops.bce_log1p(-p), y, w, pw)
     ev.clamp_changed = _differs(ops, ev.loss, ev.unclamped)
     return ev

@@ -63,13 +63,25 @@ def grad_details(backend: str, fmt: Format, method: str, arrays: dict, reduction
                 clamped = ((log_p < LOG_CLAMP) & (pos_coef != 0)) | ((log_1mp < LOG_CLAMP) & (neg_coef != 0))
                 clamped &= to_float64(w) != 0
             elif method == "torch_bce":
-                prod = ((fmt.np_dtype.type(1) - p) * p).astype(fmt.np_dtype)  # the kernel's (1 - p)·p in the dtype
-                eps = fmt.round(BCE_GRAD_EPSILON)  # 1e-12 in the dtype: 0 in float16
+                # the kernel's (1 - p)·p in the dtype it computes in (float32 under autocast, which casts p)
+                kfmt = _kernel_format(backend, fmt)
+                pk = kfmt.round(to_float64(p))
+                prod = ((kfmt.np_dtype.type(1) - pk) * pk).astype(kfmt.np_dtype)
+                eps = kfmt.round(BCE_GRAD_EPSILON)  # 1e-12 in the dtype: 0 in float16
                 details["p(1-p)"] = to_float64(prod)
                 details["epsilon"] = float(to_float64(eps))
                 details["denominator"] = np.maximum(to_float64(prod), float(to_float64(eps)))
                 clamped = (to_float64(prod) < to_float64(eps)) & (to_float64(p) != to_float64(y)) & (to_float64(w) != 0)
     return Gradient(grad, np.asarray(clamped, dtype=bool), details)
+
+
+def _kernel_format(backend: str, fmt: Format) -> Format:
+    """The format BCELoss's kernel computes in: the dtype's, or float32 where autocast casts its input."""
+    from stabcli.core import autocast
+    from stabcli.core.formats import FORMATS
+
+    spec = autocast.active() if backend == "torch" else None
+    return FORMATS[autocast.compute_dtype_of("binary_cross_entropy", spec, fmt.name)]
 
 
 def _backend_sigmoid(backend: str, fmt: Format, x: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ import numpy as np
 
 from stabcli.core.formats import FORMATS, Format, to_float64
 from stabcli.core.numbers import float_command, fmt_number
+from stabcli.losses import plain_notes
 from stabcli.losses.bce.formulas import LOG_CLAMP
 
 
@@ -122,6 +123,8 @@ def verdict(row, fmt: Format) -> str:
     loss, ref, status = row.loss, row.reference, row.status
     if status == "nan":
         return f"NaN where the true loss is {num(ref)}."
+    if status == "inf" and plain_notes.beyond_format(ref, fmt):
+        return f"inf: {plain_notes.overflow_reason(ref, fmt)}."
     if status == "inf":
         return f"inf where the true loss is {num(ref)}."
     if status == "clamped":
@@ -195,7 +198,10 @@ def _story(comparison, dtype: str, backend: str | None = None, pointers: bool = 
     if bce is not None:
         label = "BCELoss (torch_bce)" if bce.method == "torch_bce" else "The clamped form (BCELoss's rule)"
         hidden = _pick(rows, dtype, "clamped", bce.backend)
-        if bce.status == "clamped" and naive is not None and naive.status == "nan" and hidden is not None and \
+        if bce.status == "refused":
+            parts.append(f"{label} is refused by torch.autocast on CUDA (\"unsafe to autocast\"): autocast sends "
+                         "BCEWithLogitsLoss to float32 instead.")
+        elif bce.status == "clamped" and naive is not None and naive.status == "nan" and hidden is not None and \
                 _first_note(hidden, "the clamp hides the NaN of 0·(-inf)"):
             c = num(_clamp(FORMATS[dtype])) if dtype in FORMATS else "-100"  # -96 in the float8 formats
             parts.append(f"{label} clamps the -inf log to {c}, so 0·({c}) = 0 and it returns {num(bce.loss)}: "
@@ -212,6 +218,8 @@ def _story(comparison, dtype: str, backend: str | None = None, pointers: bool = 
             parts.append(f"{label} returns {num(bce.loss)} ({bce.status}).")
     flipped = _pick(comparison.flipped, dtype, bce.method if bce is not None else "clamped", backend) or \
         _pick(comparison.flipped, dtype, bce.method if bce is not None else "clamped")
+    if flipped is not None and flipped.status == "refused":
+        flipped = None
     if flipped is not None and flipped.status == "clamped" and flipped.error_bits == 0:
         unclamped = flipped.unclamped_loss
         why = "the clamp hides 0·log(0) = NaN" if unclamped is not None and math.isnan(unclamped) else \
@@ -228,6 +236,11 @@ def _story(comparison, dtype: str, backend: str | None = None, pointers: bool = 
                      f"{num(good.loss)} ({good.status}){why}.")
     elif good is not None:
         parts.append(f"softplus gives {num(good.loss)} (true {num(good.reference)}, {good.status}).")
+    if good is not None and good.status == "inf" and dtype in FORMATS and \
+            plain_notes.beyond_format(good.reference, FORMATS[dtype]):
+        fmt = FORMATS[dtype]
+        parts.append(f"The true loss {num(good.reference)} is beyond {dtype}'s largest value {num(fmt.max)}: the loss "
+                     f"overflows {dtype} whatever the formula (status inf).")
     # every other method that is off here, by name (x = -12, y = 0 in float32: torch_bce_with_logits)
     others = ("logsumexp",) if library is not None else ("logsumexp", "torch_bce_with_logits")
     off = [r for r in (_pick(rows, dtype, m, backend) for m in others) if r is not None and r.status != "ok"]

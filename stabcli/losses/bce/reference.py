@@ -287,3 +287,57 @@ def sweep_grad_reference(x: np.ndarray, fmt, y: float, w: float = 1.0, pw: float
     for i in unsure:
         nearest[i], for_rounding[i] = exact_pair(float(x[i]))
     return nearest, for_rounding
+
+
+# --- references for a file of logits and targets (``stabcli check``) ------------------------------------------
+#
+# A check has a target per element. The float64 forms above take arrays of targets as they are (their error
+# arguments hold element by element); the certification asks mpmath, element by element with that element's own
+# target, wherever the bound cannot decide the rounding into the format. float64 itself has no wider format to
+# borrow: there the fast forms are used as they are (within ~6 float64 ulps, said in the check's notes).
+
+def check_reference(x, y, fmt, w: float = 1.0, pw: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """(nearest, for_rounding) of the loss at logits ``x`` and targets ``y`` (float64 values of ``fmt``, one each),
+    certified for rounding into ``fmt`` below 64 bits (mpmath at the few points the bound cannot certify)."""
+    from stabcli.core.formats import to_float64
+
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    fast = fast_loss(x, y, w, pw)
+    if fmt.bits == 64:
+        return fast, fast
+    with np.errstate(all="ignore"):
+        e = FAST_LOSS_REL * np.abs(fast) + FAST_LOSS_ABS
+        lo, hi = to_float64(fmt.round(fast - e)), to_float64(fmt.round(fast + e))
+    unsure = np.flatnonzero((lo != hi) & np.isfinite(fast))  # NaN at a NaN logit, and the limits at ±inf, are exact
+    nearest, for_rounding = fast.copy(), fast.copy()
+    for i in unsure:
+        exact = exact_loss(float(x[i]), float(y[i]), w, pw)
+        nearest[i], for_rounding[i] = to_float64_nearest(exact), to_float64_odd(exact)
+    return nearest, for_rounding
+
+
+def check_grad_reference(x, y, fmt, w: float = 1.0, pw: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """(nearest, for_rounding) of d loss / d x at logits ``x`` and targets ``y``, certified as
+    :func:`sweep_grad_reference` certifies it, with each element's own target (the tanh form near 0 wherever
+    1 - y = pw·y, exactly: y and pw are values of a format of at most 24 bits, so both sides are exact in float64)."""
+    from stabcli.core.formats import to_float64
+
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    fast, bound = _fast_grad_and_bound(x, y, w, pw)
+    if fmt.bits == 64:
+        return fast, fast
+    with np.errstate(all="ignore"):
+        near0 = ((1 - y) == pw * y) & (np.abs(x) < 1)
+        if near0.any():
+            half = w * ((1 - y[near0]) * np.tanh(x[near0] / 2))
+            fast[near0] = half
+            bound[near0] = FAST_GRAD_REL * np.abs(half) + FAST_GRAD_ABS * (1 + abs(w))
+        lo, hi = to_float64(fmt.round(fast - bound)), to_float64(fmt.round(fast + bound))
+    unsure = np.flatnonzero(~(lo == hi) & ~np.isnan(x))  # a NaN logit's gradient is NaN
+    nearest, for_rounding = fast.copy(), fast.copy()
+    for i in unsure:
+        exact = exact_grad(float(x[i]), float(y[i]), w, pw)
+        nearest[i], for_rounding[i] = to_float64_nearest(exact), to_float64_odd(exact)
+    return nearest, for_rounding

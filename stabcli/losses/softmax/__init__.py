@@ -99,7 +99,8 @@ class SweepCase:
         t = self.target if isinstance(self.target, int) else to_float64(c["targets"])
         return t, to_float64(c["weight"]), self.label_smoothing
 
-    def reference(self, xs: np.ndarray, cache: dict | None = None):
+    def reference(self, xs: np.ndarray, cache: dict | None = None, fmt: Format | None = None):
+        """(nearest, for_rounding) at the gaps ``xs`` (``reference.sweep_reference``; the same for any ``fmt``)."""
         from stabcli.losses.softmax import reference
 
         return reference.sweep_reference(to_float64(self.rows(xs)), self.fmt.bits, *self._exact_inputs(), cache=cache)

@@ -48,8 +48,9 @@ def _torch_grad(fmt: Format, method: str, arrays: dict, reduction: str) -> np.nd
     xt, y, w, eps = FAMILY.backend_inputs(ops, arrays, broadcast=False)
     xt.requires_grad_(True)
     with torch.enable_grad(), np.errstate(all="ignore"):
-        ev = METHODS[method](ops, xt, y, w, eps)
-        loss = FAMILY.reduce(ops, ev.loss, reduction, arrays)
+        with ops.context():  # autocast around the forward pass only
+            ev = METHODS[method](ops, xt, y, w, eps)
+            loss = FAMILY.reduce(ops, ev.loss, reduction, arrays)
         if loss.requires_grad:
             # d(sum)/d(loss_n) is exactly 1: backward of the sum is backward(ones) per row without the symbolic shape
             # check (and sympy import) that passing grad_outputs costs

@@ -13,6 +13,7 @@ import numpy as np
 
 from stabcli.core.formats import Format, to_float64
 from stabcli.core.numbers import fmt_number
+from stabcli.losses import plain_notes
 
 
 def num(v) -> str:
@@ -110,6 +111,8 @@ def verdict(row, fmt: Format) -> str:
     bits = row.error_bits[0] if isinstance(row.error_bits, list) else row.error_bits
     if status == "nan":
         return f"NaN where the true loss is {num(ref)}."
+    if status == "inf" and plain_notes.beyond_format(ref, fmt):
+        return f"inf: {plain_notes.overflow_reason(ref, fmt)}."
     if status == "inf":
         return f"inf where the true loss is {num(ref)}."
     if status == "inaccurate":
