@@ -56,7 +56,9 @@ def test_fast_reference_is_correctly_rounded_for_the_soft_target():
         assert np.array_equal(to_float64(fast), to_float64(exact))
 
 
-@pytest.mark.parametrize("name, n", [("float32", 100_000), ("float64", 100_000)])
+# float64 is judged against mpmath point by point (~0.1 ms each, times 3 targets): 20,000 bit patterns keep this
+# test near 6 s; float32 uses the certified float64 reference and affords 100,000.
+@pytest.mark.parametrize("name, n", [("float32", 100_000), ("float64", 20_000)])
 def test_softplus_within_2_ulps_on_a_bit_pattern_sample(name, n):
     fmt = FORMATS[name]
     xs = _bit_pattern_sample(fmt, n, seed=20261122)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -61,3 +62,64 @@ def test_no_warning_text_on_stderr(args):
     assert done.stderr == ""
     if "json" in args:
         _strict(done.stdout)
+
+
+@pytest.mark.parametrize("args", [
+    ["compare", "1e10,-3,0.5", "0,1,0.25", "--format", "json", "--reduction", "none"],
+    ["sweep", "--dtype", "float16", "--exhaustive", "--format", "json"],
+    ["compare", "1e10", "1"],
+], ids=["compare-json", "sweep-exhaustive-json", "compare-table"])
+def test_same_bytes_in_separate_processes(args):
+    """Two fresh interpreters with different hash seeds (so set and dict orders of strings differ) print the same
+    bytes: no cache shared within one process can make this pass."""
+    runs = [subprocess.run([sys.executable, "-m", "stabcli", *args], capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "PYTHONHASHSEED": seed, "COLUMNS": "80"}) for seed in ("1", "2")]
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr
+    assert runs[0].stdout == runs[1].stdout
+
+
+# Libraries stabcli only imports where they are used: none of them on --help, and no peer library (jax, Keras,
+# optax, scikit-learn: seconds to import) on a default compare.
+HEAVY = ("numpy", "torch", "matplotlib", "mpmath", "rich", "jax", "keras", "optax", "sklearn", "ml_dtypes")
+PEERS = ("jax", "keras", "optax", "sklearn")
+_PROBE = """
+import sys
+from stabcli.cli import main
+sys.argv = ["stabcli", *{args!r}]
+try:
+    main()
+except SystemExit:
+    pass
+print("\\nLOADED:" + ",".join(m for m in {names!r} if m in sys.modules))
+"""
+
+
+def _loaded(args, names) -> list[str]:
+    done = subprocess.run([sys.executable, "-c", _PROBE.format(args=list(args), names=names)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    line = done.stdout.strip().splitlines()[-1]
+    assert line.startswith("LOADED:"), done.stdout[-500:]
+    return [m for m in line[len("LOADED:"):].split(",") if m]
+
+
+@pytest.mark.parametrize("args", [["--help"], ["compare", "--help"], ["check", "--help"], ["--version"]])
+def test_help_imports_nothing_heavy(args):
+    assert _loaded(args, HEAVY) == []
+
+
+def test_default_compare_imports_no_peer_library():
+    assert _loaded(["compare", "1e10", "1"], PEERS) == []
+
+
+def test_console_script_is_installed():
+    """The README's commands install the package: the `stabcli` console script must run (not only the source tree,
+    which `python -m pytest` puts first on sys.path)."""
+    import shutil
+
+    from stabcli import __version__
+
+    exe = shutil.which("stabcli")
+    assert exe is not None, "the stabcli console script is not on PATH: install the package (README)"
+    done = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and __version__ in done.stdout

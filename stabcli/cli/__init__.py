@@ -284,15 +284,18 @@ def _past_click():
 @click.group(cls=StabcliGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="stabcli")
 def cli():
-    """Explore where binary cross-entropy breaks in float16, bfloat16, float32 and float64.
+    """Explore where cross-entropy breaks, from float8 to float64.
 
-    Compares the naive BCELoss(sigmoid(x), y) with the log-sum-exp / softplus form of BCEWithLogitsLoss(x, y),
-    op by op in numpy and with real torch kernels, against exact values from mpmath.
+    Compares the naive BCELoss(sigmoid(x), y) with the log-sum-exp / softplus form of BCEWithLogitsLoss(x, y)
+    (and, with --loss softmax, the forms of softmax cross-entropy), op by op in numpy and with real torch
+    kernels, against exact values from mpmath; on typed numbers, on sweeps of logits, or on your own tensors.
 
     \b
     Example:
         stabcli demo
         stabcli compare 1e10 1
+        stabcli check logits.npy targets.npy
+        stabcli float 1e10 --dtype float16
     """
 
 

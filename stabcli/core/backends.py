@@ -1,6 +1,6 @@
 """The two ways stabcli evaluates a formula: numpy op by op, and real torch kernels.
 
-A formula in ``formulas.py`` is written once against the small interface below, so the numpy and torch
+A loss family's formula (``losses/<family>/formulas.py``) is written once against the small interface below, so the numpy and torch
 evaluations run the very same sequence of operations. What differs is where each operation rounds:
 
 * ``numpy``: every operation returns an array of the dtype, so every intermediate is rounded to it

@@ -1,8 +1,8 @@
 """`demo`: the classroom walk-through, eight steps from the seed article's example to the fix.
 
-The numeric core behind ``stabcli demo``; it never prints. :func:`build_step` returns a :class:`DemoStep`: a
+The content behind ``stabcli demo`` (``demo_view.py`` renders it); it never prints. :func:`build_step` returns a :class:`DemoStep`: a
 title, a few paragraphs and small tables. Every number in them is a :class:`Quote`, a value together with the
-core call that produced it (``run_compare``, ``run_sweep``, ``thresholds.predict``, ``thresholds_grad``, a
+core call that produced it (``run_compare``, ``run_sweep``, ``thresholds.predict``, ``grad_thresholds`` (the quote source "thresholds_grad"), a
 format constant, or :func:`clipped_bce` for step 8), so a test can make each call again and check the number:
 nothing is typed in by hand. The only literals are the inputs (the seed article's logits, 1e10, 40, -50, -12)
 and the documented constants of the rules being shown (torch's -100 and 1e-12, Keras's 1e-7).

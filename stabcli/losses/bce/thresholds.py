@@ -112,9 +112,9 @@ def _table(fmt: Format, one_op, one_cr, overflow, under, clamp, lse) -> list[Thr
 
 
 def predict_grad(fmt: Format, rtol: float | None = None) -> list[Threshold]:
-    """Where BCELoss's gradient collapses in ``fmt``: the events of ``thresholds_grad``, as logits of the dtype.
+    """Where BCELoss's gradient collapses in ``fmt``: the events of ``grad_thresholds``, as logits of the dtype.
 
-    ``thresholds_grad`` says which events occur (ε = 0 in float16 turns a collapse into NaN) and where, in float64;
+    ``grad_thresholds`` says which events occur (ε = 0 in float16 turns a collapse into NaN) and where, in float64;
     here the same formulas are evaluated in mpmath, so that the first logit of the dtype past each is exact. torch
     computes float16/bfloat16 sigmoid in float32 and rounds once (fused), float32/float64 op by op.
     """
