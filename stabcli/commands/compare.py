@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from stabcli.core import exact
+from stabcli.core import peers as peer_libs
 from stabcli.core.analysis import Tolerance, measure, measure_grad
 from stabcli.core.backends import BACKEND_NAMES, backend_note, make_ops
 from stabcli.core.errors import InputError
@@ -422,6 +423,8 @@ def _compare(inputs, formats, backends, methods, rtol, atol, family, peers, auto
             note = backend_note(backend, fmt)
             if note is not None and note not in notes:
                 notes.append(note)
+            if backend == "peers" and not peer_libs.runs_in(fmt):
+                continue  # the note above says why
             available = family.methods_for(backend)
             for method in available if methods is None else [m for m in methods if m in available]:
                 note = family.excluded(method, options)

@@ -48,6 +48,7 @@ import numpy as np
 
 from stabcli.commands import severity
 from stabcli.commands.compare import evaluate_method, exp_overflowed, format_of
+from stabcli.core import peers as peer_libs
 from stabcli.core.analysis import INF, NAN, OK, Reference, Tolerance, judge, judge_grad
 from stabcli.core.backends import BACKEND_NAMES, backend_note
 from stabcli.core.errors import InputError
@@ -895,6 +896,8 @@ def _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, metho
                 note = backend_note(backend, fmt)
                 if note is not None and note not in notes:
                     notes.append(note)
+                if backend == "peers" and not peer_libs.runs_in(fmt):
+                    continue  # the note above says why
                 available = family.methods_for(backend)
                 for method in available if methods is None else [m for m in methods if m in available]:
                     note = family.excluded(method, {"weight": weight, "pos_weight": pos_weight, **options,

@@ -414,7 +414,12 @@ def dtype_name(values) -> str:
 
 
 def backend_note(backend: str, fmt: Format) -> str | None:
-    """What a reader of results in ``fmt`` under ``backend`` needs to be told (float8 under torch), or None."""
+    """What a reader of results in ``fmt`` under ``backend`` needs to be told (float8 under torch; no peer rows in
+    float8), or None."""
+    if backend == "peers":
+        from stabcli.core import peers
+
+        return None if peers.runs_in(fmt) else peers.skipped_note(fmt)
     if backend != "torch" or fmt.bits != 8:
         return None
     note = (f"torch in {fmt.name}: torch has the dtype but no CPU kernels for it, so every operation runs in "

@@ -91,6 +91,8 @@ def note(step, ops, fmt: Format) -> str:
         if a == 0 and b == _clamp(fmt) and before_clamp == -math.inf:
             return f"0·({num(b)}) = 0: the clamp hides the NaN of 0·(-inf)"
         return ""
+    if kind == "keras_bce" and math.isnan(value) and args and math.isnan(args[0]):
+        return "Keras passes p to torch's BCELoss, which refuses a NaN probability (RuntimeError); shown as NaN"
     if kind in ("loss", "torch_bce", "torch_bcewl"):
         if math.isnan(value):
             if kind == "torch_bce" and args and math.isnan(args[0]):
