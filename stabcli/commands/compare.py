@@ -57,6 +57,7 @@ class Row:
     grad_status: object = None
     grad_verdict: str | None = None
     unclamped_loss: float | None = None  # single element, clamped/torch_bce: the loss without the -100 clamp
+    clip_note: str | None = None  # single element: which clip changed the loss, in words (a peer's own clip)
     compute_dtype: str | None = None  # the dtype the loss came back in (float32 under autocast's float32 lists)
     grad_wrt: str = "x"  # what the gradient is taken with respect to (p for --probs' probability methods)
     message: str | None = None  # status refused: torch's own message
@@ -305,6 +306,7 @@ def _row(family, backend, fmt, method, arrays, reduction, ref: _Exact, gref: _Ex
                      for s in ev.steps]
         if ev.unclamped is not None:
             row.unclamped_loss = float(to_float64(ops.to_numpy(ev.unclamped)).reshape(-1)[0])
+        row.clip_note = ev.clip_note
         row.verdict = notes_text.verdict(row, cfmt)
         if gradient is not None:
             row.steps += [TraceStep(name, value, note)

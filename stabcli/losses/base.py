@@ -40,6 +40,9 @@ class Evaluation:
     steps: list[Step] = field(default_factory=list)
     clamp_changed: Any = None  # boolean array: where a clamp in the method changed the loss (None: no clamp)
     unclamped: Any = None  # the same formula without the clamp: what the clamp replaced
+    # For a single element whose loss a clip or clamp changed: which one, in words ("Keras's clip of p to [1e-7,
+    # 1 - 1e-7] replaced p = 1 by ..."), for the verdicts; None: the -100 clamp, BCELoss's rule
+    clip_note: str | None = None
     # For a method that calls a library (torch's own losses): reduction -> the library's call with that
     # reduction. A user's F.binary_cross_entropy_with_logits(x, y) takes the mean inside torch, and its backward
     # divides there, which rounds differently from differentiating loss.mean() of the per-element losses.

@@ -111,12 +111,50 @@ def _keras(fmt, x, y, from_logits: bool, grad: bool = False):
         with np.errstate(all="ignore"):
             clamp = ((np.log(clipped) < -100) & (y64 != 0)) | ((np.log1p(-clipped) < -100) & (y64 != 1))
         ev.clamp_changed = (p64 < lo) | (p64 > hi) | clamp
+        if p64.size == 1:
+            ev.clip_note = keras_clip_note(float(p64.reshape(-1)[0]), lo, hi, eps, bool(clamp.reshape(-1)[0]), fmt)
     if from_logits:
         ev.loss = ev.step("binary_crossentropy(y, x, from_logits=True)", _numpy(fmt, loss).reshape(np.shape(x)),
                           "peer")
     else:
         ev.loss = ev.step("binary_crossentropy(y, p)", _numpy(fmt, loss).reshape(np.shape(x)), "keras_bce", p)
     return ev
+
+
+def _num(v: float) -> str:
+    from stabcli.core.numbers import fmt_number
+
+    return fmt_number(v, 10)
+
+
+def keras_clip_note(p: float, lo: float, hi: float, eps: float, clamp: bool, fmt) -> str | None:
+    """Which of Keras's clip (p to [eps, 1 - eps], in the dtype) and BCELoss's -100 clamp (on the clipped p)
+    changed the loss of one element, in words; None when neither did. ``lo``, ``hi``: eps and 1 - eps rounded to
+    the dtype."""
+    parts = []
+    e = _num(eps)
+    rule = f"Keras's clip of p to [{e}, 1 - {e}]"
+    if p > hi:
+        parts.append(f"{rule} replaced p = {_num(p)} by {_num(hi)} (1 - {e} in {fmt.name})")
+    elif p < lo:
+        parts.append(f"{rule} replaced p = {_num(p)} by {_num(lo)} ({e} in {fmt.name})")
+    if clamp:
+        idle = ""
+        if not parts and (p == 1 and hi == 1 or p == 0 and lo == 0):
+            bound = f"1 - {e}" if p == 1 else e
+            idle = f" ({rule} did nothing: {bound} is {_num(hi if p == 1 else lo)} in {fmt.name})"
+        parts.append(f"torch's BCELoss, which Keras calls, clamped a log below -100 at -100{idle}")
+    return "; then ".join(parts) if parts else None
+
+
+def sklearn_clip_note(p: float, eps: float, dtype: str) -> str | None:
+    """What scikit-learn's clip of p to [eps, 1 - eps] (eps = finfo(dtype).eps) did to one element, or None."""
+    rule = f"scikit-learn's clip of p to [eps, 1 - eps] (eps = finfo({dtype}).eps = {_num(eps)})"
+    if p > 1 - eps:
+        return f"{rule} replaced p = {_num(p)} by 1 - eps"
+    if p < eps:
+        return f"{rule} replaced p = {_num(p)} by eps"
+    return None
 
 
 def _numpy(fmt, t) -> np.ndarray:
@@ -188,6 +226,8 @@ def sklearn_log_loss(ops, x, y, w, pw) -> Evaluation:
     eps = float(np.finfo(fmt.np_dtype if keeps else np.float64).eps)  # log_loss clips to [eps, 1 - eps]
     p64 = to_float64(ps)
     ev.clamp_changed = (p64 < eps) | (p64 > 1 - eps)
+    if p64.size == 1:
+        ev.clip_note = sklearn_clip_note(float(p64.reshape(-1)[0]), eps, fmt.name if keeps else "float64")
     return ev
 
 
