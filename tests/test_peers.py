@@ -156,3 +156,13 @@ def test_sweep_with_peers_over_a_grid_is_fine():
     assert result.exit_code == 0, result.output
     rows = [r for r in json.loads(result.output)["results"] if r.get("backend") == "peers"]
     assert rows and all(r["points"] == 101 for r in rows)
+
+
+def test_the_default_view_names_each_library_and_version():
+    # the answer-first view (no --steps) had the peer rows but not which library and version made them
+    result = CliRunner().invoke(cli, ["compare", "1e10", "0", "--dtype", "float32", "--peers", "--no-steps"],
+                                env={"COLUMNS": "80"})
+    lines = [line.rstrip() for line in result.output.splitlines()]
+    assert f"  keras_bce, keras_bce_logits: keras {peers.version('keras')}, torch backend, float32 tensors" in lines
+    assert any(line.startswith(f"  optax_sigmoid_bce: optax {peers.version('optax')} on jax ") for line in lines)
+    assert f"  sklearn_log_loss: scikit-learn {peers.version('scikit-learn')}, computes in float32" in lines
