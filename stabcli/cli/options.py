@@ -83,12 +83,17 @@ class Number(click.ParamType):
 
 # --- options used by several commands ------------------------------------------------------------------------
 
-def dtype_option(func):
-    return click.option(
-        "--dtype", "dtypes", multiple=True, type=click.Choice(DTYPE_CHOICES, case_sensitive=False),
-        help="Format to evaluate in; repeat for several. all = the four 16- to 64-bit formats; "
-             "float8_e4m3fn and float8_e5m2 only when named. [default: all]",
-    )(func)
+def dtype_option(func=None, *, default: str = "all"):
+    """--dtype, repeatable; ``default`` is what the help says it defaults to (check: the logits file's own dtype).
+    Used bare (``@dtype_option``) or with the default named (``@dtype_option(default=...)``)."""
+    def apply(f):
+        return click.option(
+            "--dtype", "dtypes", multiple=True, type=click.Choice(DTYPE_CHOICES, case_sensitive=False),
+            help="Format to evaluate in; repeat for several. all = the four 16- to 64-bit formats; "
+                 f"float8_e4m3fn and float8_e5m2 only when named. [default: {default}]",
+        )(f)
+
+    return apply if func is None else apply(func)
 
 
 def backend_option(func):

@@ -453,7 +453,7 @@ def _compare(inputs, formats, backends, methods, rtol, atol, family, peers, auto
             over = [r for r in rows if r.dtype == fmt.name and r.backend == backend and r.reduction_overflow]
             if over:
                 notes.append(_reduction_note(fmt, backend, inputs.reduction, over))
-    comparison = Comparison(inputs, rows, dtype_notes, notes, family=family.name, variable=family.variable)
+    comparison = Comparison(inputs, rows, dtype_notes, notes, family=family.name, variable=family.compare_variable or family.variable)
     if single:
         companion = family.companion(inputs, backends, methods)
         if companion is not None:

@@ -109,6 +109,9 @@ class LossFamily:
     input_labels: dict[str, str] = {}  # input key -> the word a note uses for one of its values ("logit")
     variable: str = "x"  # what the swept variable is called in sentences and figures
     variable_label: str = "logit x"  # a figure's axis label for it
+    # what compare and check call their inputs, where it is not ``variable`` (softmax: they take rows of logits x,
+    # where sweeps and figures vary the gap g of the rows [g, 0, 0])
+    compare_variable: str | None = None
     figure_name: str = "loss"  # "naive <figure_name> gives inf/NaN at ..." in a figure's title
     figure_note: str = ""  # the title's second line: what to look for
     pos_weight: bool = False  # whether the family takes --pos-weight (BCE); the CLI refuses it otherwise
@@ -209,7 +212,7 @@ class LossFamily:
     def grad_variable(self, method: str) -> str:
         """What ``method``'s gradient is taken with respect to (a row's ``grad_wrt``): :attr:`variable` by default;
         with ``--probs`` p for the probability methods, x for the logit methods."""
-        return self.variable
+        return self.compare_variable or self.variable
 
     def method_grad_reference(self, method: str, arrays: dict, reduction: str):
         """The exact gradient of ``method`` when it differs from :meth:`exact_reference`'s (a method whose gradient

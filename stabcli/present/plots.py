@@ -762,13 +762,14 @@ def check_breakdowns(check, dtype: str) -> list[tuple[str, float]]:
     rows = [r for r in check.rows if r.dtype == dtype and not r.refused]
     backends = {r.backend for r in rows}
     rows = [r for r in rows if r.backend == ("torch" if "torch" in backends else r.backend)]
-    at: dict[float, list[str]] = {}
+    v_name = "p" if check.probs else "x"
+    at: dict[tuple[float, str], list[str]] = {}
     for r in rows:
-        for side in ("pos", "neg"):
+        for side, rel in (("pos", "≥"), ("neg", "≤")):
             v = r.breakdown.get(f"nonfinite_{side}")
             if v is not None:
-                at.setdefault(float(v), []).append(r.method)
-    return [(f"{', '.join(ms)}: inf/NaN", v) for v, ms in sorted(at.items())]
+                at.setdefault((float(v), rel), []).append(f"{r.method} ({r.backend})")
+    return [(f"{', '.join(ms)}: inf/NaN for {v_name} {rel} {short(v)}", v) for (v, rel), ms in sorted(at.items())]
 
 
 def check_figure(check, histogram):
@@ -790,8 +791,7 @@ def check_figure(check, histogram):
         ax.set_ylim(0.8, counts.max() * 3)
     colours = ["#d62728", "#9467bd", "#ff7f0e", "#2ca02c", "#8c564b", "#e377c2"]
     for i, (label, v) in enumerate(marks):
-        ax.axvline(v, color=colours[i % len(colours)], linestyle="--", linewidth=1.5,
-                   label=f"{label} from {short(v)}")
+        ax.axvline(v, color=colours[i % len(colours)], linestyle="--", linewidth=1.5, label=label)
     first = "probability p" if check.probs else "logit x"
     ax.set_xlabel(f"{first} ({dtype})")
     ax.set_ylabel("elements")

@@ -126,6 +126,7 @@ class Softmax(LossFamily):
     input_labels = {"logits": "logit", "targets": "target", "weight": "weight", "label_smoothing": "label_smoothing"}
     variable = "g"
     variable_label = "gap g (logits [g, 0, 0])"
+    compare_variable = "x"  # compare and check: the rows of logits themselves, and d loss / d x
     figure_name = "softmax cross-entropy"
     figure_note = "logsumexp and torch's cross_entropy follow the truth"
     threshold_methods = ("naive", "log_of_softmax", "logsumexp", "torch_cross_entropy")
