@@ -192,8 +192,8 @@ def span(grid: Grid, fmt: Format) -> tuple[int, int]:
     if not grid.exhaustive:
         return 0, grid.points
     if fmt.bits == 64:
-        raise InputError("--exhaustive with float64 would be 1.8e19 values; use it with float16, bfloat16 "
-                         "or float32, or sweep float64 on a grid")
+        raise InputError("--exhaustive with float64 would be 1.8e19 values; use it with float8_e4m3fn, "
+                         "float8_e5m2, float16, bfloat16 or float32, or sweep float64 on a grid")
     m = max_ordinal(fmt)
     lo, hi = (-m, m) if grid.ordinals is None else (max(grid.ordinals[0], -m), min(grid.ordinals[1], m))
     return lo, hi + 1
