@@ -27,7 +27,7 @@ from typing import Callable
 
 import numpy as np
 
-from stabcli.commands.compare import as_family, evaluate_method, exp_overflowed, format_of
+from stabcli.commands.evaluate import as_family, exp_overflowed, format_of, refusal
 from stabcli.commands.sweep import COUNT_KEYS, GRAD_COUNT_KINDS
 from stabcli.core import tensorfile
 from stabcli.core.analysis import INF, NAN, OK, STATUSES, Reference, Tolerance, judge, judge_grad
@@ -178,8 +178,6 @@ def _probe_arrays(family, fmt: Format, weight: float, pos_weight: float) -> dict
 
 
 def _rows_for(check: Check, family, fmt: Format, backends, weight, pos_weight) -> list[CheckRow]:
-    from stabcli.commands.sweep import refusal
-
     rows = []
     options = {"weight": weight, "pos_weight": pos_weight}
     probe = None
@@ -339,7 +337,7 @@ class _Context:
         weights = None if counts is None else counts.astype(np.float64)
         evaluated = []
         for row in self.rows:
-            ev, ops = evaluate_method(row.backend, fmt, row.method, arrays, broadcast=False, family=family)
+            ev, ops = family.evaluate(row.backend, fmt, row.method, arrays, broadcast=False)
             loss = np.asarray(ops.to_numpy(ev.loss)).reshape(-1)
             loss = np.broadcast_to(loss, x64.shape) if loss.size != x64.size else loss
             evaluated.append((row, ev, ops, loss))

@@ -47,7 +47,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from stabcli.commands import severity
-from stabcli.commands.compare import evaluate_method, exp_overflowed, format_of
+from stabcli.commands.evaluate import exp_overflowed, format_of, refusal
 from stabcli.core.analysis import INF, NAN, OK, Reference, Tolerance, judge, judge_grad
 from stabcli.core.backends import BACKEND_NAMES, backend_note
 from stabcli.core.errors import InputError
@@ -324,14 +324,14 @@ class Classified:
 
 
 def _exp_overflow(ev, ops, chunk: Chunk) -> np.ndarray:
-    """compare.exp_overflowed on a chunk, whose sigmoid overflow mask is already known."""
+    """evaluate.exp_overflowed on a chunk, whose sigmoid overflow mask is already known."""
     return exp_overflowed(ev, ops, chunk.xs.shape, (chunk.xs, chunk.sigmoid_overflow))
 
 
 def _judge_loss(backend: str, method: str, chunk: Chunk):
     """Evaluate ``method`` on the chunk: (judgement, where the clamp changed the loss or None, evaluation, ops)."""
     fmt = chunk.s.fmt
-    ev, ops = evaluate_method(backend, fmt, method, chunk.s.arrays(chunk.xs), broadcast=False, family=chunk.family)
+    ev, ops = chunk.family.evaluate(backend, fmt, method, chunk.s.arrays(chunk.xs), broadcast=False)
     loss = ops.to_numpy(ev.loss).reshape(chunk.xs.shape)
     changed = None if ev.clamp_changed is None else \
         np.broadcast_to(np.asarray(ev.clamp_changed, dtype=bool), chunk.xs.shape)
@@ -865,20 +865,6 @@ def run_sweep(
     with (_pooled(workers) if parallel else contextlib.nullcontext()) as pool, amp.use(autocast):
         return _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, methods, progress, chunk,
                     grad, workers, pool, family, options, autocast)
-
-
-def refusal(backend: str, fmt: Format, method: str, arrays: dict, family) -> str | None:
-    """torch's message if the active autocast refuses ``method`` (binary_cross_entropy on CUDA), else None: the
-    method is run once on ``arrays`` (a single element)."""
-    from stabcli.core import autocast as amp
-
-    if backend != "torch" or amp.active() is None:
-        return None
-    try:
-        evaluate_method(backend, fmt, method, arrays, broadcast=False, family=family)
-    except amp.AutocastRefused as exc:
-        return str(exc)
-    return None
 
 
 def _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, methods, progress, chunk, grad,

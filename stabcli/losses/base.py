@@ -153,6 +153,21 @@ class LossFamily:
         """Why ``method`` cannot run with these options (weight, pos_weight, ...), or None."""
         return None
 
+    def evaluate(self, backend: str, fmt, method: str, arrays: dict, broadcast: bool = True):
+        """Run ``method`` on ``arrays`` (the inputs in the dtype); returns (Evaluation, ops), numerical warnings
+        caught. The inputs are broadcast to one shape; with ``broadcast=False`` they keep their shapes (a sweep
+        passes its constants as 0-d arrays, so that an operation on them alone is done once instead of once per
+        logit; every per-element result is the same)."""
+        import numpy as np
+
+        from stabcli.core.backends import make_ops
+
+        ops = make_ops(backend, fmt)
+        values = self.backend_inputs(ops, arrays, broadcast)
+        with np.errstate(all="ignore"), ops.context():
+            ev = self.formula(method)(ops, *values)
+        return ev, ops
+
     # inputs and reductions ---------------------------------------------------------------------------------
     def round_inputs(self, fmt, arrays: dict) -> dict:
         """The inputs as the methods receive them in ``fmt``: by default every array rounded to the dtype (a

@@ -149,9 +149,7 @@ class BCE(LossFamily):
         if method not in formulas.METHODS:  # a peer library's (imports nothing otherwise)
             gradient = super().grad_details(backend, fmt, method, arrays, reduction)
             if gradient is not None:  # a clip that fired also changed the gradient (torch.clip's backward is 0)
-                from stabcli.commands.compare import evaluate_method
-
-                ev, _ = evaluate_method(backend, fmt, method, arrays, family=self)
+                ev, _ = self.evaluate(backend, fmt, method, arrays)
                 if ev.clamp_changed is not None:
                     gradient.clamped = np.broadcast_to(ev.clamp_changed, gradient.grad.shape).copy()
             return gradient
