@@ -203,7 +203,7 @@ def test_figure_data_for_float8(name):
     # what `stabcli plot --dtype float8_...` draws: the plot grid stays within the format (e4m3fn ends at 448) and
     # the naive breakdown lines are the exhaustive sweep's, which tests/test_floats.py predicts by hand
     from stabcli.commands.curves import curve_set
-    from stabcli.present.plots import exact_breakdowns
+    from stabcli.commands.curves import exact_breakdowns
 
     fmt = FORMATS[name]
     cs = curve_set(fmt, "numpy", 0.0)

@@ -162,12 +162,13 @@ def label_smoothing_option(func):
 
 def family_of(loss: str, **given):
     """The loss family called ``loss``; refuses a family option (``given``, None when not given) it does not take."""
-    from stabcli.losses import get_family
+    from stabcli.losses import family_names, get_family
 
     family = get_family(loss.lower())
     for name, value in given.items():
         if value is not None and name not in family.options:
-            takers = "--loss softmax" if family.name != "softmax" else "another loss"
+            takers = " or ".join(f"--loss {n}" for n in family_names() if name in get_family(n).options) \
+                or "no registered loss"
             raise UserError(f"--{name.replace('_', '-')} is not an option of --loss {family.name}; it is for "
                             f"{takers}")
     return family

@@ -93,20 +93,24 @@ def plot(loss, dtypes, backends, targets, out, formats, slide):
 
     chosen = _plot_formats(formats)
     family = options.family_of(loss)
-    if slide and family.name != "bce":
-        raise options.UserError(f"--slide draws binary cross-entropy's slides; drop it with --loss {family.name}")
+    if slide and not family.slides:
+        from stabcli.losses import family_names, get_family
+
+        drawn = ", ".join(f"--loss {n}" for n in family_names() if get_family(n).slides)
+        raise options.UserError(f"--slide draws the slides of {drawn} only; drop it with --loss {family.name}")
     parsed = family.parse_sweep(targets, "1", "1")
     ys, extra = (options.parse_targets(targets), None) if parsed is None else (parsed[0], parsed[3])
     folder = _writable_folder(out)
+    from stabcli.commands import curves
     from stabcli.present import plots
 
     try:
         if slide:
-            written = plots.write_slides(folder, chosen, slide.lower(), parse_dtypes(dtypes),
-                                         options.backends(backends), ys)
+            written = plots.write_slides(folder, chosen, slide.lower(), curves.slide_figures(
+                slide.lower(), parse_dtypes(dtypes), options.backends(backends), ys, family.name))
         else:
-            written = plots.write_figures(folder, chosen, parse_dtypes(dtypes), options.backends(backends), ys,
-                                          family.name, extra)
+            written = plots.write_figures(folder, chosen, curves.plot_figures(
+                parse_dtypes(dtypes), options.backends(backends), ys, family.name, extra))
     except OSError as exc:  # os.access can say yes where writing fails (root on /proc, read-only mounts, a full disk)
         from stabcli.core.inputs import shown
 

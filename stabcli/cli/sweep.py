@@ -131,11 +131,13 @@ def sweep(loss, dtypes, backends, targets, weight, pos_weight, label_smoothing, 
                            loss=family.name, options=extra, peers=peers, autocast=spec)
     written = None
     if plot_path is not None:  # the file first, stdout last: a reader that stops early (| head) still gets it
+        from stabcli.commands.curves import sweep_figure
         from stabcli.core.inputs import shown
         from stabcli.present import plots
 
+        figure = sweep_figure(result, rtol, atol)
         try:
-            written = plots.write_sweep_figure(result, plot_path, rtol, atol)
+            written = plots.write_sweep_figure(figure, plot_path)
         except OSError as exc:
             raise options.UserError(f"--plot {shown(plot_path)} cannot be written ({exc.strerror or exc})") from None
     options.emit(output_format, lambda: view.sweep_json(result, severity), lambda: view.sweep_csv(result),

@@ -14,8 +14,8 @@ import numpy as np
 
 from stabcli.core import exact
 from stabcli.core.analysis import Tolerance, measure, measure_grad
-from stabcli.commands.evaluate import as_family, exp_overflowed, format_of, per_element
-from stabcli.core.backends import BACKEND_NAMES, backend_note
+from stabcli.commands.evaluate import as_family, exp_overflowed, format_of, methods_to_run, peers_note, per_element
+from stabcli.core.backends import BACKEND_NAMES
 from stabcli.core.errors import InputError
 from stabcli.core.formats import FORMATS, Format, to_float64
 from stabcli.core.numbers import float_command, fmt_number
@@ -324,11 +324,9 @@ def _compare(inputs, formats, backends, methods, rtol, atol, family, peers, auto
         notes.append(autocast.describe())
     if peers:
         backends = (*backends, "peers")
-        missing = family.missing_peers()
-        if missing:
-            from stabcli.core.peers import INSTALL_HINT
-
-            notes.append(f"{', '.join(missing)} not installed: their rows need the peers extra ({INSTALL_HINT})")
+        missing = peers_note(family)
+        if missing is not None:
+            notes.append(missing)
     for fmt in formats:
         arrays, overflow, changes = _rounded(fmt, inputs, family)
         logits_in = [float(v) for v in to_float64(arrays[keys[0]]).ravel()]
@@ -347,16 +345,7 @@ def _compare(inputs, formats, backends, methods, rtol, atol, family, peers, auto
                          f"value {plain_notes.num(fmt.max)}: an inf there means the loss overflowed {fmt.name} "
                          "(status inf), not that a formula broke")
         for backend in backends:
-            note = backend_note(backend, fmt)
-            if note is not None and note not in notes:
-                notes.append(note)
-            available = family.methods_for(backend)
-            for method in available if methods is None else [m for m in methods if m in available]:
-                note = family.excluded(method, options)
-                if note is not None:
-                    if note not in notes:
-                        notes.append(note)
-                    continue
+            for method in methods_to_run(family, backend, fmt, methods, options, notes):
                 rows.append(_row(family, backend, fmt, method, arrays, inputs.reduction, ref, gref, logits_in,
                                  overflow, single, rtol, atol))
     comparison = Comparison(inputs, rows, dtype_notes, notes, family=family.name, variable=family.variable)

@@ -19,6 +19,29 @@ def as_family(loss):
     return loss if isinstance(loss, LossFamily) else get_family(loss)
 
 
+def methods_to_run(family, backend: str, fmt: Format, methods, options: dict, notes: list[str]) -> list[str]:
+    """The methods ``family`` runs in ``backend`` (``LossFamily.runnable``: the backend's, kept to ``methods``,
+    less those the ``options`` leave out); the backend's note for ``fmt`` and the notes on the methods left out
+    are added to ``notes``, each once."""
+    from stabcli.core.backends import backend_note
+
+    kept, left_out = family.runnable(backend, methods, options)
+    for note in (backend_note(backend, fmt), *left_out):
+        if note is not None and note not in notes:
+            notes.append(note)
+    return kept
+
+
+def peers_note(family) -> str | None:
+    """The note on the peer libraries ``family`` has methods for that are not installed, or None."""
+    missing = family.missing_peers()
+    if not missing:
+        return None
+    from stabcli.core.peers import INSTALL_HINT
+
+    return f"{', '.join(missing)} not installed: their rows need the peers extra ({INSTALL_HINT})"
+
+
 def refusal(backend: str, fmt: Format, method: str, arrays: dict, family) -> str | None:
     """torch's message if the active autocast refuses ``method`` (binary_cross_entropy on CUDA), else None: the
     method is run once on ``arrays`` (a single element)."""

@@ -47,9 +47,9 @@ from typing import Callable, Iterator
 import numpy as np
 
 from stabcli.commands import severity
-from stabcli.commands.evaluate import exp_overflowed, format_of, refusal
+from stabcli.commands.evaluate import exp_overflowed, format_of, methods_to_run, peers_note, refusal
 from stabcli.core.analysis import INF, NAN, OK, Reference, Tolerance, judge, judge_grad
-from stabcli.core.backends import BACKEND_NAMES, backend_note
+from stabcli.core.backends import BACKEND_NAMES
 from stabcli.core.errors import InputError
 from stabcli.core.formats import FORMATS, Format, from_ordinal, max_ordinal, ordinal, to_float64
 from stabcli.losses import get_family
@@ -867,6 +867,11 @@ def run_sweep(
                     grad, workers, pool, family, options, autocast)
 
 
+def case_options(weight, pos_weight, options: dict, target) -> dict:
+    """What ``LossFamily.excluded`` is told about one (dtype, target) of a sweep or a figure."""
+    return {"weight": weight, "pos_weight": pos_weight, **(options or {}), "target": target}
+
+
 def _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, methods, progress, chunk, grad,
          workers, pool, family, options, autocast=None) -> Sweep:
     notes: list[str] = [] if autocast is None else [autocast.describe()]
@@ -878,17 +883,8 @@ def _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, metho
             s = family.sweep_case(fmt, target, weight, pos_weight, **options)
             pairs = []
             for backend in backends:
-                note = backend_note(backend, fmt)
-                if note is not None and note not in notes:
-                    notes.append(note)
-                available = family.methods_for(backend)
-                for method in available if methods is None else [m for m in methods if m in available]:
-                    note = family.excluded(method, {"weight": weight, "pos_weight": pos_weight, **options,
-                                                    "target": target})
-                    if note is not None:
-                        if note not in notes:
-                            notes.append(note)
-                        continue
+                for method in methods_to_run(family, backend, fmt, methods,
+                                             case_options(weight, pos_weight, options, target), notes):
                     message = refusal(backend, fmt, method, s.arrays(fmt.round(np.array([0.0]))), family)
                     if message is not None:
                         refused.append(SweepRow(backend, fmt.name, s.target, method, refused=message))
@@ -909,11 +905,9 @@ def _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, metho
                         _refine_grad(row, s, tol, grid, cache, family)
                         row.training = training_breaks(row, s, tol, cache, family)
             rows.extend(part)
-    if "peers" in backends and family.missing_peers():
-        from stabcli.core.peers import INSTALL_HINT
-
-        notes.append(f"{', '.join(family.missing_peers())} not installed: their rows need the peers extra "
-                     f"({INSTALL_HINT})")
+    missing = peers_note(family) if "peers" in backends else None
+    if missing is not None:
+        notes.append(missing)
     result = Sweep(grid, weight, pos_weight, rows, notes, grad=grad, family=family.name, options=options,
                    autocast=autocast, refused=refused)
     result.summary = family.notes.sweep_summary(result)

@@ -165,9 +165,7 @@ class BCEProbs(BCE):
     variable = "p"
     variable_label = "probability p"
     probabilities = True
-
-    def formula(self, method: str):
-        return METHODS[method]
+    method_formulas = METHODS
 
     def grad_variable(self, method: str) -> str:
         return "p" if method in PROBABILITY_METHODS else "x"
