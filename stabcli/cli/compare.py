@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from stabcli import names
 from stabcli.cli import options
 
 
@@ -15,7 +16,7 @@ from stabcli.cli import options
 @options.dtype_option
 @options.backend_option
 @options.weight_options
-@click.option("--reduction", type=click.Choice(("mean", "sum", "none"), case_sensitive=False), default="mean",
+@click.option("--reduction", type=click.Choice(names.REDUCTIONS, case_sensitive=False), default="mean",
               show_default=True, help="How per-element losses are combined, as in torch.")
 @options.label_smoothing_option
 @options.tolerance_options

@@ -16,9 +16,11 @@ import sys
 
 import click
 
-DTYPE_CHOICES = ("float16", "bfloat16", "float32", "float64", "float8_e4m3fn", "float8_e5m2", "all")
-BACKEND_CHOICES = ("numpy", "torch", "all")
-FORMAT_CHOICES = ("table", "json", "csv")
+from stabcli import names
+
+DTYPE_CHOICES = (*names.ALL_NAMES, *names.FLOAT8_NAMES, "all")
+BACKEND_CHOICES = (*names.BACKEND_NAMES, "all")
+FORMAT_CHOICES = names.OUTPUT_FORMATS
 
 
 class UserError(click.ClickException):
@@ -192,11 +194,11 @@ def probability_family(family):
 def autocast_options(func):
     """--autocast DTYPE and --device DEVICE: evaluate the torch backend under torch.autocast."""
     func = click.option(
-        "--device", type=click.Choice(("cuda", "cpu"), case_sensitive=False), default=None,
+        "--device", type=click.Choice(names.AUTOCAST_DEVICES, case_sensitive=False), default=None,
         help="The device whose autocast lists apply: cuda (emulated here with torch 2.13's CUDA lists; "
              "binary_cross_entropy is refused there) or cpu (the real torch.autocast). [default: cuda]")(func)
     return click.option(
-        "--autocast", "autocast_dtype", type=click.Choice(("float16", "bfloat16"), case_sensitive=False),
+        "--autocast", "autocast_dtype", type=click.Choice(names.AUTOCAST_DTYPES, case_sensitive=False),
         default=None,
         help="Evaluate as inside torch.autocast(device, dtype): inputs in that dtype, log/exp/BCEWithLogits "
              "and the other ops on autocast's float32 list in float32. torch backend only.")(func)
@@ -219,9 +221,10 @@ def autocast_spec(autocast_dtype, device, dtypes=(), backend_names=(), dtype_fro
     return spec
 
 
-def backends(names) -> list[str]:
-    chosen = [n.lower() for n in names] or ["all"]
-    return [b for b in ("numpy", "torch") if "all" in chosen or b in chosen]
+def backends(given) -> list[str]:
+    """The backends of --backend's values (none given: all), in BACKEND_NAMES order."""
+    chosen = [n.lower() for n in given] or ["all"]
+    return [b for b in names.BACKEND_NAMES if "all" in chosen or b in chosen]
 
 
 def parse_targets(texts, default=("0", "1")) -> list[float]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
+from stabcli import names
 from stabcli.cli import options
 
-SLIDE_KINDS = ("loss", "error", "grad", "overview")  # present.plots.SLIDE_KINDS (kept here: --help loads no matplotlib)
 
 
 def _writable_folder(path: str):
@@ -47,7 +47,7 @@ def _plot_formats(text: str) -> tuple[str, ...]:
     from stabcli.core.inputs import shown
 
     parts = [p.strip().lower() for p in text.split(",")]
-    bad = [p for p in parts if p not in ("png", "svg")]
+    bad = [p for p in parts if p not in names.FIGURE_FORMATS]
     if bad:
         if "" in bad:
             problem = "has an empty item"
@@ -68,7 +68,7 @@ def _plot_formats(text: str) -> tuple[str, ...]:
                    "probability vector. [default: 0 and 1]")
 @click.option("--out", default="figures", show_default=True, help="Folder to write the figures into.")
 @click.option("--format", "formats", default="png,svg", show_default=True, help="png, svg or png,svg.")
-@click.option("--slide", type=click.Choice(SLIDE_KINDS, case_sensitive=False), default=None,
+@click.option("--slide", type=click.Choice(names.SLIDE_KINDS, case_sensitive=False), default=None,
               help="Instead, write 16:9 slides (text >= 18 pt) of one kind: loss, error or grad (one per dtype, "
                    "backend and target), or overview (one per dtype).")
 @options.core_errors

@@ -20,8 +20,8 @@ from stabcli.core.errors import InputError
 from stabcli.core.formats import FORMATS, Format, to_float64
 from stabcli.core.numbers import float_command, fmt_number
 from stabcli.losses import plain_notes
+from stabcli.names import REDUCTIONS
 
-REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
 MAX_ELEMENTS = 10_000  # compare checks every element against mpmath (about 1 ms each per dtype); sweep streams
 
 
@@ -313,7 +313,7 @@ def _compare(inputs, formats, backends, methods, rtol, atol, family, peers, auto
         raise InputError(f"{inputs.size:,} elements are more than compare evaluates (at most {MAX_ELEMENTS:,}, each "
                          "against mpmath); for many logits use stabcli sweep")
     reduced = inputs.reduction != "none"
-    single = inputs.size == 1
+    single = inputs.size == 1 and reduced  # one loss: traced step by step (with --reduction none, lists instead)
     rows: list[Row] = []
     dtype_notes: list[DtypeNote] = []
     notes: list[str] = []

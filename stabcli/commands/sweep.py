@@ -53,8 +53,8 @@ from stabcli.core.backends import BACKEND_NAMES
 from stabcli.core.errors import InputError
 from stabcli.core.formats import FORMATS, Format, from_ordinal, max_ordinal, ordinal, to_float64
 from stabcli.losses import get_family
+from stabcli.names import SPACINGS
 
-SPACINGS: tuple[str, ...] = ("linear", "log")
 DEFAULT_MIN, DEFAULT_MAX, DEFAULT_POINTS = -1e4, 1e4, 4001
 LOG_INNER = 1e-4  # a log grid that crosses 0 runs from ±LOG_INNER outward (or from the nearer end, if closer)
 MAX_POINTS = 10**9  # a grid sweep larger than this is refused (1e9 float32 points, 2 targets: ~13 min on 2 cores)

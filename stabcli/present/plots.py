@@ -29,11 +29,12 @@ from pathlib import Path
 import numpy as np
 
 from stabcli.core.numbers import fmt_number
+from stabcli.names import FIGURE_FORMATS, SLIDE_KINDS  # noqa: F401  (SLIDE_KINDS: the kinds slide_figure draws)
 
 # Each method's line is its family's (``LossFamily.styles``: Okabe–Ito colours, a line style each).
 REFERENCE_STYLE = dict(color="#000000", linestyle="-", linewidth=5.0, alpha=0.22)
 FALLBACK_STYLE = dict(color="#666666", linestyle="-", linewidth=1.5)  # a method its family gives no style (a peer's)
-FORMATS_WRITTEN = ("png", "svg")
+FORMATS_WRITTEN = FIGURE_FORMATS
 CLAMP_SHADE = dict(color="#CC79A7", alpha=0.14, lw=0)
 
 # The overview's colours, one per status (inf and NaN share one), and the colour of a method a backend lacks.
@@ -44,7 +45,6 @@ STATUS_LABELS = {"ok": "within tolerance", "inaccurate": "finite, out of toleran
 STATUS_SHORT = {"ok": "ok", "inaccurate": "out of tolerance", "clamped": "clamp decides", "inf": "inf or NaN"}
 NA_COLOUR = "#E6E6E6"
 
-SLIDE_KINDS = ("loss", "error", "grad", "overview")
 SLIDE_SIZE = (40 / 3, 7.5)  # inches: a 16:9 presentation slide
 SLIDE_DPI = 144  # 1920 x 1080 pixels
 SLIDE_FONT = 18  # points: the smallest text on a slide
