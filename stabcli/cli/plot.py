@@ -17,12 +17,8 @@ def _writable_folder(path: str):
 
     from stabcli.core.inputs import shown
 
-    if not path.strip():
-        raise options.UserError(f"--out {shown(path)} is empty; give a folder to write the figures into, such as "
-                                "figures")
-    folder = Path(path)
-    try:  # a name too long for the file system, a folder we may not look into: OSError
-        options.check_file_name(path)
+    folder = Path(options.refuse_empty(path, "--out", "a folder to write the figures into, such as figures"))
+    with options.checking_path(path, "--out"):
         if folder.exists() and not folder.is_dir():
             raise options.UserError(f"--out {shown(path)} is a file; give a folder to write the figures into")
         existing = folder
@@ -31,13 +27,10 @@ def _writable_folder(path: str):
         for part in (folder, *folder.parents):  # each name within the file system's limit
             if len(part.name.encode(errors="surrogateescape")) > os.pathconf(existing, "PC_NAME_MAX"):
                 raise OSError(36, os.strerror(36))
-    except (OSError, ValueError) as exc:  # ValueError: a name no file system takes (NUL, a lone surrogate)
-        raise options.UserError(f"--out {shown(path)} cannot be used ({options.path_problem(exc)}); give a "
-                                "shorter or other path") from None
     if not existing.is_dir():
         raise options.UserError(f"--out {shown(path)} cannot be created: {shown(str(existing))} is a file; give a "
                                 "folder you can write")
-    if not os.access(existing, os.W_OK | os.X_OK):
+    if not options.writable(existing):
         raise options.UserError(f"--out {shown(path)} cannot be written ({shown(str(existing))} is not writable); "
                                 "give a folder you can write")
     return folder

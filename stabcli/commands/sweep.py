@@ -489,6 +489,13 @@ class Sweep:
     autocast: object = None  # the core.autocast.AutocastSpec swept under, or None
     refused: list = field(default_factory=list)  # SweepRows of methods autocast refused (no counts)
 
+    def cases(self) -> dict[tuple[str, str, object], list[SweepRow]]:
+        """The rows per (backend, dtype, target), in the sweep's order: what a table or a summary sentence is about."""
+        groups: dict = {}
+        for r in self.rows:
+            groups.setdefault((r.backend, r.dtype, r.target), []).append(r)
+        return groups
+
 
 def _note_closest(closest: dict, kind: str, mask: np.ndarray | None, chunk: Chunk) -> None:
     """Remember, per side of 0, the failing logit (``mask``) closest to 0; the chunk's logits are increasing, so
