@@ -353,34 +353,14 @@ def classify(backend: str, fmt: Format, method: str, xs: np.ndarray, s, tol: Tol
     )
 
 
-@dataclass
-class GradClassified:
-    """Per-logit gradient results of one method on one chunk (boolean masks, and the error in bits)."""
-
-    nonfinite: np.ndarray  # inf or NaN where the reference is finite
-    nan: np.ndarray  # NaN (the reference never is, for a finite logit)
-    vanished: np.ndarray  # finite, and 0 or below eps·|reference| where the reference is not 0
-    inaccurate: np.ndarray  # any wrong gradient: outside tolerance, vanished or non-finite
-    error_bits: np.ndarray
-    grad: np.ndarray  # float64
-    reference: np.ndarray  # float64, nearest
-
-
 def _judge_grad(backend: str, method: str, chunk: Chunk):
-    """Differentiate ``method`` on the chunk: (judgement, nonfinite, nan, vanished) masks as GradClassified has them."""
+    """Differentiate ``method`` on the chunk: the judgement and three masks: non-finite (inf or NaN where the
+    reference is finite), NaN, and vanished (finite, and 0 or below eps·|reference| where the reference is not 0)."""
     grad = chunk.family.sweep_grad(chunk.s, backend, method, chunk.xs).reshape(chunk.xs.shape)
     j, gone = judge_grad(grad, chunk.grad_ref)
     nan = j.code == NAN
     nonfinite = j.code >= INF
     return j, nonfinite, nan, gone & ~nonfinite
-
-
-def classify_grad(backend: str, fmt: Format, method: str, xs: np.ndarray, s, tol: Tolerance,
-                  ref=None, family=None) -> GradClassified:
-    """Differentiate ``method`` at the logits ``xs`` and judge every gradient against the reference gradient."""
-    j, nonfinite, nan, gone = _judge_grad(backend, method, Chunk(xs, s, tol, grad_ref=ref, family=family))
-    return GradClassified(nonfinite=nonfinite, nan=nan, vanished=gone, inaccurate=j.code != OK,
-                          error_bits=j.error_bits(), grad=j.loss64, reference=j.ref.nearest)
 
 
 # --- finding the exact breakdown -----------------------------------------------------------------------------

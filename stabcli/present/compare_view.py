@@ -6,7 +6,6 @@ import csv
 import io
 from dataclasses import asdict
 
-import numpy as np
 from rich import box
 from rich.console import Group
 from rich.panel import Panel
