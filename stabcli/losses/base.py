@@ -119,11 +119,13 @@ class LossFamily:
     # what the user typed -----------------------------------------------------------------------------------
     def parse_inputs(self, logits: str, targets: str, reduction: str = "mean", weight: str = "1",
                      pos_weight: str = "1", **options):
-        """compare's inputs from the command line's text, or None: then the CLI reads them as an elementwise
-        family's (LOGITS and TARGETS numbers or lists broadcast like torch, targets in [0, 1], --weight and
-        --pos-weight >= 0) into ``self.Inputs(logits, targets, weight, pos_weight, reduction=...)``. Bad input
-        raises ``InputError`` (one line naming the value)."""
-        return None
+        """compare's inputs from the command line's text. Default (elementwise): LOGITS and TARGETS numbers or lists
+        broadcast like torch, targets in [0, 1], --weight and --pos-weight >= 0 (``core.inputs.parse_elementwise``),
+        as ``self.Inputs(logits, targets, weight, pos_weight, reduction=...)``. Bad input raises ``InputError``
+        (one line naming the value)."""
+        from stabcli.core.inputs import parse_elementwise
+
+        return self.Inputs(*parse_elementwise(logits, targets, weight, pos_weight), reduction=reduction)
 
     def parse_sweep(self, targets: tuple[str, ...], weight: str, pos_weight: str, **options):
         """A sweep's (targets, weight, pos_weight, options for :meth:`sweep_case`) from the command line's text, or
