@@ -436,7 +436,8 @@ def test_committed_figures_are_current():
                 finally:
                     plots.close(fig)
         slides = pathlib.Path(tmp) / "slides"
-        plots.write_slides(slides, ("svg",), "loss", curves.slide_figures("loss", [FORMATS["float32"]], ["torch"], [0.0]))
+        plots.write_slides(slides, ("svg",), "loss",
+                           curves.slide_figures("loss", [FORMATS["float32"]], ["torch"], [0.0]))
         plots.write_slides(slides, ("svg",), "overview",
                            curves.slide_figures("overview", [FORMATS["float16"]], ["numpy", "torch"], [0.0, 1.0]))
         names += ["slides/slide_loss_float32_torch_y0.svg", "slides/slide_overview_float16.svg"]

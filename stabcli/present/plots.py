@@ -200,7 +200,8 @@ def _edge_markers(ax, cs, values, reference, what: str, curve, size: float = 30)
         mask = (np.isinf(values) if kind == "inf" else np.isnan(values)) & np.isfinite(reference)
         if mask.any():
             ax.scatter(cs.x[mask], np.full(int(mask.sum()), height), transform=edge, marker=marker, s=size,
-                       color=_style(curve.method, _family(cs))["color"], clip_on=False, label=f"{curve.method}: {kind}{what}")
+                       color=_style(curve.method, _family(cs))["color"], clip_on=False,
+                       label=f"{curve.method}: {kind}{what}")
             drawn.add(kind)
     return drawn
 
@@ -233,7 +234,8 @@ def _draw_panel(ax, cs, kind: str, breakdown, slide: bool = False) -> set:
     lo, hi = float(cs.x[0]), float(cs.x[-1])
     for value in breakdown or ():
         if value is not None and lo <= value <= hi:
-            ax.axvline(value, color=_break_colour(family), linewidth=1.5 if slide else 1, linestyle="--", label="_breakdown")
+            ax.axvline(value, color=_break_colour(family), linewidth=1.5 if slide else 1, linestyle="--",
+                       label="_breakdown")
             shown.add("breakdown")
     _symlog(ax, "x", lo, hi, 1.0)
     ax.grid(True, alpha=0.3)
@@ -251,8 +253,8 @@ def _draw_panel(ax, cs, kind: str, breakdown, slide: bool = False) -> set:
 
 
 def _breakdown_labels(ax, breakdown, lo: float, hi: float, fontsize: float, colour: str) -> None:
-    """The breakdown method's breakdown logits written above the panel (where no curve can cross them), each centred over its
-    dashed line, short (16.64); :func:`_declutter` lifts one that would meet another."""
+    """The breakdown method's breakdown logits written above the panel (where no curve can cross them), each centred
+    over its dashed line, short (16.64); :func:`_declutter` lifts one that would meet another."""
     from matplotlib.transforms import blended_transform_factory
 
     edge = blended_transform_factory(ax.transData, ax.transAxes)
