@@ -14,11 +14,10 @@ The bare script's numbers are checked against the engine's.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 
 import numpy as np
+from timing import median_time
 
 
 def bare(xs: np.ndarray, dt, targets=(0, 1)) -> dict:
@@ -57,16 +56,6 @@ def bare(xs: np.ndarray, dt, targets=(0, 1)) -> dict:
                 out[(t, name)] = (int(np.count_nonzero(~np.isfinite(l64))), int(np.count_nonzero(~(err <= bound))),
                                   float(err.max()))
     return out
-
-
-def median_time(fn, repeat: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main() -> int:

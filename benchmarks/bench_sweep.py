@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import threading
@@ -35,6 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from timing import median_time
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOAT32_FINITE = 2 * 2139095039 + 2  # every finite float32, -0 and +0 both
@@ -70,16 +70,6 @@ def bare(xs: np.ndarray, dt, targets=(0.0, 1.0)) -> dict:
                 out[(target, name)] = (int(np.count_nonzero(~np.isfinite(l64))),
                                        int(np.count_nonzero(~(err <= bound))), float(err.max()))
     return out
-
-
-def median_time(fn, repeat: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def float16_ratio(repeat: int) -> bool:

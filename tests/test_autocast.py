@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 
 from stabcli.cli import cli
-from stabcli.commands.compare import evaluate_method
 from stabcli.core import autocast
 from stabcli.core.formats import FORMATS
 from stabcli.losses import get_family
@@ -95,7 +94,7 @@ def test_emulation_with_the_cpu_policy_is_the_real_cpu_autocast(monkeypatch, los
         out = {}
         with autocast.use(spec):
             for method in family.methods_for("torch"):
-                ev, ops = evaluate_method("torch", fmt, method, arrays, broadcast=False, family=family)
+                ev, ops = family.evaluate("torch", fmt, method, arrays, broadcast=False)
                 grad = family.grad_details("torch", fmt, method, arrays).grad
                 out[method] = (ops.to_numpy(ev.loss), np.asarray(grad))
         results[how] = out
@@ -113,7 +112,7 @@ def test_cuda_emulation_computes_bce_with_logits_in_float32():
     arrays = {"logits": xs, "targets": fmt.round(np.array([0.0, 1.0, 0.0, 0.0, 1.0])),
               "weight": fmt.round(np.array(1.0)), "pos_weight": fmt.round(np.array(1.0))}
     with autocast.use(autocast.AutocastSpec("float16", "cuda")):
-        ev, ops = evaluate_method("torch", fmt, "torch_bce_with_logits", arrays, family=get_family("bce"))
+        ev, ops = get_family("bce").evaluate("torch", fmt, "torch_bce_with_logits", arrays)
     got = ops.to_numpy(ev.loss)
     want = F.binary_cross_entropy_with_logits(torch.from_numpy(xs).float(), torch.from_numpy(
         arrays["targets"]).float(), reduction="none").numpy()

@@ -78,6 +78,17 @@ def test_reduction_none_gives_lists():
         assert "steps" not in row
 
 
+@pytest.mark.parametrize("args", [("1", "0"), ("[[12,0,-12]]", "1", "--loss", "softmax")])
+def test_one_element_with_reduction_none_gives_lists_too(args):
+    """One logit (or one row) with --reduction none is a list of one loss, shown in the per-element tables (it
+    once reached the one-element verdict, which takes a number, and ended in a traceback)."""
+    for fmt in ("json", "table"):
+        result = run("compare", *args, "--reduction", "none", "--format", fmt, "--dtype", "float16")
+        assert result.exit_code == 0, result.output
+    doc = strict_json(run("compare", *args, "--reduction", "none", "--format", "json", "--dtype", "float16").output)
+    assert all(len(row["loss"]) == 1 and len(row["status"]) == 1 for row in doc["results"])
+
+
 def test_csv_has_a_header_and_a_line_per_row():
     result = run("compare", "-100", "1", "--format", "csv", "--dtype", "float32")
     assert result.exit_code == 0

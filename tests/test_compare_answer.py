@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from stabcli.cli import cli
@@ -149,3 +150,45 @@ def test_gc_freeze_only_when_stabcli_is_its_own_process():
     before = gc.get_freeze_count()
     assert run("compare", "1", "1", "--dtype", "float32").exit_code == 0
     assert gc.get_freeze_count() == before
+
+
+STATUS_WORDS = {"ok", "inaccurate", "clamped", "inf", "nan", "refused"}
+
+
+def overview_rows(out: str) -> list[list[str]]:
+    """The method lines of the answer-first table (after its 'method backend loss ...' head, up to a blank line),
+    split into cells: method, backend, loss, status, grad, grad status (a vector's status: 'nan (3/3)')."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split()[:3] == ["method", "backend", "loss"])
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.strip():
+            break
+        cells = line.split()
+        if line.startswith("  ") and cells[0] != "note:" and cells[1] in ("numpy", "torch", "both"):  # no dtype or note
+            rows.append(cells)
+    return rows
+
+
+@pytest.mark.parametrize("args", [
+    ("9", "0", "--dtype", "float16", "--backend", "torch"),  # clamped
+    ("9", "0", "--autocast", "float16"),  # refused
+    ("9", "0", "--dtype", "float8_e4m3fn"),  # inaccurate, and the widest dtype name
+    ("1e10", "1", "--dtype", "bfloat16"),
+    ("[[12,0,-12]]", "1", "--loss", "softmax", "--dtype", "float16"),  # vector gradients: 'nan (3/3)'
+    ("0.8", "1", "--probs", "--dtype", "bfloat16"),  # 9-character losses and gradients
+])
+def test_every_status_word_is_whole_in_80_columns(args):
+    out = piped("compare", *args)
+    assert max(len(line) for line in out.splitlines()) <= 80
+    rows = overview_rows(out)
+    assert rows, out
+    for cells in rows:
+        assert "…" not in cells[3] and cells[3] in STATUS_WORDS, cells  # the loss's status
+        if cells[4] != "-":  # a refused method has no gradient
+            assert cells[5] in STATUS_WORDS, cells
+    statuses = {cells[3] for cells in rows} | {cells[5] for cells in rows if len(cells) > 5}
+    if "--autocast" in args:
+        assert "refused" in statuses
+    if "float8_e4m3fn" in args:
+        assert "inaccurate" in statuses and "clamped" in statuses

@@ -64,3 +64,17 @@ def test_sweep_thresholds_and_plot_run_a_new_family(focal, tmp_path):
     written = run("plot", "--loss", "focal", "--dtype", "float64", "--backend", "numpy", "--format", "svg",
                   "--out", str(tmp_path)).split()
     assert [p.rsplit("/", 1)[1] for p in written] == ["focal_float64_numpy.svg", "focal_breakdown_overview.svg"]
+
+
+def test_a_family_option_names_the_families_that_take_it(focal):
+    """The hint comes from the registry (each family's ``options``), not from a name written in the CLI."""
+    result = CliRunner().invoke(cli, ["sweep", "--loss", "focal", "--classes", "4"])
+    assert result.exit_code == 2
+    assert "--classes is not an option of --loss focal; it is for --loss softmax" in result.output
+
+
+def test_slides_are_refused_for_a_family_without_them(focal, tmp_path):
+    result = CliRunner().invoke(cli, ["plot", "--loss", "focal", "--slide", "loss", "--out", str(tmp_path / "s")])
+    assert result.exit_code == 2
+    assert "--slide draws the slides of --loss bce only; drop it with --loss focal" in result.output
+    assert not (tmp_path / "s").exists()

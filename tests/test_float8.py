@@ -17,12 +17,12 @@ import pytest
 from click.testing import CliRunner
 
 from stabcli.cli import cli
-from stabcli.commands.compare import evaluate_method, run_compare
+from stabcli.commands.compare import run_compare
 from stabcli.commands.sweep import make_grid, run_sweep
 from stabcli.commands.thresholds import run_thresholds
 from stabcli.core.backends import TorchFloat8Ops, make_ops
 from stabcli.core.formats import FORMATS, parse_dtypes, to_float64
-from stabcli.losses.bce import Inputs
+from stabcli.losses.bce import FAMILY as BCE, Inputs
 
 F8 = ("float8_e4m3fn", "float8_e5m2")
 
@@ -66,8 +66,8 @@ def test_torch_and_numpy_agree_bit_for_bit_where_both_round_each_operation(name,
     arrays = {"logits": xs, "targets": fmt.round(np.array(y)), "weight": fmt.round(np.array(1.0)),
               "pos_weight": fmt.round(np.array(1.0))}
     for method in ("logsumexp", "softplus"):
-        a, ops_a = evaluate_method("numpy", fmt, method, arrays, broadcast=False)
-        b, ops_b = evaluate_method("torch", fmt, method, arrays, broadcast=False)
+        a, ops_a = BCE.evaluate("numpy", fmt, method, arrays, broadcast=False)
+        b, ops_b = BCE.evaluate("torch", fmt, method, arrays, broadcast=False)
         la, lb = to_float64(ops_a.to_numpy(a.loss)), to_float64(ops_b.to_numpy(b.loss))
         assert np.array_equal(la, lb, equal_nan=True), method
 
@@ -203,7 +203,7 @@ def test_figure_data_for_float8(name):
     # what `stabcli plot --dtype float8_...` draws: the plot grid stays within the format (e4m3fn ends at 448) and
     # the naive breakdown lines are the exhaustive sweep's, which tests/test_floats.py predicts by hand
     from stabcli.commands.curves import curve_set
-    from stabcli.present.plots import exact_breakdowns
+    from stabcli.commands.curves import exact_breakdowns
 
     fmt = FORMATS[name]
     cs = curve_set(fmt, "numpy", 0.0)

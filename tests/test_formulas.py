@@ -7,10 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stabcli.commands.compare import evaluate_method, run_compare
-from stabcli.losses.bce import Inputs
+from stabcli.commands.compare import run_compare
+from stabcli.losses.bce import FAMILY as BCE, Inputs
 from stabcli.core.formats import FORMATS, parse_dtypes, to_float64
-from stabcli.losses.bce.formulas import METHOD_NAMES, methods_for
+from stabcli.losses.bce.formulas import METHOD_NAMES
 
 
 def one(x, y, w=1.0, pw=1.0, reduction="mean"):
@@ -50,8 +50,8 @@ def test_clamped_equals_torch_bce_bit_for_bit_on_every_finite_value(name, y):
     xs = fmt.all_finite()
     arrays = {"logits": xs, "targets": fmt.round(np.full(xs.shape, y)), "weight": fmt.round(np.ones(xs.shape)),
               "pos_weight": fmt.round(np.ones(xs.shape))}
-    mine, ops = evaluate_method("torch", fmt, "clamped", arrays)
-    real, _ = evaluate_method("torch", fmt, "torch_bce", arrays)
+    mine, ops = BCE.evaluate("torch", fmt, "clamped", arrays)
+    real, _ = BCE.evaluate("torch", fmt, "torch_bce", arrays)
     a, b = ops.to_numpy(mine.loss).view(fmt.uint_dtype), ops.to_numpy(real.loss).view(fmt.uint_dtype)
     assert np.array_equal(a, b)
 
@@ -64,8 +64,8 @@ def test_clamped_equals_torch_bce_bit_for_bit_on_a_seeded_sample(name, y):
     xs = fmt.round(rng.standard_normal(100_000) * 40)  # covers saturation (|x| > 16.6 in float32, 36.7 in float64)
     arrays = {"logits": xs, "targets": fmt.round(np.full(xs.shape, y)), "weight": fmt.round(np.ones(xs.shape)),
               "pos_weight": fmt.round(np.ones(xs.shape))}
-    mine, ops = evaluate_method("torch", fmt, "clamped", arrays)
-    real, _ = evaluate_method("torch", fmt, "torch_bce", arrays)
+    mine, ops = BCE.evaluate("torch", fmt, "clamped", arrays)
+    real, _ = BCE.evaluate("torch", fmt, "torch_bce", arrays)
     assert np.array_equal(ops.to_numpy(mine.loss).view(fmt.uint_dtype), ops.to_numpy(real.loss).view(fmt.uint_dtype))
 
 
@@ -96,8 +96,8 @@ def test_numpy_and_torch_differ_at_float16_7_625_and_why():
     assert np.float16(1) + np.exp(-below)[0] == np.float16(1 + 2.0**-10)
     arrays = {"logits": x, "targets": np.array([0.0], np.float16), "weight": np.ones(1, np.float16),
               "pos_weight": np.ones(1, np.float16)}
-    ev_np, ops_np = evaluate_method("numpy", fmt, "naive", arrays)
-    ev_t, ops_t = evaluate_method("torch", fmt, "naive", arrays)
+    ev_np, ops_np = BCE.evaluate("numpy", fmt, "naive", arrays)
+    ev_t, ops_t = BCE.evaluate("torch", fmt, "naive", arrays)
     p_np = to_float64(ops_np.to_numpy(ev_np.steps[0].value))[0]
     p_t = to_float64(ops_t.to_numpy(ev_t.steps[0].value))[0]
     assert p_np == 1.0
@@ -168,8 +168,8 @@ def test_reduction_none_sum_mean():
 
 
 def test_methods_per_backend():
-    assert methods_for("numpy") == ("naive", "clamped", "logsumexp", "softplus")
-    assert methods_for("torch") == METHOD_NAMES
+    assert BCE.methods_for("numpy") == ("naive", "clamped", "logsumexp", "softplus")
+    assert BCE.methods_for("torch") == METHOD_NAMES
 
 
 def test_fp_events_are_counted_from_the_steps():

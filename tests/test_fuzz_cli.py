@@ -78,6 +78,7 @@ FLAGS = {"compare": ["--no-steps"], "sweep": ["--no-grad"], "thresholds": [], "p
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory):
     """A working folder for relative paths, quick engines, and figure writers that stay inside it."""
+    from stabcli.commands import curves
     from stabcli.commands import sweep as sweep_engine
     from stabcli.commands import thresholds as thresholds_engine
     from stabcli.present import handout, plots
@@ -91,8 +92,8 @@ def sandbox(tmp_path_factory):
         except (ValueError, OSError):
             return False
 
-    def fake_write_figures(out, formats, dtypes, backends, targets, loss=None, options=None):
-        names = [f"bce_{f.name}_{b}.{e}" for f in dtypes for b in backends for e in formats]
+    def fake_write_figures(out, formats, figures):  # figures: a generator, never run (nothing is computed)
+        names = [f"figure.{e}" for e in formats]
         if not inside(out):
             return [Path(out) / n for n in names]
         with plots.staged_folder(out) as staging:
@@ -100,10 +101,10 @@ def sandbox(tmp_path_factory):
                 (staging / n).write_bytes(b"figure")
         return [Path(out) / n for n in names]
 
-    def fake_write_slides(out, formats, kind, dtypes, backends, targets):
-        return fake_write_figures(out, formats, dtypes, backends, targets)
+    def fake_write_slides(out, formats, kind, slides):
+        return fake_write_figures(out, formats, slides)
 
-    def fake_write_sweep_figure(sweep, path, rtol=None, atol=None):
+    def fake_write_sweep_figure(figure, path):
         if inside(path):
             Path(path).write_bytes(b"figure")
         return Path(path)
@@ -124,6 +125,7 @@ def sandbox(tmp_path_factory):
         mp.setattr(sweep_engine, "MAX_POINTS", 1000)
         mp.setattr(plots, "write_figures", fake_write_figures)
         mp.setattr(plots, "write_sweep_figure", fake_write_sweep_figure)
+        mp.setattr(curves, "sweep_figure", lambda sweep, rtol=None, atol=None: None)  # the curves are not drawn
         mp.setattr(plots, "write_slides", fake_write_slides)
         mp.setattr(handout, "write_handout", fake_write_handout)
         mp.setattr(plots, "write_check_figure", fake_write_check_figure)

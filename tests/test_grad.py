@@ -35,7 +35,8 @@ from stabcli.losses.bce.gradients import grad_details, grad_of
 from stabcli.core.backends import NumpyOps
 from stabcli.cli import cli
 from stabcli.core.formats import FORMATS, to_float64
-from stabcli.losses.bce.formulas import METHODS, methods_for
+from stabcli.losses.bce import FAMILY as BCE
+from stabcli.losses.bce.formulas import METHODS
 from stabcli.losses.bce import grad_thresholds as thresholds_grad, reference
 
 F16, BF16, F32, F64 = (FORMATS[n] for n in ("float16", "bfloat16", "float32", "float64"))
@@ -138,7 +139,7 @@ def test_dual_values_equal_numpy_ops_bit_for_bit(fmt):
     x2, y2 = np.broadcast_arrays(x, y)
     one = fmt.round(np.array([1.0]))
     with np.errstate(all="ignore"):
-        for method in methods_for("numpy"):
+        for method in BCE.methods_for("numpy"):
             plain = METHODS[method](NumpyOps(fmt), x2, y2, one, one).loss
             dops = DualOps(fmt)
             dual = METHODS[method](dops, dops.variable(x2), y2, one, one).loss

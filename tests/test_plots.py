@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from stabcli.cli import cli
+from stabcli.commands import curves
 from stabcli.commands.curves import curve_set, status_strips
 from stabcli.commands.sweep import make_grid, run_sweep
 from stabcli.core.formats import FORMATS
@@ -28,7 +29,7 @@ def f32_torch():
 def overview_all():
     """The overview as `stabcli plot` draws it: every dtype, both backends, targets 0 and 1."""
     dtypes = [FORMATS[d] for d in ("float16", "bfloat16", "float32", "float64")]
-    sweep = plots.overview_sweep(dtypes, ["numpy", "torch"], [0.0, 1.0])
+    sweep = curves.figures_sweep(dtypes, ["numpy", "torch"], [0.0, 1.0])
     strips = status_strips(dtypes, ["numpy", "torch"], [0.0, 1.0], sweep.grid)
     return sweep, strips
 
@@ -197,7 +198,7 @@ def _vlines(ax):
 
 def test_breakdown_lines_sit_at_the_exact_breakdown(f16_numpy):
     # DESIGN.md: naive float16 saturates op by op at x = 7.625 and exp(-x) overflows from x = -11.09375
-    exact = plots.exact_breakdowns(FORMATS["float16"], "numpy", (0.0, 1.0))
+    exact = curves.exact_breakdowns(FORMATS["float16"], "numpy", (0.0, 1.0))
     assert exact == {0.0: (7.625, -11.09375), 1.0: (7.625, -11.09375)}
     # the grid only brackets them: its first non-finite points lie just beyond
     pos, neg = plots.grid_breakdown(f16_numpy[0])
@@ -335,7 +336,7 @@ def test_slides_are_16_9_with_large_text_and_no_layout_faults(kind, f32_torch):
 
 def test_overview_slide():
     fmts = [FORMATS["float16"]]
-    sweep = plots.overview_sweep(fmts, ["numpy", "torch"], [0.0, 1.0])
+    sweep = curves.figures_sweep(fmts, ["numpy", "torch"], [0.0, 1.0])
     fig = plots.slide_overview(sweep, status_strips(fmts, ["numpy", "torch"], [0.0, 1.0], sweep.grid))
     try:
         sizes = [t.get_fontsize() for t, _ in _texts(fig)]
@@ -425,23 +426,61 @@ def test_committed_figures_are_current():
     if matplotlib.__version__ != FIGURES_MATPLOTLIB:
         pytest.skip(f"figures/ were drawn by matplotlib {FIGURES_MATPLOTLIB}, this is {matplotlib.__version__}")
     dtypes = [FORMATS["float16"], FORMATS["bfloat16"]]
-    sweep = plots.overview_sweep(dtypes, ["numpy", "torch"], [0.0, 1.0], ["naive"])
+    sweep = curves.figures_sweep(dtypes, ["numpy", "torch"], [0.0, 1.0], ["naive"])
     with tempfile.TemporaryDirectory() as tmp:
         for fmt in dtypes:
             for backend in ("numpy", "torch"):
                 fig = plots.loss_figure([curve_set(fmt, backend, y) for y in (0.0, 1.0)],
-                                        plots.naive_breakdowns(sweep, fmt.name, backend))
+                                        curves.breakdowns(sweep, fmt.name, backend))
                 try:
                     plots.save(fig, pathlib.Path(tmp), f"bce_{fmt.name}_{backend}", ("svg",))
                 finally:
                     plots.close(fig)
         slides = pathlib.Path(tmp) / "slides"
-        plots.write_slides(slides, ("svg",), "loss", [FORMATS["float32"]], ["torch"], [0.0])
-        plots.write_slides(slides, ("svg",), "overview", [FORMATS["float16"]], ["numpy", "torch"], [0.0, 1.0])
+        plots.write_slides(slides, ("svg",), "loss",
+                           curves.slide_figures("loss", [FORMATS["float32"]], ["torch"], [0.0]))
+        plots.write_slides(slides, ("svg",), "overview",
+                           curves.slide_figures("overview", [FORMATS["float16"]], ["numpy", "torch"], [0.0, 1.0]))
         names += ["slides/slide_loss_float32_torch_y0.svg", "slides/slide_overview_float16.svg"]
         for name in names:
             fresh = (pathlib.Path(tmp) / name).read_bytes()
             assert hashlib.sha256(fresh).hexdigest() == hashlib.sha256((folder / name).read_bytes()).hexdigest(), name
+
+
+# --- a sweep's figure draws what the sweep ran ---------------------------------------------------------------
+
+def _legend_labels(fig) -> set[str]:
+    return {t.get_text() for legend in fig.legends for t in legend.get_texts()}
+
+
+@pytest.mark.parametrize("loss, kwargs, left_out", [
+    # F.binary_cross_entropy has no pos_weight, so a sweep with --pos-weight 2 leaves torch_bce out (DESIGN.md)
+    ("bce", {"pos_weight": 2.0}, "torch_bce"),
+    # F.nll_loss takes no label smoothing (softmax/__init__.py, own_excluded)
+    ("softmax", {"options": {"label_smoothing": 0.1}}, "torch_log_softmax_nll"),
+])
+def test_sweep_figure_draws_the_methods_the_sweep_ran(loss, kwargs, left_out):
+    sweep = run_sweep([FORMATS["float32"]], ["torch"], [0, 1], make_grid(-50.0, 50.0, 41), grad=False, loss=loss,
+                      **kwargs)
+    figure = curves.sweep_figure(sweep)
+    rows = {(r.target, r.method) for r in sweep.rows}
+    drawn = {(cs.target, c.method) for cs in figure.curve_sets for c in cs.curves}
+    assert left_out not in {m for _, m in rows}
+    assert drawn == rows
+    fig = plots.draw(figure)
+    try:
+        assert {m for _, m in rows} <= _legend_labels(fig) and left_out not in _legend_labels(fig)
+    finally:
+        plots.close(fig)
+
+
+def test_sweep_overview_strips_are_the_sweeps_rows():
+    """With several dtypes the figure is the overview: a strip for each (backend, dtype, method) the sweep ran."""
+    fmts = [FORMATS["float16"], FORMATS["float32"]]
+    sweep = run_sweep(fmts, ["numpy", "torch"], [0.0], make_grid(-50.0, 50.0, 41), pos_weight=2.0, grad=False)
+    figure = curves.sweep_figure(sweep)
+    assert {(s.backend, s.dtype, s.method) for s in figure.strips} == \
+        {(r.backend, r.dtype, r.method) for r in sweep.rows}
 
 
 def _heights(ax, ys):

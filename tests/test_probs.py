@@ -86,9 +86,8 @@ def test_torch_bce_is_the_real_kernel_on_p():
     p = fmt.round(rng.uniform(0, 1, 64))
     y = fmt.round(rng.uniform(0, 1, 64))
     arrays = FAMILY.round_inputs(fmt, {"probs": p, "targets": y, "weight": np.ones(64), "pos_weight": np.ones(64)})
-    from stabcli.commands.compare import evaluate_method
 
-    ev, ops = evaluate_method("torch", fmt, "torch_bce", arrays, family=FAMILY)
+    ev, ops = FAMILY.evaluate("torch", fmt, "torch_bce", arrays)
     want = F.binary_cross_entropy(torch.from_numpy(p), torch.from_numpy(y), reduction="none").numpy()
     assert np.array_equal(ops.to_numpy(ev.loss), want)
 

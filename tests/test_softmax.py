@@ -96,7 +96,6 @@ def test_reductions_follow_torch():
     import torch
     import torch.nn.functional as F
 
-    from stabcli.commands.compare import evaluate_method
 
     cases = [("[[1,0,0],[0,2,0],[3,1,-2]]", "0,1,1", "1,2,3", 0.0),
              ("[[1,0,0],[0,2,0],[3,1,-2]]", "0,1,1", "1,2,3", 0.1),
@@ -109,7 +108,7 @@ def test_reductions_follow_torch():
             t = torch.tensor(arrays["targets"])
             w = torch.tensor(arrays["weight"])
             for reduction in ("mean", "sum"):
-                ev, ops = evaluate_method("torch", fmt, "torch_cross_entropy", arrays, family=SOFTMAX)
+                ev, ops = SOFTMAX.evaluate("torch", fmt, "torch_cross_entropy", arrays)
                 ours = float(SOFTMAX.reduce(ops, ev.loss, reduction, arrays))
                 theirs = float(F.cross_entropy(x, t, weight=w, label_smoothing=eps, reduction=reduction))
                 assert ours == pytest.approx(theirs, rel=2 * float(np.finfo(fmt.np_dtype).eps)), (targets, reduction)

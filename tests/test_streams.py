@@ -157,33 +157,80 @@ def test_stdout_never_drops_what_did_not_fit(tmp_path, before, size):
     assert (tmp_path / "out").stat().st_size == min(before + size, 4096)
 
 
+def on_a_terminal(*args: str) -> tuple[subprocess.Popen, int]:
+    """stabcli with stderr on a pseudo-terminal of 80 x 24 (so that a sweep draws its progress bar there); returns
+    the process and the terminal's other end, to read what it draws."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    proc = subprocess.Popen(stabcli(*args), stdout=subprocess.PIPE, stderr=slave, text=True)
+    os.close(slave)
+    return proc, master
+
+
+def read_until(fd: int, proc: subprocess.Popen, marker: bytes, deadline: float) -> bytes:
+    """What ``proc`` draws on the terminal ``fd`` until ``marker`` appears (fails if it ends or time runs out)."""
+    import select
+
+    seen = b""
+    while marker not in seen:
+        assert proc.poll() is None and time.monotonic() < deadline, seen[-300:]
+        if select.select([fd], [], [], 0.1)[0]:
+            seen += os.read(fd, 65536)
+    return seen
+
+
+def read_to_end(fd: int) -> bytes:
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the process closed its end of the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(fd)
+    return out
+
+
 def test_ctrl_c_exits_130_and_leaves_no_partial_figure_set(tmp_path):
+    """Each process is interrupted once it is observably at work (no fixed sleeps: the suite may run under load):
+    the demo once step 1 is out, the plots once their staging folders hold a figure, the sweep once its progress
+    bar is drawn (the sweep itself has started)."""
     old = tmp_path / "old"  # a folder of figures from an earlier run: it must stay as it was
     old.mkdir()
     (old / "bce_float16_numpy.png").write_bytes(b"the earlier figure")
     args = {
-        "sweep": ["sweep", "--dtype", "float32", "--points", "1e6"],  # about 30 s
         "plot-new": ["plot", "--out", str(tmp_path / "new")],  # about 30 s
         "plot-old": ["plot", "--out", str(old)],
         "demo": ["demo"],  # about 3 s, step by step
     }
     procs = {name: subprocess.Popen(stabcli(*a), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for name, a in args.items()}
+    sweep, terminal = on_a_terminal("sweep", "--dtype", "float32", "--points", "1e6")  # about 30 s
+    deadline = time.monotonic() + 600  # generous: only a process that never gets to work runs into it
     procs["demo"].stdout.readline()  # step 1 is out: the demo is running its steps
     procs["demo"].send_signal(signal.SIGINT)
-    deadline = time.monotonic() + 120
+    read_until(terminal, sweep, b"sweep", deadline)  # the bar: "sweep ━━━ 0/2002000"
+    sweep.send_signal(signal.SIGINT)
     # the plots: interrupt once their staging folders hold a figure, which a partial set would have left behind
     for name, parent in (("plot-new", tmp_path), ("plot-old", old)):
         while not any(p.suffix == ".png" for s in parent.glob(".stabcli-*") for p in s.iterdir()):
             assert procs[name].poll() is None and time.monotonic() < deadline, f"{name} wrote nothing to stage"
             time.sleep(0.05)
         procs[name].send_signal(signal.SIGINT)
-    time.sleep(max(0.0, 3.0 - (time.monotonic() - deadline + 120)))  # the sweep: well under way
-    procs["sweep"].send_signal(signal.SIGINT)
-    for proc in procs.values():
+    for proc in (*procs.values(), sweep):
         proc.stdout.close()
     for name, (code, err) in finish(procs).items():
         assert (name, code, err) == (name, 130, "Interrupted.\n")
+    assert sweep.wait(300) == 130
+    drawn = read_to_end(terminal)
+    assert drawn.endswith(b"\r\nInterrupted.\r\n") and b"Traceback" not in drawn  # a terminal shows ^C: a new line
     assert not (tmp_path / "new").exists()
     assert [p.name for p in old.iterdir()] == ["bce_float16_numpy.png"]
     assert (old / "bce_float16_numpy.png").read_bytes() == b"the earlier figure"

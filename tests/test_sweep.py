@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -125,9 +126,21 @@ def test_fast_reference_on_float32_sample_and_soft_targets():
     assert not _check_fast_reference(f32, xs, 0.0).size
     assert not _check_fast_reference(f32, xs[:500], 0.25, 0.5, 2.0).size
     # y = 0.3 (not a float16): (1-y)·x lands within e^-700 of a float16 midpoint for x = 777.5, 827.5, ...
-    # (e.g. 0.7·777.5 = 544.25, halfway between 544 and 544.5): the allowed exception, found at 11 logits.
-    # (every 50th distinct float16 value, -0 and +0 taken as one)
-    assert len(_check_fast_reference(F16, np.unique(to_float64(F16.all_finite()))[::50], 0.3)) == 11
+    # (e.g. 0.7·777.5 = 544.25, halfway between 544 and 544.5): the allowed exception. Which logits: float64 gives
+    # the midpoint itself and ties to the even neighbour, while the exact loss (y the float64 nearest 0.3, a hair
+    # below it, and softplus(-|x|) < e^-40, far below 2^-50 of the loss) lies on the other side of the midpoint.
+    xs = np.unique(to_float64(F16.all_finite()))[::50]  # every 50th distinct float16 value, -0 and +0 taken as one
+
+    def ties_the_other_way(x: float) -> bool:
+        linear = (1 - Fraction(0.3)) * Fraction(x) if x > 0 else -Fraction(0.3) * Fraction(x)
+        m = float(linear)
+        even = np.float16(m)  # a midpoint rounds to its even neighbour
+        other = np.nextafter(even, np.float16(np.inf if m > float(even) else -np.inf))
+        return abs(x) > 40 and (float(even) + float(other)) / 2 == m and (float(even) - m) * (linear - Fraction(m)) < 0
+
+    expected = [x for x in xs if ties_the_other_way(float(x))]
+    assert len(expected) == 11 and expected[0] == 777.5  # 777.5, 827.5, ..., 977.5 and 24560, ..., 32560
+    assert _check_fast_reference(F16, xs, 0.3).tolist() == expected
 
 
 def test_float32_and_float64_breakdowns_on_the_default_grid():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
+import os
 
 import numpy as np
 import pytest
@@ -74,22 +76,50 @@ def test_float32_slice_counts_every_value_once():
     assert result.grid.as_dict() == {"kind": "exhaustive", "ordinals": [-5000, 7000]}
 
 
-def test_an_interrupted_parallel_sweep_stops_its_workers_at_once(monkeypatch):
+_NOTED: dict = {}  # "file": where _noted_piece notes each piece a worker starts
+_REAL_PIECE = sweep_module._worker_piece
+
+
+def _noted_piece(plan, start, stop):
+    """sweep._worker_piece that first appends one byte to _NOTED["file"] (atomically: O_APPEND)."""
+    fd = os.open(_NOTED["file"], os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        os.write(fd, b".")
+    finally:
+        os.close(fd)
+    return _REAL_PIECE(plan, start, stop)
+
+
+def test_an_interrupted_parallel_sweep_stops_its_workers_at_once(monkeypatch, tmp_path):
     # Ctrl-C arrives as KeyboardInterrupt in the parent (the workers ignore SIGINT): the queued pieces must be
     # cancelled and the workers stopped, not waited for (a float32 exhaustive sweep queues 256 pieces of ~4 s).
+    # Each worker notes every piece it starts in a file (the workers are forks, so they run the patched function);
+    # a pool that waited would start every piece before the interrupt got out of run_sweep.
     import multiprocessing
     import time
 
+    started = tmp_path / "started"
+    monkeypatch.setitem(_NOTED, "file", started)
     monkeypatch.setattr(sweep_module, "PARALLEL_MIN_POINTS", 0)
     monkeypatch.setattr(sweep_module, "PIECE", 2**16)
+    monkeypatch.setattr(sweep_module, "_worker_piece", _noted_piece)
+    submitted = []
+    real_submit = concurrent.futures.ProcessPoolExecutor.submit
+    monkeypatch.setattr(concurrent.futures.ProcessPoolExecutor, "submit",
+                        lambda pool, *a, **k: submitted.append(1) or real_submit(pool, *a, **k))
 
     def interrupt(n):
         raise KeyboardInterrupt
 
-    grid = make_grid(min=-1000, max=1000, points=50_000_000, spacing="linear")  # ~10 s of work on 2 cores
-    started = time.perf_counter()
+    grid = make_grid(min=-1000, max=1000, points=50_000_000, spacing="linear")  # 763 pieces, ~10 s on 2 cores
     with pytest.raises(KeyboardInterrupt):
         run_sweep([F32], ["numpy"], [0.0], grid, grad=False, workers=2, progress=interrupt)
-    assert time.perf_counter() - started < 3  # waiting for all 763 queued pieces would take several times that
-    time.sleep(0.5)
-    assert not [p for p in multiprocessing.active_children() if p.is_alive()]
+    assert len(submitted) == -(-50_000_000 // 2**16) == 763  # every piece of the walk was queued (_sweep_parallel)
+    deadline = time.monotonic() + 120  # generous: the workers are terminated, this only waits for them to be reaped
+    while [p for p in multiprocessing.active_children() if p.is_alive()]:
+        assert time.monotonic() < deadline, "the workers are still running"
+        time.sleep(0.05)
+    ran = started.stat().st_size
+    # the first piece finished (its progress raised); the others were cancelled or cut short: at most the pieces
+    # the two workers had taken when they were stopped, and never the whole queue
+    assert 1 <= ran < len(submitted) // 10

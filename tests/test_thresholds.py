@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from stabcli.cli import cli
 from stabcli.core.formats import FORMATS
 from stabcli.commands.thresholds import run_thresholds
+from stabcli.losses import get_family
 from stabcli.losses.bce.thresholds import predict
 
 
@@ -60,8 +61,12 @@ def test_cli_json_and_table():
     result = runner.invoke(cli, ["thresholds", "--dtype", "float16", "--format", "json"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    # 6 loss thresholds and 4 gradient ones in float16 (tests/test_sweep_grad.py checks the gradient's)
-    assert doc["command"] == "thresholds" and len(doc["results"]) == 10
+    # every prediction of bce/thresholds.py, in its order: 6 loss thresholds (naive's sigmoid saturating and
+    # underflowing, op by op and correctly rounded; the clamp; logsumexp's accuracy) and 4 gradient ones
+    # (grad_thresholds.py; tests/test_sweep_grad.py checks their values)
+    predicted = get_family("bce").predict_thresholds(FORMATS["float16"])
+    assert doc["command"] == "thresholds" and [r["name"] for r in doc["results"]] == [t.name for t in predicted]
+    assert [r["measured_by"]["quantity"] for r in doc["results"]] == ["loss"] * 6 + ["gradient"] * 4
     assert {"predicted", "measured", "formula", "explanation", "measured_by"} <= set(doc["results"][0])
     table = runner.invoke(cli, ["thresholds", "--dtype", "bfloat16"])
     assert table.exit_code == 0 and "measured differs" in table.stdout

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 
 from stabcli.cli import cli
-from stabcli.commands.compare import evaluate_method
 from stabcli.core.formats import FORMATS
+from stabcli.losses.bce import FAMILY as BCE
 from stabcli.losses.bce.gradients import grad_of
 
 # The formats torch has kernels for. In float8 torch 2.13 has none ("add_stub" not implemented), so a plain call
@@ -79,7 +79,7 @@ def test_torch_losses_equal_plain_calls_bit_for_bit(name, weights, reduction):
         for y in TARGETS:
             fmt, arrays, plain = case(name, y, weights)
             want_loss, want_grad = plain_call(method, plain, reduction)
-            ev, ops = evaluate_method("torch", fmt, method, arrays)
+            ev, ops = BCE.evaluate("torch", fmt, method, arrays)
             got_loss = ops.to_numpy(ev.reduced(ops, reduction))
             got_grad = grad_of("torch", fmt, method, arrays, reduction)
             where = f"{method} {name} y={y} {weights} {reduction}"

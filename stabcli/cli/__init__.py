@@ -17,7 +17,7 @@ import sys
 import click
 
 from stabcli import __version__
-from stabcli.cli import check, compare, demo, plot, sweep, thresholds
+from stabcli.cli import check, compare, demo, options, plot, sweep, thresholds
 from stabcli.cli.float import float_command
 
 # Exit codes, the same for every command (README, "Errors"):
@@ -159,13 +159,6 @@ def _silence(stream) -> None:
         os.close(devnull)
 
 
-def _is_terminal(stream) -> bool:
-    try:
-        return stream is not None and stream.isatty()
-    except (AttributeError, ValueError, OSError):
-        return False
-
-
 def _say(line: str) -> None:
     """One line on stderr; if stderr itself is closed, full or a broken pipe, the exit code has to say it."""
     if sys.stderr is None:
@@ -228,7 +221,7 @@ def run(invoke) -> int:
         _say(f"Error: {_shorten(exc.format_message())}")
         return exc.exit_code
     except (_Interrupted, KeyboardInterrupt, click.Abort):  # Ctrl-C in a command, or around it
-        _say(("\n" if _is_terminal(sys.stderr) else "") + "Interrupted.")  # a terminal shows ^C: end its line
+        _say(("\n" if options.is_terminal(sys.stderr) else "") + "Interrupted.")  # a terminal shows ^C: end its line
         return EXIT_INTERRUPTED
     except (OSError, _OSErrorInCommand) as caught:
         exc = caught.error if isinstance(caught, _OSErrorInCommand) else caught

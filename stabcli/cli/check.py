@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from stabcli import names
 from stabcli.cli import options
 
 
@@ -29,7 +30,7 @@ from stabcli.cli import options
               default=5, show_default=True,
               help="How many of the worst elements each row keeps (with their indices).")
 @click.option("--grad/--no-grad", default=True, show_default=True, help="Also check each method's gradient.")
-@click.option("--severity", type=click.Choice(("accuracy", "training"), case_sensitive=False), default="accuracy",
+@click.option("--severity", type=click.Choice(names.SEVERITIES, case_sensitive=False), default="accuracy",
               show_default=True,
               help="accuracy: every count, the means and the gradients. training: methods ranked by what breaks "
                    "training (inf/NaN in loss or gradient, then a gradient that stalls), as sweep --severity training.")

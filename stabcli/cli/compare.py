@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from stabcli import names
 from stabcli.cli import options
 
 
@@ -15,7 +16,7 @@ from stabcli.cli import options
 @options.dtype_option
 @options.backend_option
 @options.weight_options
-@click.option("--reduction", type=click.Choice(("mean", "sum", "none"), case_sensitive=False), default="mean",
+@click.option("--reduction", type=click.Choice(names.REDUCTIONS, case_sensitive=False), default="mean",
               show_default=True, help="How per-element losses are combined, as in torch.")
 @options.label_smoothing_option
 @options.tolerance_options
@@ -75,8 +76,6 @@ def compare(logits, targets, loss, dtypes, backends, weight, pos_weight, reducti
             raise options.UserError("--peers takes logits; drop --probs or --peers")
     inp = family.parse_inputs(logits, targets, reduction.lower(), weight=weight, pos_weight=pos_weight,
                               label_smoothing=label_smoothing)
-    if inp is None:  # an elementwise family: numbers or lists broadcast like torch
-        inp = _elementwise_inputs(family, logits, targets, weight, pos_weight, reduction)
     formats = parse_dtypes([spec.dtype] if spec is not None else dtypes)
     chosen = options.backends(backends)
     if "torch" in chosen and click.get_current_context().find_root().info_name == "stabcli":
@@ -90,24 +89,6 @@ def compare(logits, targets, loss, dtypes, backends, weight, pos_weight, reducti
     mode = "answer" if steps is None else ("all" if steps else "none")
     options.emit(output_format, lambda: view.compare_json(result), lambda: view.compare_csv(result),
                  lambda width: view.compare_renderable(result, mode), notes=result.notes)
-
-
-def _elementwise_inputs(family, logits, targets, weight, pos_weight, reduction):
-    """The inputs of an elementwise family (BCE): numbers or lists broadcast like torch, targets in [0, 1]."""
-    import numpy as np
-
-    from stabcli.core import inputs as parse
-
-    x = parse.parse_array(logits, "logit")
-    y = parse.parse_array(targets, "target")
-    parse.check_targets(y, targets)
-    w = parse.parse_array(weight, "weight")
-    parse.check_weights(w, weight, "weight")
-    pw = parse.parse_array(pos_weight, "pos_weight")
-    parse.check_weights(pw, pos_weight, "pos_weight")
-    shape = parse.broadcast({"logits": (x, logits), "targets": (y, targets), "weight": (w, weight),
-                             "pos_weight": (pw, pos_weight)})
-    return family.Inputs(*(np.broadcast_to(a, shape) for a in (x, y, w, pw)), reduction=reduction.lower())
 
 
 def _import_torch_then_freeze() -> None:

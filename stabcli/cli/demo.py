@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from stabcli import names
 from stabcli.cli import options
 
 
@@ -40,7 +41,7 @@ def wait_for_enter(next_number: int, total: int) -> bool:
 @click.option("--pause", is_flag=True,
               help="Wait for Enter before each next step. Needs a terminal on stdin: without one, a line on "
                    "stderr says so and the demo runs through.")
-@click.option("--dtype", type=click.Choice(("float16", "bfloat16", "float32", "float64"), case_sensitive=False),
+@click.option("--dtype", type=click.Choice(names.ALL_NAMES, case_sensitive=False),
               default="float32", show_default=True,
               help="Format of every step but 5 (which is about float16).")
 @click.option("--quiz", is_flag=True,

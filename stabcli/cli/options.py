@@ -9,6 +9,7 @@ Only click is imported here; numpy, the core, torch, mpmath and matplotlib are i
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import math
@@ -16,9 +17,11 @@ import sys
 
 import click
 
-DTYPE_CHOICES = ("float16", "bfloat16", "float32", "float64", "float8_e4m3fn", "float8_e5m2", "all")
-BACKEND_CHOICES = ("numpy", "torch", "all")
-FORMAT_CHOICES = ("table", "json", "csv")
+from stabcli import names
+
+DTYPE_CHOICES = (*names.ALL_NAMES, *names.FLOAT8_NAMES, "all")
+BACKEND_CHOICES = (*names.BACKEND_NAMES, "all")
+FORMAT_CHOICES = names.OUTPUT_FORMATS
 
 
 class UserError(click.ClickException):
@@ -189,12 +192,13 @@ def label_smoothing_option(func):
 
 def family_of(loss: str, **given):
     """The loss family called ``loss``; refuses a family option (``given``, None when not given) it does not take."""
-    from stabcli.losses import get_family
+    from stabcli.losses import family_names, get_family
 
     family = get_family(loss.lower())
     for name, value in given.items():
         if value is not None and name not in family.options:
-            takers = "--loss softmax" if family.name != "softmax" else "another loss"
+            takers = " or ".join(f"--loss {n}" for n in family_names() if name in get_family(n).options) \
+                or "no registered loss"
             raise UserError(f"--{name.replace('_', '-')} is not an option of --loss {family.name}; it is for "
                             f"{takers}")
     return family
@@ -218,11 +222,11 @@ def probability_family(family):
 def autocast_options(func):
     """--autocast DTYPE and --device DEVICE: evaluate the torch backend under torch.autocast."""
     func = click.option(
-        "--device", type=click.Choice(("cuda", "cpu"), case_sensitive=False), default=None,
+        "--device", type=click.Choice(names.AUTOCAST_DEVICES, case_sensitive=False), default=None,
         help="The device whose autocast lists apply: cuda (emulated here with torch 2.13's CUDA lists; "
              "binary_cross_entropy is refused there) or cpu (the real torch.autocast). [default: cuda]")(func)
     return click.option(
-        "--autocast", "autocast_dtype", type=click.Choice(("float16", "bfloat16"), case_sensitive=False),
+        "--autocast", "autocast_dtype", type=click.Choice(names.AUTOCAST_DTYPES, case_sensitive=False),
         default=None,
         help="Evaluate as inside torch.autocast(device, dtype): inputs in that dtype, log/exp/BCEWithLogits "
              "and the other ops on autocast's float32 list in float32. torch backend only.")(func)
@@ -245,9 +249,10 @@ def autocast_spec(autocast_dtype, device, dtypes=(), backend_names=(), dtype_fro
     return spec
 
 
-def backends(names) -> list[str]:
-    chosen = [n.lower() for n in names] or ["all"]
-    return [b for b in ("numpy", "torch") if "all" in chosen or b in chosen]
+def backends(given) -> list[str]:
+    """The backends of --backend's values (none given: all), in BACKEND_NAMES order."""
+    chosen = [n.lower() for n in given] or ["all"]
+    return [b for b in names.BACKEND_NAMES if "all" in chosen or b in chosen]
 
 
 def parse_targets(texts, default=("0", "1")) -> list[float]:
@@ -274,25 +279,51 @@ def check_output_file(path: str, option: str, suffixes: tuple[str, ...]) -> None
     from stabcli.core.inputs import shown
 
     endings = " or ".join(suffixes)
-    if not path.strip():
-        raise UserError(f"{option} {shown(path)} is empty; give a file name ending in {endings}")
-    target = Path(path)
-    try:  # a name too long for the file system, a folder we may not look into: OSError
-        check_file_name(path)
+    target = Path(refuse_empty(path, option, f"a file name ending in {endings}"))
+    with checking_path(path, option):
         if target.is_dir():
             raise UserError(f"{option} {shown(path)} is a folder; give a file name ending in {endings}")
         if target.suffix.lower() not in suffixes:
             raise UserError(f"{option} {shown(path)} must end in {endings}")
         folder = target.parent
-        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        if not folder.is_dir() or not writable(folder):
             raise UserError(f"{option} {shown(path)}: the folder {shown(str(folder))} does not exist or cannot be "
                             "written")
-        os.stat(target)  # a file name too long is refused here, not after the work
-    except FileNotFoundError:
-        pass
+        try:
+            os.stat(target)  # a file name too long is refused here, not after the work
+        except FileNotFoundError:
+            pass
+
+
+def refuse_empty(path: str, option: str, wanted: str) -> str:
+    """``path`` itself, or a UserError if it is empty or blank (``wanted``: what to give instead)."""
+    from stabcli.core.inputs import shown
+
+    if not path.strip():
+        raise UserError(f"{option} {shown(path)} is empty; give {wanted}")
+    return path
+
+
+@contextlib.contextmanager
+def checking_path(path: str, option: str):
+    """Check that ``path`` is a name a file system can hold (:func:`check_file_name`), then run the checks inside:
+    any OSError or ValueError there (a name too long, a folder we may not look into, a NUL) becomes one UserError
+    that names the path."""
+    from stabcli.core.inputs import shown
+
+    try:
+        check_file_name(path)
+        yield
     except (OSError, ValueError) as exc:  # ValueError: a name no file system takes (NUL, a lone surrogate)
         raise UserError(f"{option} {shown(path)} cannot be used ({path_problem(exc)}); give a shorter or other "
                         "path") from None
+
+
+def writable(folder) -> bool:
+    """Whether files can be made in the existing folder ``folder``."""
+    import os
+
+    return os.access(folder, os.W_OK | os.X_OK)
 
 
 def check_file_name(path: str) -> None:
@@ -366,17 +397,19 @@ def write(text: str) -> None:
 
 # --- the terminal --------------------------------------------------------------------------------------------
 
-def stderr_is_terminal() -> bool:
-    """Whether a progress bar can be drawn: stderr is a terminal (not a pipe, a file or CliRunner's capture)."""
+def is_terminal(stream) -> bool:
+    """Whether ``stream`` is a terminal (not a pipe, a file, CliRunner's capture, a closed or missing stream)."""
     try:
-        return sys.stderr is not None and sys.stderr.isatty()
-    except (AttributeError, ValueError):
+        return stream is not None and stream.isatty()
+    except (AttributeError, ValueError, OSError):  # a closed or replaced stream
         return False
+
+
+def stderr_is_terminal() -> bool:
+    """Whether a progress bar can be drawn: stderr is a terminal."""
+    return is_terminal(sys.stderr)
 
 
 def stdin_is_terminal() -> bool:
-    """Whether Enter can be waited for: stdin is a terminal (not a pipe, a file or CliRunner's input)."""
-    try:
-        return sys.stdin is not None and sys.stdin.isatty()
-    except (AttributeError, ValueError):  # a closed or replaced stream
-        return False
+    """Whether Enter can be waited for: stdin is a terminal."""
+    return is_terminal(sys.stdin)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
+from stabcli import names
 from stabcli.cli import options
 
-SLIDE_KINDS = ("loss", "error", "grad", "overview")  # present.plots.SLIDE_KINDS (kept here: --help loads no matplotlib)
 
 
 def _writable_folder(path: str):
@@ -17,12 +17,8 @@ def _writable_folder(path: str):
 
     from stabcli.core.inputs import shown
 
-    if not path.strip():
-        raise options.UserError(f"--out {shown(path)} is empty; give a folder to write the figures into, such as "
-                                "figures")
-    folder = Path(path)
-    try:  # a name too long for the file system, a folder we may not look into: OSError
-        options.check_file_name(path)
+    folder = Path(options.refuse_empty(path, "--out", "a folder to write the figures into, such as figures"))
+    with options.checking_path(path, "--out"):
         if folder.exists() and not folder.is_dir():
             raise options.UserError(f"--out {shown(path)} is a file; give a folder to write the figures into")
         existing = folder
@@ -31,13 +27,10 @@ def _writable_folder(path: str):
         for part in (folder, *folder.parents):  # each name within the file system's limit
             if len(part.name.encode(errors="surrogateescape")) > os.pathconf(existing, "PC_NAME_MAX"):
                 raise OSError(36, os.strerror(36))
-    except (OSError, ValueError) as exc:  # ValueError: a name no file system takes (NUL, a lone surrogate)
-        raise options.UserError(f"--out {shown(path)} cannot be used ({options.path_problem(exc)}); give a "
-                                "shorter or other path") from None
     if not existing.is_dir():
         raise options.UserError(f"--out {shown(path)} cannot be created: {shown(str(existing))} is a file; give a "
                                 "folder you can write")
-    if not os.access(existing, os.W_OK | os.X_OK):
+    if not options.writable(existing):
         raise options.UserError(f"--out {shown(path)} cannot be written ({shown(str(existing))} is not writable); "
                                 "give a folder you can write")
     return folder
@@ -47,7 +40,7 @@ def _plot_formats(text: str) -> tuple[str, ...]:
     from stabcli.core.inputs import shown
 
     parts = [p.strip().lower() for p in text.split(",")]
-    bad = [p for p in parts if p not in ("png", "svg")]
+    bad = [p for p in parts if p not in names.FIGURE_FORMATS]
     if bad:
         if "" in bad:
             problem = "has an empty item"
@@ -68,7 +61,7 @@ def _plot_formats(text: str) -> tuple[str, ...]:
                    "probability vector. [default: 0 and 1]")
 @click.option("--out", default="figures", show_default=True, help="Folder to write the figures into.")
 @click.option("--format", "formats", default="png,svg", show_default=True, help="png, svg or png,svg.")
-@click.option("--slide", type=click.Choice(SLIDE_KINDS, case_sensitive=False), default=None,
+@click.option("--slide", type=click.Choice(names.SLIDE_KINDS, case_sensitive=False), default=None,
               help="Instead, write 16:9 slides (text >= 18 pt) of one kind: loss, error or grad (one per dtype, "
                    "backend and target), or overview (one per dtype).")
 @options.core_errors
@@ -93,20 +86,24 @@ def plot(loss, dtypes, backends, targets, out, formats, slide):
 
     chosen = _plot_formats(formats)
     family = options.family_of(loss)
-    if slide and family.name != "bce":
-        raise options.UserError(f"--slide draws binary cross-entropy's slides; drop it with --loss {family.name}")
+    if slide and not family.slides:
+        from stabcli.losses import family_names, get_family
+
+        drawn = ", ".join(f"--loss {n}" for n in family_names() if get_family(n).slides)
+        raise options.UserError(f"--slide draws the slides of {drawn} only; drop it with --loss {family.name}")
     parsed = family.parse_sweep(targets, "1", "1")
     ys, extra = (options.parse_targets(targets), None) if parsed is None else (parsed[0], parsed[3])
     folder = _writable_folder(out)
+    from stabcli.commands import curves
     from stabcli.present import plots
 
     try:
         if slide:
-            written = plots.write_slides(folder, chosen, slide.lower(), parse_dtypes(dtypes),
-                                         options.backends(backends), ys)
+            written = plots.write_slides(folder, chosen, slide.lower(), curves.slide_figures(
+                slide.lower(), parse_dtypes(dtypes), options.backends(backends), ys, family.name))
         else:
-            written = plots.write_figures(folder, chosen, parse_dtypes(dtypes), options.backends(backends), ys,
-                                          family.name, extra)
+            written = plots.write_figures(folder, chosen, curves.plot_figures(
+                parse_dtypes(dtypes), options.backends(backends), ys, family.name, extra))
     except OSError as exc:  # os.access can say yes where writing fails (root on /proc, read-only mounts, a full disk)
         from stabcli.core.inputs import shown
 

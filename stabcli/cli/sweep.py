@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from stabcli import names
 from stabcli.cli import options
 
 
@@ -43,7 +44,7 @@ def _scalar(text: str, what: str) -> float:
                                               maximum=1e9),  # commands/sweep.py MAX_POINTS
               default=None,
               help="Number of grid points, 2 to 1e9 (1e6 works). [default: 4001]")
-@click.option("--spacing", type=click.Choice(("linear", "log"), case_sensitive=False), default=None,
+@click.option("--spacing", type=click.Choice(names.SPACINGS, case_sensitive=False), default=None,
               help="linear, or log on each side of 0 from ±1e-4 outward (plus 0). [default: log]")
 @click.option("--exhaustive", is_flag=True,
               help="Every finite value of the dtype instead of a grid (float8, float16, bfloat16; float32's 4.28e9 values "
@@ -58,7 +59,7 @@ def _scalar(text: str, what: str) -> float:
 @click.option("--peers", is_flag=True,
               help="Also sweep the peer libraries' real losses where installed (Keras on torch, optax on jax; "
                    "pip install 'stabcli[peers]').")
-@click.option("--severity", type=click.Choice(("accuracy", "training"), case_sensitive=False), default="accuracy",
+@click.option("--severity", type=click.Choice(names.SEVERITIES, case_sensitive=False), default="accuracy",
               show_default=True,
               help="accuracy: every count and where each method leaves the tolerance. training: methods ranked by "
                    "what breaks training, inf/NaN in the loss or gradient first, then a gradient that stalls (0 "
@@ -131,11 +132,13 @@ def sweep(loss, dtypes, backends, targets, weight, pos_weight, label_smoothing, 
                            loss=family.name, options=extra, peers=peers, autocast=spec)
     written = None
     if plot_path is not None:  # the file first, stdout last: a reader that stops early (| head) still gets it
+        from stabcli.commands.curves import sweep_figure
         from stabcli.core.inputs import shown
         from stabcli.present import plots
 
+        figure = sweep_figure(result, rtol, atol)
         try:
-            written = plots.write_sweep_figure(result, plot_path, rtol, atol)
+            written = plots.write_sweep_figure(figure, plot_path)
         except OSError as exc:
             raise options.UserError(f"--plot {shown(plot_path)} cannot be written ({exc.strerror or exc})") from None
     options.emit(output_format, lambda: view.sweep_json(result, severity), lambda: view.sweep_csv(result),

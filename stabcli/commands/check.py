@@ -27,11 +27,10 @@ from typing import Callable
 
 import numpy as np
 
-from stabcli.commands.compare import as_family, evaluate_method, exp_overflowed, format_of
+from stabcli.commands.evaluate import as_family, exp_overflowed, format_of, methods_to_run, refusal
 from stabcli.commands.sweep import COUNT_KEYS, GRAD_COUNT_KINDS
 from stabcli.core import tensorfile
 from stabcli.core.analysis import INF, NAN, OK, STATUSES, Reference, Tolerance, judge, judge_grad
-from stabcli.core.backends import backend_note
 from stabcli.core.errors import InputError
 from stabcli.core.formats import FORMATS, Format, to_float64
 from stabcli.core.inputs import shown
@@ -178,21 +177,11 @@ def _probe_arrays(family, fmt: Format, weight: float, pos_weight: float) -> dict
 
 
 def _rows_for(check: Check, family, fmt: Format, backends, weight, pos_weight) -> list[CheckRow]:
-    from stabcli.commands.sweep import refusal
-
     rows = []
     options = {"weight": weight, "pos_weight": pos_weight}
     probe = None
     for backend in backends:
-        note = backend_note(backend, fmt)
-        if note is not None and note not in check.notes:
-            check.notes.append(note)
-        for method in family.methods_for(backend):
-            note = family.excluded(method, options)
-            if note is not None:
-                if note not in check.notes:
-                    check.notes.append(note)
-                continue
+        for method in methods_to_run(family, backend, fmt, None, options, check.notes):
             probe = _probe_arrays(family, fmt, weight, pos_weight) if probe is None else probe
             row = CheckRow(backend, fmt.name, method, grad_wrt=family.grad_variable(method))
             row.refused = refusal(backend, fmt, method, probe, family)
@@ -339,7 +328,7 @@ class _Context:
         weights = None if counts is None else counts.astype(np.float64)
         evaluated = []
         for row in self.rows:
-            ev, ops = evaluate_method(row.backend, fmt, row.method, arrays, broadcast=False, family=family)
+            ev, ops = family.evaluate(row.backend, fmt, row.method, arrays, broadcast=False)
             loss = np.asarray(ops.to_numpy(ev.loss)).reshape(-1)
             loss = np.broadcast_to(loss, x64.shape) if loss.size != x64.size else loss
             evaluated.append((row, ev, ops, loss))
@@ -368,15 +357,15 @@ class _Context:
 
     def _certified64(self, ref_pair, losses, wide: dict, shape):
         """float64 has no wider format to certify its reference: where a loss lies so near the tolerance's edge
-        that the float64 form's error (FAST_LOSS_REL, 2^-49 relative) could move it across, the reference is
-        mpmath's, so that every status is the one mpmath gives."""
+        that the float64 form's error (``LossFamily.file_reference_error``; BCE: 2^-49 relative) could move it
+        across, the reference is mpmath's, so that every status is the one mpmath gives."""
         from stabcli.core.exact import to_float64_nearest
-        from stabcli.losses.bce.reference import FAST_LOSS_ABS, FAST_LOSS_REL
 
+        rel, abs_ = self.family.file_reference_error
         fast = ref_pair[0]
         tol = Tolerance.for_format(self.fmt, *self.given)
         with np.errstate(all="ignore"):
-            e = 2 * (FAST_LOSS_REL * np.abs(fast) + FAST_LOSS_ABS) * (1 + tol.rtol)
+            e = 2 * (rel * np.abs(fast) + abs_) * (1 + tol.rtol)
             bound = tol.atol + tol.rtol * np.abs(fast)
             unsure = np.zeros(fast.shape, dtype=bool)
             for loss in losses:

@@ -13,14 +13,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from stabcli.core import exact
-from stabcli.core import peers as peer_libs
 from stabcli.core.analysis import Tolerance, measure, measure_grad
-from stabcli.core.backends import BACKEND_NAMES, backend_note, make_ops
+from stabcli.commands.evaluate import as_family, exp_overflowed, format_of, methods_to_run, peers_note, per_element
+from stabcli.core.backends import BACKEND_NAMES
 from stabcli.core.errors import InputError
 from stabcli.core.formats import FORMATS, Format, to_float64
-from stabcli.losses import get_family, plain_notes
+from stabcli.core.numbers import float_command, fmt_number
+from stabcli.losses import plain_notes
+from stabcli.names import REDUCTIONS
 
-REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
 MAX_ELEMENTS = 10_000  # compare checks every element against mpmath (about 1 ms each per dtype); sweep streams
 
 
@@ -122,63 +123,17 @@ def _rounded(fmt: Format, inputs, family):
             if np.isnan(o) or o == b:
                 continue
             see = f" ({float_command(o, fmt.name)} shows why)"
+            o_, b_, top = fmt_number(o, 10), fmt_number(b, 10), fmt_number(fmt.max, 10)
             if not np.isfinite(b) and np.isfinite(o):
                 overflow = overflow or key == variable
-                why = "" if fmt.has_inf else f", having no inf; torch's cast would saturate to {_num(fmt.max)}"
-                changes.append(f"{name} {_num(o)} overflows {fmt.name} (max {_num(fmt.max)}) and becomes {_num(b)}"
-                               + why + see)
+                why = "" if fmt.has_inf else f", having no inf; torch's cast would saturate to {top}"
+                changes.append(f"{name} {o_} overflows {fmt.name} (max {top}) and becomes {b_}" + why + see)
             elif np.isinf(o):  # float8_e4m3fn: no inf
-                changes.append(f"{name} {_num(o)} has no {fmt.name} value (no inf) and becomes NaN; torch's cast would "
-                               f"saturate it to {_num(np.copysign(fmt.max, o))}{see}")
+                changes.append(f"{name} {o_} has no {fmt.name} value (no inf) and becomes NaN; torch's cast would "
+                               f"saturate it to {fmt_number(np.copysign(fmt.max, o), 10)}{see}")
             else:
                 changes.append(f"{name} {float(o)!r} is stored as {float(b)!r} in {fmt.name}{see}")
     return arrays, overflow, list(dict.fromkeys(changes))
-
-
-def _num(v: float) -> str:
-    from stabcli.core.numbers import fmt_number
-
-    return fmt_number(v, 10)
-
-
-def float_command(v: float, dtype: str) -> str:
-    from stabcli.core.numbers import float_command as command
-
-    return command(v, dtype)
-
-
-def exp_overflowed(ev, ops, shape, known=None) -> np.ndarray:
-    """Where an exp step overflowed from a finite argument; in numpy, the op-by-op sigmoid's own exp(-x) too.
-
-    torch.sigmoid is one kernel, so an exp inside it is not an intermediate anyone can see, and is not counted.
-    ``known`` = (x, mask) lets a caller that already knows where exp(-x) overflows for that very array skip it.
-    """
-    hit = np.zeros(shape, dtype=bool)
-    for step in ev.steps:
-        if step.kind == "exp" and step.args:
-            value, arg = ops.to_numpy(step.value), ops.to_numpy(step.args[0])
-            # inf, or NaN in float8_e4m3fn (no inf): exp of a finite argument is never NaN otherwise
-            hit |= per_element(~np.isfinite(value) & np.isfinite(arg), shape)
-        elif step.kind == "sigmoid" and ops.name == "numpy" and step.args:
-            x = ops.to_numpy(step.args[0])
-            if known is not None and x is known[0]:
-                hit |= known[1]
-            else:
-                with np.errstate(all="ignore"):
-                    hit |= np.broadcast_to(~np.isfinite(np.exp(-x)) & np.isfinite(x), shape)
-    return hit
-
-
-def per_element(mask: np.ndarray, shape: tuple) -> np.ndarray:
-    """A mask over a step's values as a mask over the loss elements: a step of a family with a class axis has one
-    more axis than the loss (a row of logits per element), where any class counts for its element."""
-    mask = np.asarray(mask)
-    while mask.ndim > len(shape):  # class by class: faster than numpy's reduction over a short last axis
-        row = mask[..., 0]
-        for c in range(1, mask.shape[-1]):
-            row = row | mask[..., c]
-        mask = row
-    return np.broadcast_to(mask, shape)
 
 
 def _events(ev, ops) -> dict[str, int]:
@@ -209,21 +164,6 @@ def _step_value(ops, value):
 
 def _scalar_or_list(arr: np.ndarray, reduced: bool):
     return float(arr.reshape(())) if reduced else [float(v) for v in arr.ravel()]
-
-
-def evaluate_method(backend: str, fmt: Format, method: str, arrays: dict, broadcast: bool = True, family=None):
-    """Run one method; returns (Evaluation, ops) with the inputs of the dtype broadcast to one shape.
-
-    With ``broadcast=False`` the inputs keep their shapes (a sweep passes the target, weight and pos_weight as 0-d
-    arrays, so that an operation on them alone is done once instead of once per logit; every per-element result
-    is the same).
-    """
-    family = get_family() if family is None else family
-    ops = make_ops(backend, fmt)
-    values = family.backend_inputs(ops, arrays, broadcast)
-    with np.errstate(all="ignore"), ops.context():
-        ev = family.formula(method)(ops, *values)
-    return ev, ops
 
 
 @dataclass
@@ -262,12 +202,12 @@ def _row(family, backend, fmt, method, arrays, reduction, ref: _Exact, gref: _Ex
     notes_text = family.notes
     reduced = reduction != "none"
     try:
-        ev, ops = evaluate_method(backend, fmt, method, arrays, family=family)
+        ev, ops = family.evaluate(backend, fmt, method, arrays)
     except AutocastRefused as exc:
         return _refused_row(backend, fmt, method, logits_in, overflow, ref, str(exc))
     with np.errstate(all="ignore"), ops.context():  # a library method reduces as the library does (under autocast)
         loss = ops.to_numpy(ev.reduced(ops, reduction,
-                                       lambda per_element: family.reduce(ops, per_element, reduction, arrays)))
+                                       lambda losses: family.reduce(ops, losses, reduction, arrays)))
     loss = np.asarray(loss).reshape(-1) if not reduced else np.asarray(loss).reshape(1)
     cfmt = format_of(loss, fmt)
     changed = None
@@ -341,12 +281,6 @@ def _exact_values(values: list, fmt: Format, scalar: bool) -> _Exact:
     return _Exact(nearest, odd, np.array([exact.is_finite(v) for v in values]), scalar)
 
 
-def format_of(values, fmt: Format) -> Format:
-    """The format of ``values`` (an array): ``fmt`` itself unless autocast computed them in another (float32)."""
-    name = str(np.asarray(values).dtype)
-    return fmt if name == fmt.name or name not in FORMATS else FORMATS[name]
-
-
 def _step_note(notes_text, step, ops, fmt: Format) -> str:
     """A step's note; under autocast, at the step where a value moved to another dtype than its operands' (a log on
     CUDA's float32 list), that too."""
@@ -387,13 +321,6 @@ def run_compare(
     return comparison
 
 
-def as_family(loss):
-    """A loss family from its name (None: the default) or the family object itself."""
-    from stabcli.losses.base import LossFamily
-
-    return loss if isinstance(loss, LossFamily) else get_family(loss)
-
-
 def _compare(inputs, formats, backends, methods, rtol, atol, family, peers, autocast) -> Comparison:
     notes_text = family.notes
     if inputs.reduction not in REDUCTIONS:
@@ -402,7 +329,7 @@ def _compare(inputs, formats, backends, methods, rtol, atol, family, peers, auto
         raise InputError(f"{inputs.size:,} elements are more than compare evaluates (at most {MAX_ELEMENTS:,}, each "
                          "against mpmath); for many logits use stabcli sweep")
     reduced = inputs.reduction != "none"
-    single = inputs.size == 1
+    single = inputs.size == 1 and reduced  # one loss: traced step by step (with --reduction none, lists instead)
     rows: list[Row] = []
     dtype_notes: list[DtypeNote] = []
     notes: list[str] = []
@@ -413,11 +340,9 @@ def _compare(inputs, formats, backends, methods, rtol, atol, family, peers, auto
         notes.append(autocast.describe())
     if peers:
         backends = (*backends, "peers")
-        missing = family.missing_peers()
-        if missing:
-            from stabcli.core.peers import INSTALL_HINT
-
-            notes.append(f"{', '.join(missing)} not installed: their rows need the peers extra ({INSTALL_HINT})")
+        missing = peers_note(family)
+        if missing is not None:
+            notes.append(missing)
     for fmt in formats:
         arrays, overflow, changes = _rounded(fmt, inputs, family)
         logits_in = [float(v) for v in to_float64(arrays[keys[0]]).ravel()]
@@ -436,24 +361,14 @@ def _compare(inputs, formats, backends, methods, rtol, atol, family, peers, auto
                          f"value {plain_notes.num(fmt.max)}: an inf there means the loss overflowed {fmt.name} "
                          "(status inf), not that a formula broke")
         for backend in backends:
-            note = backend_note(backend, fmt)
-            if note is not None and note not in notes:
-                notes.append(note)
-            if backend == "peers" and not peer_libs.runs_in(fmt):
-                continue  # the note above says why
-            available = family.methods_for(backend)
-            for method in available if methods is None else [m for m in methods if m in available]:
-                note = family.excluded(method, options)
-                if note is not None:
-                    if note not in notes:
-                        notes.append(note)
-                    continue
+            for method in methods_to_run(family, backend, fmt, methods, options, notes):
                 rows.append(_row(family, backend, fmt, method, arrays, inputs.reduction, ref, gref, logits_in,
                                  overflow, single, rtol, atol))
             over = [r for r in rows if r.dtype == fmt.name and r.backend == backend and r.reduction_overflow]
             if over:
                 notes.append(_reduction_note(fmt, backend, inputs.reduction, over))
-    comparison = Comparison(inputs, rows, dtype_notes, notes, family=family.name, variable=family.compare_variable or family.variable)
+    comparison = Comparison(inputs, rows, dtype_notes, notes, family=family.name,
+                            variable=family.compare_variable or family.variable)
     if single:
         companion = family.companion(inputs, backends, methods)
         if companion is not None:

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SEVERITIES: tuple[str, ...] = ("accuracy", "training")  # how sweep ranks what it found; accuracy: as before
+from stabcli.names import SEVERITIES  # noqa: F401  (how sweep ranks what it found; accuracy: as before)
+
 CLASSES: tuple[str, ...] = ("diverges", "stalls", "inaccurate", "ok")  # worst first
 KINDS: tuple[str, ...] = ("loss NaN", "loss inf", "grad NaN", "grad inf", "grad 0", "grad ≈0")
 

@@ -47,16 +47,15 @@ from typing import Callable, Iterator
 import numpy as np
 
 from stabcli.commands import severity
-from stabcli.commands.compare import evaluate_method, exp_overflowed, format_of
-from stabcli.core import peers as peer_libs
+from stabcli.commands.evaluate import exp_overflowed, format_of, methods_to_run, peers_note, refusal
 from stabcli.core.analysis import INF, NAN, OK, Reference, Tolerance, judge, judge_grad
-from stabcli.core.backends import BACKEND_NAMES, backend_note
+from stabcli.core.backends import BACKEND_NAMES
 from stabcli.core.errors import InputError
 from stabcli.core.formats import FORMATS, Format, from_ordinal, max_ordinal, ordinal, to_float64
 from stabcli.core.numbers import fmt_number
 from stabcli.losses import get_family
+from stabcli.names import SPACINGS
 
-SPACINGS: tuple[str, ...] = ("linear", "log")
 DEFAULT_MIN, DEFAULT_MAX, DEFAULT_POINTS = -1e4, 1e4, 4001
 LOG_INNER = 1e-4  # a log grid that crosses 0 runs from ±LOG_INNER outward (or from the nearer end, if closer)
 MAX_POINTS = 10**9  # a grid sweep larger than this is refused (1e9 float32 points, 2 targets: ~13 min on 2 cores)
@@ -374,14 +373,14 @@ class Classified:
 
 
 def _exp_overflow(ev, ops, chunk: Chunk) -> np.ndarray:
-    """compare.exp_overflowed on a chunk, whose sigmoid overflow mask is already known."""
+    """evaluate.exp_overflowed on a chunk, whose sigmoid overflow mask is already known."""
     return exp_overflowed(ev, ops, chunk.xs.shape, (chunk.xs, chunk.sigmoid_overflow))
 
 
 def _judge_loss(backend: str, method: str, chunk: Chunk):
     """Evaluate ``method`` on the chunk: (judgement, where the clamp changed the loss or None, evaluation, ops)."""
     fmt = chunk.s.fmt
-    ev, ops = evaluate_method(backend, fmt, method, chunk.s.arrays(chunk.xs), broadcast=False, family=chunk.family)
+    ev, ops = chunk.family.evaluate(backend, fmt, method, chunk.s.arrays(chunk.xs), broadcast=False)
     loss = ops.to_numpy(ev.loss).reshape(chunk.xs.shape)
     changed = None if ev.clamp_changed is None else \
         np.broadcast_to(np.asarray(ev.clamp_changed, dtype=bool), chunk.xs.shape)
@@ -403,34 +402,14 @@ def classify(backend: str, fmt: Format, method: str, xs: np.ndarray, s, tol: Tol
     )
 
 
-@dataclass
-class GradClassified:
-    """Per-logit gradient results of one method on one chunk (boolean masks, and the error in bits)."""
-
-    nonfinite: np.ndarray  # inf or NaN where the reference is finite
-    nan: np.ndarray  # NaN (the reference never is, for a finite logit)
-    vanished: np.ndarray  # finite, and 0 or below eps·|reference| where the reference is not 0
-    inaccurate: np.ndarray  # any wrong gradient: outside tolerance, vanished or non-finite
-    error_bits: np.ndarray
-    grad: np.ndarray  # float64
-    reference: np.ndarray  # float64, nearest
-
-
 def _judge_grad(backend: str, method: str, chunk: Chunk):
-    """Differentiate ``method`` on the chunk: (judgement, nonfinite, nan, vanished) masks as GradClassified has them."""
+    """Differentiate ``method`` on the chunk: the judgement and three masks: non-finite (inf or NaN where the
+    reference is finite), NaN, and vanished (finite, and 0 or below eps·|reference| where the reference is not 0)."""
     grad = chunk.family.sweep_grad(chunk.s, backend, method, chunk.xs).reshape(chunk.xs.shape)
     j, gone = judge_grad(grad, chunk.grad_ref)
     nan = j.code == NAN
     nonfinite = j.code >= INF
     return j, nonfinite, nan, gone & ~nonfinite
-
-
-def classify_grad(backend: str, fmt: Format, method: str, xs: np.ndarray, s, tol: Tolerance,
-                  ref=None, family=None) -> GradClassified:
-    """Differentiate ``method`` at the logits ``xs`` and judge every gradient against the reference gradient."""
-    j, nonfinite, nan, gone = _judge_grad(backend, method, Chunk(xs, s, tol, grad_ref=ref, family=family))
-    return GradClassified(nonfinite=nonfinite, nan=nan, vanished=gone, inaccurate=j.code != OK,
-                          error_bits=j.error_bits(), grad=j.loss64, reference=j.ref.nearest)
 
 
 # --- finding the exact breakdown -----------------------------------------------------------------------------
@@ -538,6 +517,13 @@ class Sweep:
     options: dict = field(default_factory=dict)  # the family's own sweep options (softmax: classes, shift, ...)
     autocast: object = None  # the core.autocast.AutocastSpec swept under, or None
     refused: list = field(default_factory=list)  # SweepRows of methods autocast refused (no counts)
+
+    def cases(self) -> dict[tuple[str, str, object], list[SweepRow]]:
+        """The rows per (backend, dtype, target), in the sweep's order: what a table or a summary sentence is about."""
+        groups: dict = {}
+        for r in self.rows:
+            groups.setdefault((r.backend, r.dtype, r.target), []).append(r)
+        return groups
 
 
 def _note_closest(closest: dict, kind: str, mask: np.ndarray | None, chunk: Chunk) -> None:
@@ -923,18 +909,9 @@ def run_sweep(
                     grad, workers, pool, family, options, autocast)
 
 
-def refusal(backend: str, fmt: Format, method: str, arrays: dict, family) -> str | None:
-    """torch's message if the active autocast refuses ``method`` (binary_cross_entropy on CUDA), else None: the
-    method is run once on ``arrays`` (a single element)."""
-    from stabcli.core import autocast as amp
-
-    if backend != "torch" or amp.active() is None:
-        return None
-    try:
-        evaluate_method(backend, fmt, method, arrays, broadcast=False, family=family)
-    except amp.AutocastRefused as exc:
-        return str(exc)
-    return None
+def case_options(weight, pos_weight, options: dict, target) -> dict:
+    """What ``LossFamily.excluded`` is told about one (dtype, target) of a sweep or a figure."""
+    return {"weight": weight, "pos_weight": pos_weight, **(options or {}), "target": target}
 
 
 def _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, methods, progress, chunk, grad,
@@ -948,19 +925,8 @@ def _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, metho
             s = family.sweep_case(fmt, target, weight, pos_weight, **options)
             pairs = []
             for backend in backends:
-                note = backend_note(backend, fmt)
-                if note is not None and note not in notes:
-                    notes.append(note)
-                if backend == "peers" and not peer_libs.runs_in(fmt):
-                    continue  # the note above says why
-                available = family.methods_for(backend)
-                for method in available if methods is None else [m for m in methods if m in available]:
-                    note = family.excluded(method, {"weight": weight, "pos_weight": pos_weight, **options,
-                                                    "target": target})
-                    if note is not None:
-                        if note not in notes:
-                            notes.append(note)
-                        continue
+                for method in methods_to_run(family, backend, fmt, methods,
+                                             case_options(weight, pos_weight, options, target), notes):
                     message = refusal(backend, fmt, method, s.arrays(fmt.round(np.array([0.0]))), family)
                     if message is not None:
                         refused.append(SweepRow(backend, fmt.name, s.target, method, refused=message))
@@ -986,11 +952,9 @@ def _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, metho
         note = None if evaluated is None else dropped_note(grid, fmt, evaluated)
         if note is not None:
             notes.append(note)
-    if "peers" in backends and family.missing_peers():
-        from stabcli.core.peers import INSTALL_HINT
-
-        notes.append(f"{', '.join(family.missing_peers())} not installed: their rows need the peers extra "
-                     f"({INSTALL_HINT})")
+    missing = peers_note(family) if "peers" in backends else None
+    if missing is not None:
+        notes.append(missing)
     result = Sweep(grid, weight, pos_weight, rows, notes, grad=grad, family=family.name, options=options,
                    autocast=autocast, refused=refused)
     result.summary = family.notes.sweep_summary(result)

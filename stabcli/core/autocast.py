@@ -35,9 +35,10 @@ import contextlib
 import contextvars
 from dataclasses import dataclass
 
+from stabcli.names import AUTOCAST_DEVICES, AUTOCAST_DTYPES
+
 TORCH_VERSION = "2.13.0"  # the version whose autocast_mode.h the CUDA lists below are copied from
-DEVICES: tuple[str, ...] = ("cuda", "cpu")
-DTYPES: tuple[str, ...] = ("float16", "bfloat16")
+DEVICES, DTYPES = AUTOCAST_DEVICES, AUTOCAST_DTYPES  # stabcli/names.py
 
 # aten/src/ATen/autocast_mode.cpp (torch 2.13.0), binary_cross_entropy_banned: the message torch raises on CUDA
 BCE_BANNED_MESSAGE = (

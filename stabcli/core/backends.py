@@ -19,8 +19,7 @@ import contextlib
 import numpy as np
 
 from stabcli.core.formats import FORMATS, Format, to_float64
-
-BACKEND_NAMES: tuple[str, ...] = ("numpy", "torch")
+from stabcli.names import BACKEND_NAMES
 
 
 def numpy_reduce(loss, reduction: str, fmt: Format):

@@ -349,10 +349,6 @@ def exact_decimal(value: float, limit: int = 40) -> str:
     return text
 
 
-def fraction_float(q: Fraction | None) -> float | None:
-    return None if q is None else float(q)
-
-
 __all__ = ["Bits", "Constants", "KINDS", "Stored", "as_dtype", "bits_of", "constants", "describe", "exact_decimal",
            "exact_input", "exp_overflow_logit", "from_bits", "kind_of", "max_is_even", "neighbours",
            "overflow_threshold", "overflow_value", "overflows", "round_exact", "sigmoid_one_logit", "ulp",

@@ -18,6 +18,7 @@ from functools import cached_property
 import numpy as np
 
 from stabcli.core.errors import InputError
+from stabcli.names import ALL_NAMES, DTYPE_NAMES, FLOAT8_NAMES  # noqa: F401  (the lists of names live there)
 
 
 @dataclass(frozen=True)
@@ -144,9 +145,6 @@ FORMATS: dict[str, Format] = {
 }
 FORMATS["float8_e4m3fn"] = Float8Format("float8_e4m3fn", 8, 4)  # 1 sign, 4 exponent, 3 mantissa bits, bias 7
 FORMATS["float8_e5m2"] = Float8Format("float8_e5m2", 8, 3)  # 1 sign, 5 exponent, 2 mantissa bits, bias 15
-FLOAT8_NAMES: tuple[str, ...] = ("float8_e4m3fn", "float8_e5m2")
-ALL_NAMES: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")  # what `all` means (float8 opt-in)
-DTYPE_NAMES: tuple[str, ...] = FLOAT8_NAMES + ALL_NAMES  # narrowest first: the order outputs list dtypes in
 
 
 def get_format(name: str) -> Format:

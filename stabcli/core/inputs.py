@@ -207,5 +207,25 @@ def broadcast(named: dict[str, tuple[np.ndarray, str]]) -> tuple[int, ...]:
         raise InputError(f"{desc} do not broadcast; give lists of the same length (or single numbers)") from None
 
 
+def parse_elementwise(first: str, targets: str, weight: str = "1", pos_weight: str = "1", label: str = "logit",
+                      name: str = "logits", check_first=None) -> tuple[np.ndarray, ...]:
+    """An elementwise loss's inputs from the command line's text: the first input (logits; ``label`` names one of
+    its values in a message, ``name`` all of them), targets in [0, 1], weight and pos_weight >= 0, each a number or
+    a list, broadcast like torch. ``check_first(array, text)`` refuses first inputs the loss cannot take. Returns
+    float64 arrays of one shape (read-only views); bad input raises InputError (one line naming the value)."""
+    x = parse_array(first, label)
+    if check_first is not None:
+        check_first(x, first)
+    y = parse_array(targets, "target")
+    check_targets(y, targets)
+    w = parse_array(weight, "weight")
+    check_weights(w, weight, "weight")
+    pw = parse_array(pos_weight, "pos_weight")
+    check_weights(pw, pos_weight, "pos_weight")
+    shape = broadcast({name: (x, first), "targets": (y, targets), "weight": (w, weight),
+                       "pos_weight": (pw, pos_weight)})
+    return tuple(np.broadcast_to(a, shape) for a in (x, y, w, pw))
+
+
 def _fmt(v: float) -> str:
     return repr(float(v)) if math.isfinite(v) else str(float(v))

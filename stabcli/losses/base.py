@@ -112,8 +112,11 @@ class LossFamily:
     # what compare and check call their inputs, where it is not ``variable`` (softmax: they take rows of logits x,
     # where sweeps and figures vary the gap g of the rows [g, 0, 0])
     compare_variable: str | None = None
-    figure_name: str = "loss"  # "naive <figure_name> gives inf/NaN at ..." in a figure's title
-    figure_note: str = ""  # the title's second line: what to look for
+    # figures (``stabcli plot``, ``sweep --plot``)
+    breakdown_method: str = "naive"  # the method whose first inf/NaN a figure marks (dashed lines, their logits)
+    clamp_method: str | None = None  # the method whose clamp (status clamped) a figure shades, if any
+    styles: dict[str, dict] = {}  # method -> its matplotlib line (color, linestyle, linewidth); others: grey
+    slides: bool = False  # whether ``stabcli plot --slide`` draws this family's 16:9 slides
     pos_weight: bool = False  # whether the family takes --pos-weight (BCE); the CLI refuses it otherwise
 
     options: tuple[str, ...] = ()  # the family's own command-line options (softmax: label_smoothing, classes, shift)
@@ -122,11 +125,13 @@ class LossFamily:
     # what the user typed -----------------------------------------------------------------------------------
     def parse_inputs(self, logits: str, targets: str, reduction: str = "mean", weight: str = "1",
                      pos_weight: str = "1", **options):
-        """compare's inputs from the command line's text, or None: then the CLI reads them as an elementwise
-        family's (LOGITS and TARGETS numbers or lists broadcast like torch, targets in [0, 1], --weight and
-        --pos-weight >= 0) into ``self.Inputs(logits, targets, weight, pos_weight, reduction=...)``. Bad input
-        raises ``InputError`` (one line naming the value)."""
-        return None
+        """compare's inputs from the command line's text. Default (elementwise): LOGITS and TARGETS numbers or lists
+        broadcast like torch, targets in [0, 1], --weight and --pos-weight >= 0 (``core.inputs.parse_elementwise``),
+        as ``self.Inputs(logits, targets, weight, pos_weight, reduction=...)``. Bad input raises ``InputError``
+        (one line naming the value)."""
+        from stabcli.core.inputs import parse_elementwise
+
+        return self.Inputs(*parse_elementwise(logits, targets, weight, pos_weight), reduction=reduction)
 
     def parse_sweep(self, targets: tuple[str, ...], weight: str, pos_weight: str, **options):
         """A sweep's (targets, weight, pos_weight, options for :meth:`sweep_case`) from the command line's text, or
@@ -151,13 +156,60 @@ class LossFamily:
         """The peer libraries this family has methods for that are not installed."""
         return list(dict.fromkeys(p.library for p in self.peer_methods.values() if not p.available()))
 
+    method_formulas: dict[str, Callable] = {}  # the family's own methods: name -> formula; any other is a peer's
+
     def formula(self, method: str) -> Callable:
-        """``method``'s formula: f(ops, *arrays in input_keys order) -> Evaluation."""
-        raise NotImplementedError
+        """``method``'s formula: f(ops, *arrays in input_keys order) -> Evaluation; a peer method's from its module
+        (which is imported only then)."""
+        if method in self.method_formulas:
+            return self.method_formulas[method]
+        peer = self.peer_methods[method]
+        return peer.load(peer.formula)
 
     def excluded(self, method: str, options: dict) -> str | None:
-        """Why ``method`` cannot run with these options (weight, pos_weight, ...), or None."""
+        """Why ``method`` cannot run with these options (weight, pos_weight, ...), or None: a peer method's module
+        says (its ``excluded(method, options)``), the family's own methods :meth:`own_excluded`."""
+        peer = None if method in self.method_formulas else self.peer_methods.get(method)
+        if peer is None:
+            return self.own_excluded(method, options)
+        return peer.load("excluded")(method, options)
+
+    def own_excluded(self, method: str, options: dict) -> str | None:
+        """Why the family's own ``method`` cannot run with these options, or None (default: it always can)."""
         return None
+
+    def runnable(self, backend: str, methods=None, options: dict | None = None) -> tuple[list[str], list[str]]:
+        """What a command runs in ``backend``: (the methods, the notes on those left out).
+
+        The methods are those the backend can run (:meth:`methods_for`), kept to ``methods`` in its order if given,
+        less those :meth:`excluded` leaves out with these ``options`` (compare: the inputs' arrays; a sweep or a
+        figure: weight, pos_weight, the family's own options and the case's ``target``). Every engine asks this
+        one question, so that a sweep, its figure and compare leave out the same methods."""
+        available = self.methods_for(backend)
+        chosen = available if methods is None else [m for m in methods if m in available]
+        kept, notes = [], []
+        for method in chosen:
+            note = self.excluded(method, options or {})
+            if note is None:
+                kept.append(method)
+            elif note not in notes:
+                notes.append(note)
+        return kept, notes
+
+    def evaluate(self, backend: str, fmt, method: str, arrays: dict, broadcast: bool = True):
+        """Run ``method`` on ``arrays`` (the inputs in the dtype); returns (Evaluation, ops), numerical warnings
+        caught. The inputs are broadcast to one shape; with ``broadcast=False`` they keep their shapes (a sweep
+        passes its constants as 0-d arrays, so that an operation on them alone is done once instead of once per
+        logit; every per-element result is the same)."""
+        import numpy as np
+
+        from stabcli.core.backends import make_ops
+
+        ops = make_ops(backend, fmt)
+        values = self.backend_inputs(ops, arrays, broadcast)
+        with np.errstate(all="ignore"), ops.context():
+            ev = self.formula(method)(ops, *values)
+        return ev, ops
 
     # inputs and reductions ---------------------------------------------------------------------------------
     def round_inputs(self, fmt, arrays: dict) -> dict:
@@ -256,6 +308,10 @@ class LossFamily:
         each against mpmath)."""
         return None
 
+    # (relative, absolute) bound on the error of :meth:`file_reference`'s float64 answer in float64, where no wider
+    # format certifies it: check asks mpmath wherever a loss lies within it of the tolerance's edge
+    file_reference_error: tuple[float, float] = (0.0, 0.0)
+
     def file_grad_reference(self, method: str, arrays: dict, fmt):
         """:meth:`file_reference` for ``method``'s gradient (with respect to :meth:`grad_variable`), or None."""
         return None
@@ -274,6 +330,11 @@ class LossFamily:
         """A second comparison a single-element compare also runs, for the summary to quote (BCE: BCELoss at the
         other hard target), as (inputs, backends, methods); None for none."""
         return None
+
+    def figure_stem(self, dtype: str | None = None, backend: str | None = None) -> str:
+        """The file name (no suffix) of ``stabcli plot``'s figure of one dtype and backend, or of the overview
+        (``dtype`` None): <family>_<dtype>_<backend>, <family>_breakdown_overview."""
+        return f"{self.name}_breakdown_overview" if dtype is None else f"{self.name}_{dtype}_{backend}"
 
     def target_label(self, target) -> str:
         """How a sweep target is named in a title ("target 0"; softmax: "class 1")."""

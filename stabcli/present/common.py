@@ -28,14 +28,14 @@ def fit(v: float, digits: int = 7, width: int = 9) -> str:
     return text
 
 
-def value_text(v: float, digits: int = 7, alarm: bool = True) -> Text:
-    """A number for a table cell, at most 9 characters; inf/NaN in bold red unless ``alarm`` is off (a reference).
-    A list (a row of class values) is shown as [a, b, c], each at most 7 characters."""
+def value_text(v: float, digits: int = 7, alarm: bool = True, width: int = 9) -> Text:
+    """A number for a table cell, at most ``width`` characters; inf/NaN in bold red unless ``alarm`` is off (a
+    reference). A list (a row of class values) is shown as [a, b, c], each at most 7 characters."""
     if isinstance(v, (list, tuple)):
         parts = [fit(x, 3, 7) for x in v]
         style = "bold red" if alarm and any(p in ("NaN", "inf", "-inf") for p in parts) else ""
         return Text("[" + ", ".join(parts) + "]", style=style)
-    text = fit(v, digits)
+    text = fit(v, digits, width)
     style = "bold red" if alarm and text in ("NaN", "inf", "-inf") else ""
     return Text(text, style=style)
 

@@ -6,7 +6,6 @@ import csv
 import io
 from dataclasses import asdict
 
-import numpy as np
 from rich import box
 from rich.console import Group
 from rich.panel import Panel
@@ -377,28 +376,35 @@ def _same(a, b) -> bool:
     return key(a) == key(b)
 
 
+OVERVIEW_STATUS = 11  # the widest status cell of the overview: "inaccurate" (10) and a vector's "nan (3/3)" fit
+
+
 def _grad_cell(grad, alarm: bool = True) -> Text:
-    """A gradient for the overview: one number, or for a vector (a row of class logits) its first value and how
-    many there are; '-' for a method without a gradient."""
+    """A gradient for the overview: one number, or for a vector (a row of class logits) its first value and '…'
+    (every value is in the gradient table); '-' for a method without a gradient."""
     if grad is None:
         return Text("-", style="dim")
-    return Text(_compact(grad)) if isinstance(grad, list) else value_text(grad, alarm=alarm)
+    if isinstance(grad, list):
+        return value_text(grad[0], alarm=alarm, width=8).append("…" if len(grad) > 1 else "")
+    return value_text(grad, alarm=alarm)
 
 
 def overview_table(comparison) -> Table:
-    """A single-element compare in one table: per dtype the exact values, then every method's loss, status,
-    gradient and gradient status per backend; where numpy and torch agree on all four, one line says 'both'.
-    Fits 80 columns."""
+    """A single-element compare in one table: per dtype a line with the exact values, then every method's loss,
+    status, gradient and gradient status per backend; where numpy and torch agree on all four, one line says
+    'both'. Fits 80 columns with every status word whole (the widest cells: a 21-character method, 9-character
+    numbers, 'inaccurate'); the dtype heads its lines, so float8_e4m3fn costs no column."""
     table = Table(pad_edge=False, box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), show_edge=False)
-    for name, justify in (("dtype", "left"), ("method", "left"), ("backend", "left"), ("loss", "right"),
-                          ("status", "left"), ("grad", "right"), ("grad status", "left")):
+    for name, justify in (("method", "left"), ("backend", "left"), ("loss", "right"), ("status", "left"),
+                          ("grad", "right"), ("grad status", "left")):
         table.add_column(name, justify=justify, no_wrap=True)
     by_dtype: dict[str, list] = {}
     for r in comparison.rows:
         by_dtype.setdefault(r.dtype, []).append(r)
     for dtype, rows in by_dtype.items():
         first = rows[0]
-        table.add_row(Text(dtype, style="bold"), Text("exact (mpmath)", style="dim"), "",
+        exact = " exact (mpmath)" if len(dtype) <= 8 else " exact"  # within the widest method (21) and its indent
+        table.add_row(Text(dtype, style="bold").append(exact, style="dim"), "",
                       value_text(first.reference, alarm=False), "", _grad_cell(first.grad_reference, alarm=False), "")
         for method in dict.fromkeys(r.method for r in rows):
             mrows = [r for r in rows if r.method == method]
@@ -408,17 +414,21 @@ def overview_table(comparison) -> Table:
             else:
                 backends = [r.backend for r in mrows]
             for r, b in zip(mrows, backends):
-                table.add_row("", method, b, value_text(r.loss), status_text(r.status), _grad_cell(r.grad),
-                              _worst(r.grad_status) if isinstance(r.grad_status, list) else
+                table.add_row(f"  {method}", b, value_text(r.loss), status_text(r.status), _grad_cell(r.grad),
+                              _worst(r.grad_status, OVERVIEW_STATUS) if isinstance(r.grad_status, list) else
                               status_text(r.grad_status or ""))
     return table
 
 
-def _worst(statuses: list) -> Text:
+def _worst(statuses: list, width: int | None = None) -> Text:
+    """The worst status of a vector's and how many share it ('nan (3/3)'); within ``width``, the word alone if
+    the count does not fit."""
     worst = [s for s in ("nan", "inf", "clamped", "inaccurate") if s in statuses]
     text = status_text(worst[0] if worst else "ok")
     if worst:
-        text.append(f" ({sum(s == worst[0] for s in statuses)}/{len(statuses)})")
+        count = f" ({sum(s == worst[0] for s in statuses)}/{len(statuses)})"
+        if width is None or len(text) + len(count) <= width:
+            text.append(count)
     return text
 
 

@@ -85,18 +85,17 @@ def build_sections(dtype: str, numbers) -> list[Section]:
 
 def draw_figure(figure: Figure):
     """The matplotlib Figure of a handout figure (the slide of ``stabcli plot --slide``), at HANDOUT_DPI."""
-    from stabcli.commands.curves import curve_set, status_strips
+    from stabcli.commands.curves import slide_figures
     from stabcli.core.formats import FORMATS
     from stabcli.present import plots
 
     fmt = FORMATS[figure.dtype]
     if figure.kind == "overview":
-        sweep = plots.overview_sweep([fmt], ["numpy", "torch"], [0.0, 1.0])
-        fig = plots.slide_overview(sweep, status_strips([fmt], ["numpy", "torch"], [0.0, 1.0], sweep.grid))
+        overview = next(slide_figures("overview", [fmt], ["numpy", "torch"], [0.0, 1.0]))
+        fig = plots.slide_overview(overview.sweep, overview.strips)
     else:
-        sweep = plots.overview_sweep([fmt], [figure.backend], [figure.target], ["naive"])
-        naive = plots.naive_breakdowns(sweep, fmt.name, figure.backend).get(figure.target)
-        fig = plots.slide_figure(figure.kind, curve_set(fmt, figure.backend, figure.target), naive)
+        panels = next(slide_figures(figure.kind, [fmt], [figure.backend], [figure.target]))
+        fig = plots.slide_figure(figure.kind, panels.curve_sets[0], panels.breakdowns.get(figure.target))
     fig.set_dpi(HANDOUT_DPI)
     return fig
 

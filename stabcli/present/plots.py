@@ -1,5 +1,6 @@
-"""matplotlib Figures from curve data (``commands/curves.py``) and sweeps (``commands/sweep.py``). Functions
-return Figures; ``save`` writes files atomically and deterministically, ``staged_folder`` a whole set at once.
+"""matplotlib Figures from the data ``commands/curves.py`` computes (curve sets, sweeps and their status strips);
+nothing here runs an engine. Functions return Figures; ``save`` writes files atomically and deterministically,
+``staged_folder`` a whole set at once, and the ``write_*`` functions draw and write what they are given.
 
 Three kinds of figure:
 
@@ -28,25 +29,13 @@ from pathlib import Path
 import numpy as np
 
 from stabcli.core.numbers import fmt_number
+from stabcli.names import FIGURE_FORMATS, SLIDE_KINDS  # noqa: F401  (SLIDE_KINDS: the kinds slide_figure draws)
 
-# Okabe–Ito: a colour-blind-safe palette; each method also has its own line style.
-STYLE = {
-    "reference": dict(color="#000000", linestyle="-", linewidth=5.0, alpha=0.22),
-    "naive": dict(color="#D55E00", linestyle="-", linewidth=2.0),
-    "clamped": dict(color="#CC79A7", linestyle="--", linewidth=2.0),
-    "logsumexp": dict(color="#0072B2", linestyle="-.", linewidth=2.0),
-    "softplus": dict(color="#009E73", linestyle=":", linewidth=2.5),
-    "torch_bce": dict(color="#E69F00", linestyle=(0, (5, 1, 1, 1)), linewidth=2.0),
-    "torch_bce_with_logits": dict(color="#56B4E9", linestyle=(0, (1, 1)), linewidth=2.0),
-    # softmax cross-entropy
-    "log_of_softmax": dict(color="#CC79A7", linestyle="--", linewidth=2.0),
-    "torch_log_softmax_nll": dict(color="#E69F00", linestyle=(0, (5, 1, 1, 1)), linewidth=2.0),
-    "torch_cross_entropy": dict(color="#56B4E9", linestyle=(0, (1, 1)), linewidth=2.0),
-}
-FALLBACK_STYLE = dict(color="#666666", linestyle="-", linewidth=1.5)  # a method of another loss family
-FORMATS_WRITTEN = ("png", "svg")
+# Each method's line is its family's (``LossFamily.styles``: Okabe–Ito colours, a line style each).
+REFERENCE_STYLE = dict(color="#000000", linestyle="-", linewidth=5.0, alpha=0.22)
+FALLBACK_STYLE = dict(color="#666666", linestyle="-", linewidth=1.5)  # a method its family gives no style (a peer's)
+FORMATS_WRITTEN = FIGURE_FORMATS
 CLAMP_SHADE = dict(color="#CC79A7", alpha=0.14, lw=0)
-BREAK_COLOUR = STYLE["naive"]["color"]
 
 # The overview's colours, one per status (inf and NaN share one), and the colour of a method a backend lacks.
 STATUS_COLOURS = {"ok": "#009E73", "inaccurate": "#F0E442", "clamped": "#CC79A7", "inf": "#D55E00",
@@ -56,7 +45,6 @@ STATUS_LABELS = {"ok": "within tolerance", "inaccurate": "finite, out of toleran
 STATUS_SHORT = {"ok": "ok", "inaccurate": "out of tolerance", "clamped": "clamp decides", "inf": "inf or NaN"}
 NA_COLOUR = "#E6E6E6"
 
-SLIDE_KINDS = ("loss", "error", "grad", "overview")
 SLIDE_SIZE = (40 / 3, 7.5)  # inches: a 16:9 presentation slide
 SLIDE_DPI = 144  # 1920 x 1080 pixels
 SLIDE_FONT = 18  # points: the smallest text on a slide
@@ -161,18 +149,30 @@ def runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(change[::2].tolist(), change[1::2].tolist()))
 
 
-def grid_breakdown(cs, method: str = "naive") -> tuple[float | None, float | None]:
-    """Closest-to-0 grid logits (positive, negative) where ``method`` turns non-finite: None if never."""
-    curve = next(c for c in cs.curves if c.method == method)
+def _family(cs):
+    from stabcli.losses import get_family
+
+    return get_family(cs.family)
+
+
+def grid_breakdown(cs, method: str | None = None) -> tuple[float | None, float | None]:
+    """Closest-to-0 grid logits (positive, negative) where ``method`` (default: the family's breakdown method)
+    turns non-finite: None if never."""
+    method = _family(cs).breakdown_method if method is None else method
+    curve = next((c for c in cs.curves if c.method == method), None)
+    if curve is None:
+        return None, None
     bad = ~np.isfinite(curve.loss) & np.isfinite(cs.reference)
     pos, neg = cs.x[bad & (cs.x > 0)], cs.x[bad & (cs.x < 0)]
     return (float(pos.min()) if pos.size else None, float(neg.max()) if neg.size else None)
 
 
-def clamp_spans(cs, method: str = "clamped") -> list[tuple[float, float]]:
-    """The stretches of the logit axis where ``method``'s status is ``clamped`` (the -100 clamp changed the loss,
-    the same judgement as ``stabcli compare``): each from half way to the previous grid point to half way to
-    the next, so every clamped grid point is inside a span and every other one outside."""
+def clamp_spans(cs, method: str | None = None) -> list[tuple[float, float]]:
+    """The stretches of the logit axis where ``method``'s status (default: the family's clamp method; none for a
+    family without one) is ``clamped`` (the -100 clamp changed the loss, the same judgement as ``stabcli
+    compare``): each from half way to the previous grid point to half way to the next, so every clamped grid point
+    is inside a span and every other one outside."""
+    method = _family(cs).clamp_method if method is None else method
     curve = next((c for c in cs.curves if c.method == method), None)
     if curve is None:
         return []
@@ -180,8 +180,13 @@ def clamp_spans(cs, method: str = "clamped") -> list[tuple[float, float]]:
     return [(float(edges[a]), float(edges[b])) for a, b in runs(curve.status == "clamped")]
 
 
-def _style(method: str) -> dict:
-    return STYLE.get(method, FALLBACK_STYLE)
+def _style(method: str, family) -> dict:
+    return family.styles.get(method, FALLBACK_STYLE)
+
+
+def _break_colour(family) -> str:
+    """The colour of the breakdown lines and their logits: the breakdown method's."""
+    return _style(family.breakdown_method, family)["color"]
 
 
 BAND = 0.88  # inf and NaN are drawn in a grey band above this height (a fraction of the panel): no value lies there
@@ -190,7 +195,7 @@ HEADROOM = 0.85  # every finite value plotted stays below this height in a panel
 
 def _edge_markers(ax, cs, values, reference, what: str, curve, size: float = 30) -> set:
     """Non-finite values drawn in the band at the panel's top (inf ▲, NaN ✕) so that they are seen, not dropped;
-    :func:`_make_room` keeps every finite value below the band, so that a marker cannot be read as a value (NaN
+    :func:`_draw_panel` keeps every finite value below the band, so that a marker cannot be read as a value (NaN
     markers at 0.9 of a loss panel sat at 100, torch_bce's capped loss). Returns the kinds drawn."""
     from matplotlib.transforms import blended_transform_factory
 
@@ -200,21 +205,24 @@ def _edge_markers(ax, cs, values, reference, what: str, curve, size: float = 30)
         mask = (np.isinf(values) if kind == "inf" else np.isnan(values)) & np.isfinite(reference)
         if mask.any():
             ax.scatter(cs.x[mask], np.full(int(mask.sum()), height), transform=edge, marker=marker, s=size,
-                       color=_style(curve.method)["color"], clip_on=False, label=f"{curve.method}: {kind}{what}")
+                       color=_style(curve.method, _family(cs))["color"], clip_on=False,
+                       label=f"{curve.method}: {kind}{what}")
             drawn.add(kind)
     return drawn
 
 
 def _draw_panel(ax, cs, kind: str, breakdown, slide: bool = False) -> set:
     """One panel (``kind``: loss, error or grad) of the curve set ``cs``: the reference, every method, the
-    non-finite markers, the clamp's spans and naive's breakdown lines. Returns what the legend must explain."""
+    non-finite markers, the clamp's spans and the breakdown method's breakdown lines. Returns what the legend must
+    explain."""
+    family = _family(cs)
     shown = set()
     if kind == "loss":
-        ax.plot(cs.x, cs.reference, label="reference (mpmath)", **STYLE["reference"])
+        ax.plot(cs.x, cs.reference, label="reference (mpmath)", **REFERENCE_STYLE)
     elif kind == "grad":
-        ax.plot(cs.x, cs.grad_reference, label="reference (mpmath)", **STYLE["reference"])
+        ax.plot(cs.x, cs.grad_reference, label="reference (mpmath)", **REFERENCE_STYLE)
     for curve in cs.curves:
-        style = dict(_style(curve.method))
+        style = dict(_style(curve.method, family))
         if slide:
             style["linewidth"] = style["linewidth"] * 1.5
         if kind == "loss":
@@ -231,7 +239,8 @@ def _draw_panel(ax, cs, kind: str, breakdown, slide: bool = False) -> set:
     lo, hi = float(cs.x[0]), float(cs.x[-1])
     for value in breakdown or ():
         if value is not None and lo <= value <= hi:
-            ax.axvline(value, color=BREAK_COLOUR, linewidth=1.5 if slide else 1, linestyle="--", label="_breakdown")
+            ax.axvline(value, color=_break_colour(family), linewidth=1.5 if slide else 1, linestyle="--",
+                       label="_breakdown")
             shown.add("breakdown")
     _symlog(ax, "x", lo, hi, 1.0)
     ax.grid(True, alpha=0.3)
@@ -272,9 +281,9 @@ def _height(ax, value: float) -> float:
     return float(ax.transAxes.inverted().transform(ax.transData.transform((0.0, value)))[1])
 
 
-def _breakdown_labels(ax, breakdown, lo: float, hi: float, fontsize: float) -> None:
-    """naive's breakdown logits written above the panel (where no curve can cross them), each centred over its
-    dashed line, short (16.64); :func:`_declutter` lifts one that would meet another."""
+def _breakdown_labels(ax, breakdown, lo: float, hi: float, fontsize: float, colour: str) -> None:
+    """The breakdown method's breakdown logits written above the panel (where no curve can cross them), each centred
+    over its dashed line, short (16.64); :func:`_declutter` lifts one that would meet another."""
     from matplotlib.transforms import blended_transform_factory
 
     edge = blended_transform_factory(ax.transData, ax.transAxes)
@@ -282,7 +291,7 @@ def _breakdown_labels(ax, breakdown, lo: float, hi: float, fontsize: float) -> N
         if value is None or not lo <= value <= hi:
             continue
         ax.annotate(short(value), (value, 1.0), xycoords=edge, xytext=(0, 3), textcoords="offset points",
-                    ha="center", va="bottom", fontsize=fontsize, color=BREAK_COLOUR, annotation_clip=False,
+                    ha="center", va="bottom", fontsize=fontsize, color=colour, annotation_clip=False,
                     gid="breakdown-value")
 
 
@@ -334,15 +343,15 @@ def _declutter(fig) -> None:
         boxes[id(t)] = t.get_window_extent(renderer)
 
 
-def _legend_items(methods, shown: set, slide: bool = False):
+def _legend_items(methods, shown: set, family, slide: bool = False):
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     handles, labels = [], []
-    handles.append(Line2D([], [], **STYLE["reference"]))
+    handles.append(Line2D([], [], **REFERENCE_STYLE))
     labels.append("exact (mpmath)")
     for m in methods:
-        style = dict(_style(m))
+        style = dict(_style(m, family))
         if slide:
             style["linewidth"] = style["linewidth"] * 1.5
         handles.append(Line2D([], [], **style))
@@ -354,8 +363,8 @@ def _legend_items(methods, shown: set, slide: bool = False):
         handles.append(Line2D([], [], marker="x", color="#555555", linestyle="none", markersize=8))
         labels.append("NaN (grey band at the top)")
     if "breakdown" in shown:
-        handles.append(Line2D([], [], color=BREAK_COLOUR, linestyle="--", linewidth=1.5))
-        labels.append("naive's first inf/NaN (x above)")
+        handles.append(Line2D([], [], color=_break_colour(family), linestyle="--", linewidth=1.5))
+        labels.append(f"{family.breakdown_method}'s first inf/NaN (x above)")
     if "clamp" in shown:
         handles.append(Patch(**{**CLAMP_SHADE, "alpha": 0.35}))
         labels.append("-100 clamp decides the answer")
@@ -366,18 +375,18 @@ def _where(pos, neg) -> str:
     return " and ".join(f"x {'≥' if v > 0 else '≤'} {short(v)}" for v in (pos, neg) if v is not None)
 
 
-def loss_figure(curve_sets: list, breakdowns: dict | None = None, loss: str | None = None):
+def loss_figure(curve_sets: list, breakdowns: dict | None = None):
     """One figure for one dtype and backend: a column per target; rows: loss, error in bits, gradient.
 
-    ``breakdowns`` maps a target to the exact (pos, neg) logits where naive turns non-finite (from the sweep
-    engine); without it the grid's own first non-finite points are used. Where the -100 clamp changes the answer
-    (status ``clamped``, as ``stabcli compare`` says) the stretch is shaded. ``loss`` is the family (default bce):
-    its variable names the axis (softmax: the gap g) and its targets the columns.
+    ``breakdowns`` maps a target to the exact (pos, neg) logits where the family's breakdown method turns
+    non-finite (``curves.breakdowns``, from the sweep engine); without it the grid's own first non-finite points are
+    used. Where the family's clamp changes the answer (status ``clamped``, as ``stabcli compare`` says) the stretch
+    is shaded. The curve sets' family names the axis by its variable (softmax: the gap g) and the columns by its
+    targets.
     """
     plt = _pyplot()
-    from stabcli.losses import get_family
 
-    family = get_family(loss)
+    family = _family(curve_sets[0])
     v = family.variable
     ncol = len(curve_sets)
     fig, axes = plt.subplots(3, ncol, figsize=(max(7 * ncol, 9), 12.5), squeeze=False, sharex="col",
@@ -391,11 +400,11 @@ def loss_figure(curve_sets: list, breakdowns: dict | None = None, loss: str | No
             ax.set_ylabel(ROW_LABELS[kind] if kind != "grad" else f"d loss / d {v}")
         for ax in (ax_loss, ax_bits):
             ax.tick_params(labelbottom=False)
-        _breakdown_labels(ax_loss, breakdown, float(cs.x[0]), float(cs.x[-1]), 10)
+        _breakdown_labels(ax_loss, breakdown, float(cs.x[0]), float(cs.x[-1]), 10, _break_colour(family))
         ax_grad.set_xlabel(family.variable_label)
         ax_loss.set_title(f"target y = {cs.target:g}" if v == "x" else family.target_label(cs.target), pad=22)
     methods = list(dict.fromkeys(c.method for cs in curve_sets for c in cs.curves))
-    handles, labels = _legend_items(methods, shown)
+    handles, labels = _legend_items(methods, shown, family)
     fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=10, frameon=False)
     cs0 = curve_sets[0]
     fig.suptitle(f"{cs0.dtype}, {cs0.backend} backend: each method against the exact loss", fontsize=15)
@@ -567,7 +576,7 @@ def slide_figure(kind: str, cs, breakdown=None):
     """One 16:9 slide of the curve set ``cs`` (one dtype, backend and target): ``kind`` is loss, error or grad.
 
     Every text is at least SLIDE_FONT points on a 13.33 x 7.5 inch page (a presentation slide), the legend sits
-    beside the panel, naive's breakdown logits are written above it, short (16.64).
+    beside the panel, the breakdown method's breakdown logits are written above it, short (16.64).
     """
     plt = _pyplot()
 
@@ -577,8 +586,8 @@ def slide_figure(kind: str, cs, breakdown=None):
     ax.tick_params(labelsize=SLIDE_FONT)
     ax.set_xlabel("logit x", fontsize=SLIDE_FONT + 2)
     ax.set_ylabel(ROW_LABELS[kind], fontsize=SLIDE_FONT + 2)
-    _breakdown_labels(ax, breakdown, float(cs.x[0]), float(cs.x[-1]), SLIDE_FONT)
-    handles, labels = _legend_items([c.method for c in cs.curves], shown, slide=True)
+    _breakdown_labels(ax, breakdown, float(cs.x[0]), float(cs.x[-1]), SLIDE_FONT, _break_colour(_family(cs)))
+    handles, labels = _legend_items([c.method for c in cs.curves], shown, _family(cs), slide=True)
     if kind == "error":
         handles, labels = handles[1:], labels[1:]  # the exact value has no error to draw
     ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=SLIDE_FONT, frameon=False,
@@ -670,22 +679,6 @@ def close(fig) -> None:
     _pyplot().close(fig)
 
 
-def exact_breakdowns(fmt, backend: str, targets, loss: str | None = None, options: dict | None = None) -> dict:
-    """target -> (pos, neg) exact naive breakdown logits from the sweep engine (exhaustive for 16-bit formats)."""
-    from stabcli.commands.sweep import make_grid, run_sweep
-
-    grid = make_grid(exhaustive=True) if fmt.bits <= 16 else make_grid()
-    sweep = run_sweep([fmt], [backend], list(targets), grid, methods=["naive"], grad=False, loss=loss,
-                      options=options)
-    return naive_breakdowns(sweep, fmt.name, backend)
-
-
-def naive_breakdowns(sweep, dtype: str, backend: str) -> dict:
-    """target -> (pos, neg): where naive first gives inf/NaN in a sweep's rows (exact: pinned by its search)."""
-    return {r.target: (r.breakdown.nonfinite_pos, r.breakdown.nonfinite_neg) for r in sweep.rows
-            if r.dtype == dtype and r.backend == backend and r.method == "naive"}
-
-
 def _write(fig, out: Path, stem: str, formats) -> list[Path]:
     try:
         return save(fig, out, stem, formats)
@@ -693,39 +686,30 @@ def _write(fig, out: Path, stem: str, formats) -> list[Path]:
         close(fig)
 
 
-def overview_sweep(dtypes, backends, targets, methods=None, loss: str | None = None, options: dict | None = None):
-    """The sweep behind the figures: every method (or ``methods``) over the default grid, losses only, with the
-    breakdowns pinned to the exact logit."""
-    from stabcli.commands.sweep import make_grid, run_sweep
+def draw(figure):
+    """The Figure of a ``curves.LossPanels`` (:func:`loss_figure`) or ``curves.Overview`` (:func:`overview_figure`)."""
+    from stabcli.commands.curves import Overview
 
-    return run_sweep(list(dtypes), list(backends), list(targets), make_grid(), methods=methods, grad=False,
-                     loss=loss, options=options)
+    if isinstance(figure, Overview):
+        return overview_figure(figure.sweep, figure.strips)
+    return loss_figure(figure.curve_sets, figure.breakdowns)
 
 
-def write_figures(out: Path, formats, dtypes, backends, targets, loss: str | None = None,
-                  options: dict | None = None) -> list[Path]:
-    """One figure per (dtype, backend) and the overview, written into ``out`` as one set (``staged_folder``);
-    returns the files written.
-
-    Files are named after the family: bce_float16_numpy.png, softmax_float16_numpy.png, ...; the overview of a
-    family other than bce is <family>_breakdown_overview."""
-    from stabcli.commands.curves import curve_set, status_strips
+def write_figures(out: Path, formats, figures) -> list[Path]:
+    """Each of ``figures`` (``curves.plot_figures``: a figure per dtype and backend, then the overview), written
+    into ``out`` as one set (``staged_folder``); returns the files written. Files are named by the family
+    (``LossFamily.figure_stem``): bce_float16_numpy.png, softmax_float16_numpy.png, ..., breakdown_overview.png."""
+    from stabcli.commands.curves import Overview
     from stabcli.losses import get_family
 
-    family = get_family(loss)
     out = Path(out)
-    sweep = overview_sweep(dtypes, backends, targets, loss=family.name, options=options)
     written: list[Path] = []
     with staged_folder(out) as staging:  # the whole set or nothing, even on Ctrl-C
-        for fmt in dtypes:
-            for backend in backends:
-                fig = loss_figure([curve_set(fmt, backend, y, loss=family.name, options=options) for y in targets],
-                                  naive_breakdowns(sweep, fmt.name, backend), family.name)
-                written += _write(fig, staging, f"{family.name}_{fmt.name}_{backend}", formats)
-        strips = status_strips(list(dtypes), list(backends), list(targets), sweep.grid, loss=family.name,
-                               options=options)
-        stem = "breakdown_overview" if family.name == "bce" else f"{family.name}_breakdown_overview"
-        written += _write(overview_figure(sweep, strips), staging, stem, formats)
+        for figure in figures:
+            family = get_family(figure.family)
+            stem = family.figure_stem() if isinstance(figure, Overview) else \
+                family.figure_stem(figure.dtype, figure.backend)
+            written += _write(draw(figure), staging, stem, formats)
     return [out / path.name for path in written]
 
 
@@ -735,52 +719,30 @@ def slide_stem(kind: str, dtype: str, backend: str | None = None, target: float 
     return f"slide_{kind}_{dtype}_{backend}_y{target:g}"
 
 
-def write_slides(out: Path, formats, kind: str, dtypes, backends, targets) -> list[Path]:
-    """``kind`` slides into ``out`` as one set (``staged_folder``): one per (dtype, backend, target) for
-    loss/error/grad, one per dtype (every backend, the worst over the targets) for the overview."""
-    from stabcli.commands.curves import curve_set, status_strips
+def write_slides(out: Path, formats, kind: str, slides) -> list[Path]:
+    """``kind`` slides of ``slides`` (``curves.slide_figures``) into ``out`` as one set (``staged_folder``): one per
+    (dtype, backend, target) for loss/error/grad, one per dtype (every backend, the worst over the targets) for the
+    overview."""
+    from stabcli.commands.curves import Overview
 
     out = Path(out)
     written: list[Path] = []
     with staged_folder(out) as staging:  # the whole set or nothing, even on Ctrl-C
-        for fmt in dtypes:
-            sweep = overview_sweep([fmt], backends, targets, None if kind == "overview" else ["naive"])
-            if kind == "overview":
-                strips = status_strips([fmt], list(backends), list(targets), sweep.grid)
-                written += _write(slide_overview(sweep, strips), staging, slide_stem(kind, fmt.name), formats)
+        for figure in slides:
+            if isinstance(figure, Overview):
+                written += _write(slide_overview(figure.sweep, figure.strips), staging,
+                                  slide_stem(kind, "_".join(figure.dtypes)), formats)
                 continue
-            for backend in backends:
-                naive = naive_breakdowns(sweep, fmt.name, backend)
-                for y in targets:
-                    fig = slide_figure(kind, curve_set(fmt, backend, float(y)), naive.get(float(y)))
-                    written += _write(fig, staging, slide_stem(kind, fmt.name, backend, float(y)), formats)
+            for cs in figure.curve_sets:
+                fig = slide_figure(kind, cs, figure.breakdowns.get(cs.target))
+                written += _write(fig, staging, slide_stem(kind, cs.dtype, cs.backend, cs.target), formats)
     return [out / path.name for path in written]
 
 
-def write_sweep_figure(sweep, path, rtol: float | None = None, atol: float | None = None) -> Path:
-    """The figure of a sweep at ``path`` (.png or .svg): for one dtype and backend its loss/error/gradient curves
-    with the sweep's own breakdown logits; for several, the breakdown overview of the sweep's own logits."""
-    from stabcli.commands.curves import curve_set, grid_between, status_strips
-    from stabcli.core.formats import get_format
-
+def write_sweep_figure(figure, path) -> Path:
+    """The figure of a sweep (``curves.sweep_figure``) at ``path`` (.png or .svg), written atomically."""
     path = Path(path)
-    dtypes = list(dict.fromkeys(r.dtype for r in sweep.rows))
-    backends = list(dict.fromkeys(r.backend for r in sweep.rows))
-    targets = list(dict.fromkeys(r.target for r in sweep.rows))
-    if len(dtypes) == 1 and len(backends) == 1:
-        fmt = get_format(dtypes[0])
-        g = sweep.grid
-        x = None if g.exhaustive else grid_between(fmt, g.min, g.max)
-        fig = loss_figure([curve_set(fmt, backends[0], t, x, sweep.weight, sweep.pos_weight, rtol, atol,
-                                     loss=sweep.family, options=sweep.options) for t in targets],
-                          naive_breakdowns(sweep, dtypes[0], backends[0]), sweep.family)
-    else:
-        methods = set(r.method for r in sweep.rows)
-        strips = status_strips([get_format(d) for d in dtypes], backends, targets, sweep.grid, sweep.weight,
-                               sweep.pos_weight, rtol, atol, loss=getattr(sweep, "family", None), methods=methods,
-                               options=sweep.options)
-        fig = overview_figure(sweep, strips)
-    return _write(fig, path.parent, path.stem, (path.suffix.lower().lstrip("."),))[0]
+    return _write(draw(figure), path.parent, path.stem, (path.suffix.lower().lstrip("."),))[0]
 
 
 # --- check: a histogram of the file's logits ------------------------------------------------------------------

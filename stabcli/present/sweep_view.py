@@ -59,7 +59,7 @@ def sweep_json(sweep, severity: str = "accuracy") -> str:
         **({"autocast": sweep.autocast.as_json()} if sweep.autocast is not None else {}),
         "results": [sweep_row_dict(r) for r in [*sweep.rows, *sweep.refused]],
         "summary": list(sweep.summary.values()),
-        "training_summary": [training_line(rows, _family(sweep)) for rows in _groups(sweep).values()]
+        "training_summary": [training_line(rows, _family(sweep)) for rows in sweep.cases().values()]
         if sweep.grad else None,
         "notes": sweep.notes,
     }
@@ -102,13 +102,6 @@ def _family(sweep):
     return get_family(sweep.family)
 
 
-def _groups(sweep) -> dict:
-    groups: dict = {}
-    for r in sweep.rows:
-        groups.setdefault((r.backend, r.dtype, r.target), []).append(r)
-    return groups
-
-
 def sweep_tables(sweep, width: int = 80, severity: str = "accuracy") -> list:
     """One table per (backend, dtype, target), each followed by its plain sentence.
 
@@ -123,7 +116,7 @@ def sweep_tables(sweep, width: int = 80, severity: str = "accuracy") -> list:
     v = family.variable
     points = "logits" if v == "x" else "values"
     out: list = [Text(_grid_line(sweep), style="dim")]
-    groups = _groups(sweep)
+    groups = sweep.cases()
     wide = width >= WIDE_LAYOUT
     for (backend, dtype, target), rows in groups.items():
         title = f"[bold]{dtype}[/] · {backend} · {family.target_label(target)} · {rows[0].points:,} {points}"
@@ -232,7 +225,7 @@ def training_tables(sweep, width: int = 80) -> list:
 
     family = get_family(sweep.family)
     points = "logits" if family.variable == "x" else "values"
-    for (backend, dtype, target), rows in _groups(sweep).items():
+    for (backend, dtype, target), rows in sweep.cases().items():
         title = f"[bold]{dtype}[/] · {backend} · {family.target_label(target)} · {rows[0].points:,} {points}"
         out += [training_table(rows, dtype, title, wide=width >= WIDE_LAYOUT, v=family.variable),
                 *_refused_lines(sweep, backend, dtype, target),

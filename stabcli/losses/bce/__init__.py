@@ -101,12 +101,22 @@ class BCE(LossFamily):
     title = "binary cross-entropy"
     method_names = formulas.METHOD_NAMES
     torch_only = formulas.TORCH_ONLY
+    method_formulas = formulas.METHODS
     input_keys = formulas.INPUT_KEYS
     input_labels = {"logits": "logit", "targets": "target", "weight": "weight", "pos_weight": "pos_weight"}
     threshold_methods = ("naive", "clamped", "logsumexp", "torch_bce")
     pos_weight = True
-    figure_name = "BCE"
-    figure_note = "softplus follows the truth; shaded: the -100 clamp changes the answer"
+    clamp_method = "clamped"
+    slides = True
+    # Okabe-Ito colours (colour-blind safe), and a line style of its own for each method
+    styles = {
+        "naive": dict(color="#D55E00", linestyle="-", linewidth=2.0),
+        "clamped": dict(color="#CC79A7", linestyle="--", linewidth=2.0),
+        "logsumexp": dict(color="#0072B2", linestyle="-.", linewidth=2.0),
+        "softplus": dict(color="#009E73", linestyle=":", linewidth=2.5),
+        "torch_bce": dict(color="#E69F00", linestyle=(0, (5, 1, 1, 1)), linewidth=2.0),
+        "torch_bce_with_logits": dict(color="#56B4E9", linestyle=(0, (1, 1)), linewidth=2.0),
+    }
     Inputs = Inputs
 
     @cached_property
@@ -120,17 +130,7 @@ class BCE(LossFamily):
 
         return probs.FAMILY
 
-    def formula(self, method: str):
-        if method not in formulas.METHODS:  # a peer library's (imports nothing otherwise)
-            peer = self.peer_methods[method]
-            return peer.load(peer.formula)
-        return formulas.METHODS[method]
-
-    def excluded(self, method: str, options: dict) -> str | None:
-        if method not in formulas.METHODS:  # a peer library's (imports nothing otherwise)
-            from stabcli.losses.bce.peers import excluded
-
-            return excluded(method, options)
+    def own_excluded(self, method: str, options: dict) -> str | None:
         if method == "torch_bce" and not bool(np.all(np.asarray(options.get("pos_weight", 1.0)) == 1)):
             return "torch_bce is left out: F.binary_cross_entropy has no pos_weight"
         return None
@@ -149,9 +149,7 @@ class BCE(LossFamily):
         if method not in formulas.METHODS:  # a peer library's (imports nothing otherwise)
             gradient = super().grad_details(backend, fmt, method, arrays, reduction)
             if gradient is not None:  # a clip that fired also changed the gradient (torch.clip's backward is 0)
-                from stabcli.commands.compare import evaluate_method
-
-                ev, _ = evaluate_method(backend, fmt, method, arrays, family=self)
+                ev, _ = self.evaluate(backend, fmt, method, arrays)
                 if ev.clamp_changed is not None:
                     gradient.clamped = np.broadcast_to(ev.clamp_changed, gradient.grad.shape).copy()
             return gradient
@@ -185,11 +183,21 @@ class BCE(LossFamily):
         return check_reference(arrays["logits"], arrays["targets"], fmt, float(arrays["weight"]),
                                float(arrays["pos_weight"]))
 
+    @property
+    def file_reference_error(self) -> tuple[float, float]:
+        from stabcli.losses.bce.reference import FAST_LOSS_ABS, FAST_LOSS_REL
+
+        return FAST_LOSS_REL, FAST_LOSS_ABS
+
     def file_grad_reference(self, method, arrays, fmt):
         from stabcli.losses.bce.reference import check_grad_reference
 
         return check_grad_reference(arrays["logits"], arrays["targets"], fmt, float(arrays["weight"]),
                                     float(arrays["pos_weight"]))
+
+    def figure_stem(self, dtype=None, backend=None) -> str:
+        """bce_<dtype>_<backend>; the overview keeps its first name, breakdown_overview (the README shows it)."""
+        return "breakdown_overview" if dtype is None else super().figure_stem(dtype, backend)
 
     def companion(self, inputs, backends, methods):
         """For one logit and a hard target: BCELoss at the other target (what the clamp does there), or None."""

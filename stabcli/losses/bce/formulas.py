@@ -216,8 +216,3 @@ METHODS: dict[str, Callable[..., Evaluation]] = {
     "torch_bce": torch_bce,
     "torch_bce_with_logits": torch_bce_with_logits,
 }
-
-
-def methods_for(backend: str) -> tuple[str, ...]:
-    """The methods a backend can run, in DESIGN.md's order."""
-    return tuple(m for m in METHOD_NAMES if backend == "torch" or m not in TORCH_ONLY)

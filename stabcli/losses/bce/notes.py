@@ -590,11 +590,8 @@ def grad_sentence(rows: list) -> str:
 def sweep_summary(sweep) -> dict[tuple[str, str, float], str]:
     """One plain sentence per (backend, dtype, target): where each method gives inf/NaN, is clamped, drifts, and,
     when gradients were swept, a second one on where each gradient goes wrong."""
-    groups: dict[tuple[str, str, float], list] = {}
-    for r in sweep.rows:
-        groups.setdefault((r.backend, r.dtype, r.target), []).append(r)
     out = {}
-    for (backend, dtype, target), rows in groups.items():
+    for (backend, dtype, target), rows in sweep.cases().items():
         parts = []
         for r in rows:
             b = r.breakdown

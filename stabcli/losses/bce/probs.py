@@ -165,9 +165,7 @@ class BCEProbs(BCE):
     variable = "p"
     variable_label = "probability p"
     probabilities = True
-
-    def formula(self, method: str):
-        return METHODS[method]
+    method_formulas = METHODS
 
     def grad_variable(self, method: str) -> str:
         return "p" if method in PROBABILITY_METHODS else "x"
@@ -267,19 +265,11 @@ class BCEProbs(BCE):
         return probs_notes
 
     def parse_inputs(self, logits, targets, reduction="mean", weight="1", pos_weight="1", **options):
-        from stabcli.core import inputs as parse
+        from stabcli.core.inputs import parse_elementwise
 
-        p = parse.parse_array(logits, "probability")
-        check_probabilities(p, logits)
-        y = parse.parse_array(targets, "target")
-        parse.check_targets(y, targets)
-        w = parse.parse_array(weight, "weight")
-        parse.check_weights(w, weight, "weight")
-        pw = parse.parse_array(pos_weight, "pos_weight")
-        parse.check_weights(pw, pos_weight, "pos_weight")
-        shape = parse.broadcast({"probabilities": (p, logits), "targets": (y, targets), "weight": (w, weight),
-                                 "pos_weight": (pw, pos_weight)})
-        return ProbsInputs(*(np.broadcast_to(a, shape) for a in (p, y, w, pw)), reduction=reduction)
+        arrays = parse_elementwise(logits, targets, weight, pos_weight, "probability", "probabilities",
+                                   check_probabilities)
+        return ProbsInputs(*arrays, reduction=reduction)
 
     def sweep_case(self, *args, **kwargs):
         raise InputError("--probs is for compare and check; a sweep varies logits")

@@ -122,13 +122,20 @@ class Softmax(LossFamily):
     title = "softmax cross-entropy"
     method_names = formulas.METHOD_NAMES
     torch_only = formulas.TORCH_ONLY
+    method_formulas = formulas.METHODS
     input_keys = formulas.INPUT_KEYS
     input_labels = {"logits": "logit", "targets": "target", "weight": "weight", "label_smoothing": "label_smoothing"}
     variable = "g"
     variable_label = "gap g (logits [g, 0, 0])"
     compare_variable = "x"  # compare and check: the rows of logits themselves, and d loss / d x
-    figure_name = "softmax cross-entropy"
-    figure_note = "logsumexp and torch's cross_entropy follow the truth"
+    # Okabe-Ito colours (colour-blind safe); each method the line of its BCE counterpart
+    styles = {
+        "naive": dict(color="#D55E00", linestyle="-", linewidth=2.0),
+        "log_of_softmax": dict(color="#CC79A7", linestyle="--", linewidth=2.0),
+        "logsumexp": dict(color="#0072B2", linestyle="-.", linewidth=2.0),
+        "torch_log_softmax_nll": dict(color="#E69F00", linestyle=(0, (5, 1, 1, 1)), linewidth=2.0),
+        "torch_cross_entropy": dict(color="#56B4E9", linestyle=(0, (1, 1)), linewidth=2.0),
+    }
     threshold_methods = ("naive", "log_of_softmax", "logsumexp", "torch_cross_entropy")
     default_targets = (0, 1)
     threshold_targets = (0, 1, (1.0, 0.0, 0.0))
@@ -153,17 +160,7 @@ class Softmax(LossFamily):
 
         return peers.METHODS
 
-    def formula(self, method: str):
-        if method not in formulas.METHODS:  # a peer library's (imports nothing otherwise)
-            peer = self.peer_methods[method]
-            return peer.load(peer.formula)
-        return formulas.METHODS[method]
-
-    def excluded(self, method: str, options: dict) -> str | None:
-        if method not in formulas.METHODS:  # a peer library's (imports nothing otherwise)
-            from stabcli.losses.softmax.peers import excluded
-
-            return excluded(method, options)
+    def own_excluded(self, method: str, options: dict) -> str | None:
         if method != "torch_log_softmax_nll":
             return None
         if "targets" in options:  # compare: the targets array (int64 class indices or float probabilities)

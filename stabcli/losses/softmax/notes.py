@@ -242,11 +242,8 @@ def _label(target) -> str:
 
 def sweep_summary(sweep) -> dict:
     """One sentence per (backend, dtype, target): where each method's loss, then its gradient, goes wrong."""
-    groups: dict = {}
-    for r in sweep.rows:
-        groups.setdefault((r.backend, r.dtype, r.target), []).append(r)
     out = {}
-    for (backend, dtype, target), rows in groups.items():
+    for (backend, dtype, target), rows in sweep.cases().items():
         parts = []
         for r in rows:
             b = r.breakdown
