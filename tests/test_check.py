@@ -274,6 +274,8 @@ def bad_files(tmp_path_factory):
     (d / "bad.csv").write_text("1,2\nabc,3\n")
     (d / "ragged.csv").write_text("1,2\n3\n4,5\n")
     (d / "x.foo").write_text("1")
+    (d / "text.npy").write_text("hello world\n")  # not a .npy file: np.load takes it for a pickle
+    (d / "zero.npy").write_bytes(b"")
     (d / "trunc.safetensors").write_bytes(b"\x10\x00\x00")
     return d
 
@@ -283,6 +285,8 @@ def bad_files(tmp_path_factory):
     (["x.foo", "ok.npy"], "has the extension '.foo'; allowed: .npy, .npz, .pt/.pth, .safetensors, .csv or .txt"),
     (["trunc.npy", "ok.npy"], "is truncated"),
     (["obj.npy", "ok.npy"], "holds Python objects"),
+    (["text.npy", "ok.npy"], "is not a .npy file (it does not start with numpy's magic bytes \\x93NUMPY)"),
+    (["zero.npy", "ok.npy"], "is not a .npy file"),
     (["empty.npy", "ok.npy"], "holds no elements"),
     (["two.npz", "ok.npy"], "holds 2 arrays (a, b); choose one with --key"),
     (["two.npz", "ok.npy", "--key", "c"], "--key 'c' is not in LOGITS"),
@@ -329,6 +333,10 @@ def test_no_warning_reaches_stderr_and_output_is_deterministic(files):
 def test_help_has_an_example():
     out = run("check", "--help").output
     assert "Example:" in out and "stabcli check logits.npy targets.npy" in out
+    # check's --dtype defaults to the logits file's own dtype (engine.default_formats), not to all
+    flat = " ".join(out.split())
+    assert "[default: the logits file's own dtype (float32 for text and integers)]" in flat
+    assert "[default: all]" not in flat.split("--dtype")[1].split("--backend")[0]
 
 
 def test_overflow_is_inf_but_exact_limits_are_ok(tmp_path):
@@ -379,3 +387,56 @@ def test_csv_has_a_line_per_row_and_the_worst_element(files):
         assert int(line["count_nan"]) == row["count_nan"] and line["compute_dtype"] == "float16"
         if row["worst"]:
             assert line["worst_index"] == ";".join(str(i) for i in row["worst"][0]["index"])
+
+
+def test_histogram_lines_name_backend_and_side(files):
+    # two dashed "naive" lines (x ≥ 8.32 and x ≤ -17.34 in torch) told neither the backend nor which side
+    d, x, y = files
+    lt = tensorfile.load(str(d / "x16.npy"))
+    check = engine.run_check(lt, tensorfile.load(str(d / "y16.npy")), [FORMATS["float16"]], grad=False)
+    from stabcli.present import plots
+
+    fig = plots.check_figure(check, engine.logit_histogram(lt, FORMATS["float16"]))
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()][1:]  # after "elements"
+    plots.close(fig)
+    naive = next(r for r in check.rows if r.method == "naive" and r.backend == "torch")
+    assert any(label.startswith("naive (torch)") and f"x ≥ {plots.short(naive.breakdown['nonfinite_pos'])}" in label
+               for label in labels), labels
+    assert all("(torch)" in label and ("x ≥" in label or "x ≤" in label) for label in labels), labels
+
+
+def test_summary_keeps_stalls_apart_from_inf_nan(tmp_path):
+    # float16, numpy: x = 8 (above 7.625, where op-by-op sigmoid rounds to 1: DESIGN.md) with target 0 makes the
+    # clamped form's gradient 0 where the truth is sigmoid(8) = 0.99966 (a stall), and x = -12, target 1 gives
+    # NaN (exp(12) overflows float16 past 11.09375). The summary said "gives inf/NaN ...: grad 0 from x ≥ 8", a stall
+    # read as an inf/NaN; x = inf said "from x ≥ inf"; one changed logit was "1 logits changed"
+    np.save(tmp_path / "x.npy", np.array([8, -12, 0], dtype=np.float16))
+    np.save(tmp_path / "y.npy", np.array([0, 1, 1], dtype=np.float16))
+    doc = json.loads(run("check", tmp_path / "x.npy", tmp_path / "y.npy", "--backend", "numpy", "--format",
+                         "json").output)
+    line = doc["summary"][0]
+    assert ("clamped gives inf/NaN (loss or gradient) on 1 element: grad NaN from x ≤ -12; its gradient stalls "
+            "from x ≥ 8 (0 where the truth is 0.9997)") in line, line
+    np.save(tmp_path / "xi.npy", np.array([np.inf, 3], dtype=np.float32))
+    np.save(tmp_path / "yi.npy", np.array([1, 1], dtype=np.float32))
+    out = " ".join(run("check", tmp_path / "xi.npy", tmp_path / "yi.npy", "--dtype", "float16", "--backend",
+                       "numpy").output.split())
+    assert "≥ inf" not in out and "loss NaN at x = inf" in out  # logsumexp: inf - inf
+    np.save(tmp_path / "x1.npy", np.array([1e10, 3], dtype=np.float32))
+    out = " ".join(run("check", tmp_path / "x1.npy", tmp_path / "yi.npy", "--dtype", "float16").output.split())
+    assert "1 logit changed by rounding to float16, 1 of them to ±inf" in out
+
+
+def test_softmax_gradient_is_labelled_d_dx(tmp_path):
+    # check --loss softmax differentiates with respect to the row's logits x (as compare does), not the gap g
+    # that sweeps vary; compare's tables said "g = ..." and a --probs title for softmax rows
+    np.save(tmp_path / "x.npy", np.array([[1.0, 2.0, 3.0], [0.5, 0.0, -1.0]], dtype=np.float32))
+    np.save(tmp_path / "y.npy", np.array([0, 2], dtype=np.int64))
+    out = run("check", tmp_path / "x.npy", tmp_path / "y.npy", "--loss", "softmax").output
+    assert "gradient d/dx" in out and "d/dg" not in out
+    doc = json.loads(run("check", tmp_path / "x.npy", tmp_path / "y.npy", "--loss", "softmax", "--format",
+                         "json").output)
+    assert {r["grad_wrt"] for r in doc["results"]} == {"x"}
+    out = run("compare", "[[1,2],[3,4]]", "0,1", "--loss", "softmax", "--reduction", "none", "--dtype", "float32",
+              "--backend", "numpy").output
+    assert "x = 1, 2, 3, 4" in out and "d loss / d p" not in out and "gradient d loss / d x" in out

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 from fractions import Fraction
 
 import ml_dtypes
@@ -355,3 +356,84 @@ def test_a_hex_float_is_exact():
     assert result.exit_code == 0, result.output
     row = json.loads(result.stdout)["results"][0]
     assert row["stored"] == 7.625 and row["error"] == 0
+
+
+# --- between the largest value and the overflow threshold; the overflow sentence per format --------------------
+
+def _max_and_ulp(name):
+    """The largest finite value and its ulp from finfo: ulp(max) = 2^(floor(log2 max) - nmant)."""
+    fi = FINFO[name]
+    top = float(fi.max)
+    return top, math.ldexp(1.0, math.frexp(top)[1] - 1 - fi.nmant)
+
+
+# (typed, dtype): each above the largest value but below max + ulp(max)/2 (FINFO), so it rounds down to max:
+# float16 65504 + 16 = 65520; float32 max + 2^103/2 ≈ 3.40282357e38; float64 max + 2^970/2 ≈ 1.797693134862315808e308
+# (so the typed 1.7976931348623158e308 is 0.46 ulp above max); float8_e5m2 57344 + 4096 = 61440; e4m3fn 448 + 16.
+# These raised OverflowError (Fraction(inf): the neighbour above max is inf) or TypeError (None in e4m3fn).
+BEYOND_MAX = [("65510", "float16"), ("65519.99", "float16"), ("3.4028235e38", "float32"),
+              ("1.7976931348623158e308", "float64"), ("60000", "float8_e5m2"), ("460", "float8_e4m3fn"),
+              ("-65510", "float16"), ("-60000", "float8_e5m2"), ("-460", "float8_e4m3fn")]
+
+
+@pytest.mark.parametrize("text, name", BEYOND_MAX)
+def test_between_max_and_the_overflow_threshold_rounds_to_max(text, name):
+    top, u = _max_and_ulp(name)
+    q = Fraction(text)
+    assert top < abs(q) < Fraction(top) + Fraction(u) / 2  # the case itself, from finfo alone
+    for fmt in ("table", "json", "csv"):
+        result = run("float", text, "--dtype", name, "--format", fmt)
+        assert result.exit_code == 0 and result.exception is None, result.output
+    row = json.loads(run("float", text, "--dtype", name, "--format", "json").stdout)["results"][0]
+    assert row["stored"] == math.copysign(top, q) and not row["overflow"] and not row["tie"]
+    note = " ".join(row["notes"][0].split())
+    side = "below the most negative" if q < 0 else "above the largest"
+    m = re.match(rf"{re.escape(text)} is {side} {name}, (\S+), but (?:below|above) (\S+) = ", note)
+    assert m and float(m[1]) == math.copysign(top, q), note
+    threshold = (Fraction(top) + Fraction(u) / 2) * (-1 if q < 0 else 1)  # float64's is beyond float64: 20 digits
+    assert abs(Fraction(m[2]) - threshold) <= abs(threshold) * Fraction(1, 10**19), note
+    assert f"rounds {'up' if q < 0 else 'down'} to" in note and "between" not in note
+
+
+@pytest.mark.parametrize("text", ["65519.99", "1.7976931348623158e308"])
+def test_every_format_at_once_beyond_a_max(text):
+    # --dtype all (and float8): the value is beyond float16's max in one format and ordinary in the others
+    result = run("float", text, "--dtype", "all", "--dtype", "float8_e4m3fn", "--dtype", "float8_e5m2")
+    assert result.exit_code == 0 and result.exception is None, result.output
+
+
+@pytest.mark.parametrize("name", [n for n in FORMATS if n != "float64"])  # float64: a typed number past its
+@pytest.mark.parametrize("sign", ["", "-"])  # max + ulp/2 is refused as beyond float64 (test_bad_input)
+def test_the_overflow_sentence_is_true_in_every_format(name, sign):
+    text = sign + "1e39"  # beyond every narrower format's max + ulp/2 (bfloat16's, the largest, is 3.396e38)
+    top, u = _max_and_ulp(name)
+    row = json.loads(run("float", text, "--dtype", name, "--format", "json").stdout)["results"][0]
+    assert row["overflow"]
+    note = " ".join(row["notes"][0].split())
+    m = re.search(r"halfway from the largest value, (\S+) = (0x[0-9A-F]+), to (?:the next power of two, )?(\S+?)"
+                  r"(?: = 2\^(\d+))?[,)]", note)
+    assert m, note
+    assert float(m[1]) == top and float(m[3]) == top + u
+    step = top + u
+    is_pow2 = math.frexp(step)[0] == 0.5
+    assert ("next power of two" in note) == is_pow2, note
+    if is_pow2:
+        assert m[4] is not None and 2.0 ** int(m[4]) == step
+    else:
+        # float8_e4m3fn: 448 + 32 = 480 is not a power of two (512 is); the pattern after max's 0x7E, 0x7F, is NaN
+        assert name == "float8_e4m3fn" and step == 480.0
+        nan = np.array([0x7F], dtype=np.uint8).view(ml_dtypes.float8_e4m3fn)
+        assert np.isnan(nan.astype(np.float64))[0] and "its next pattern, 0x7F, is NaN" in note
+    # what the overflow becomes: inf with the sign, where the format has inf; else NaN (ml_dtypes), said so
+    has_inf = bool(np.isinf(np.array([math.inf]).astype(FORMATS[name].np_dtype).astype(np.float64))[0])
+    if has_inf:
+        assert note.endswith(f"to {sign}inf."), note
+        assert row["stored"] == f"{sign}inf"
+    else:
+        assert row["stored"] == "nan" and "to NaN: float8_e4m3fn has no inf" in note
+        assert row["torch"] == float(f"{sign}448")  # torch's cast saturates (test_torch_float8_e4m3fn_cast_saturates)
+        assert any("saturates" in n for n in row["notes"][1:])
+    # the tie at max + ulp/2 goes to the even neighbour: only e4m3fn's max (0x7E) has an even last bit
+    at = "above" if name == "float8_e4m3fn" else "at or above"
+    m = re.search(r"every number (?:whose magnitude is )?((?:at or )?above) (\S+) = ", note)
+    assert m and m[1] == at and float(m[2]) == top + u / 2, note

@@ -247,3 +247,32 @@ def test_export_refuses_bad_paths(tmp_path, name, needle):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: --export") and needle in lines[0]
     assert sorted(os.listdir(tmp_path)) == ["file", "folder.md"] and not os.listdir(tmp_path / "folder.md")
+
+
+def test_handout_commands_are_quoted_for_a_shell(exported):
+    # `stabcli compare [[-0.6117,...]] [[0,1,0],...]` left the brackets to the shell, which globs them (zsh: "no
+    # matches found"); every command is now what shlex.quote makes of its arguments
+    one, sections = exported
+    commands = [q.command() for s in sections for q in [*s.step.quotes, *s.question.quotes] if q.command()]
+    assert any("[[" in c for c in commands)
+    for c in commands:
+        assert " ".join(shlex.quote(a) for a in shlex.split(c)) == c, c
+
+
+def test_quiz_answers_do_not_repeat_themselves(questions):
+    # step 8 said "Answer: (b) 15.94238. 15.94238: 1 - 1e-7 is stored as ..."
+    for d, qs in questions.items():
+        for q in qs:
+            if q.choices:
+                shown = q.choices[q.answer]
+                assert not q.reveal.startswith(f"{shown}:"), (d, q.number, q.reveal)
+    q8 = questions["float32"][7]
+    # Keras 3's clip: 1 - 1e-7 in float32 is 1 - 2^-23 = 0.999999881; -log(2^-23) = 23·ln 2 = 15.94238515
+    assert q8.reveal.startswith("1 - 1e-7 is stored as 0.999999881 in float32, and -log(1 - 0.999999881) is 15.94238")
+
+
+def test_step_7_says_the_true_gradient_shrinks_beyond_the_first_logit():
+    # "the true gradient there is -5.96e-8" held only at the first logit, 16.635532 (float32's op-by-op sigmoid-one
+    # point, DESIGN.md): sigmoid(16.63553237915039) - 1 = -5.96e-8 (mpmath: -1/(1 + mp.exp(16.63553237915039)))
+    out = flat(run("demo", "--step", "7", env={"COLUMNS": "80"}).output)
+    assert "the true gradient there runs from -5.96e-8 (at x = 16.635532) toward 0" in out

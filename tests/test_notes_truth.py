@@ -89,10 +89,28 @@ def _distinct(wrong: list) -> list:
 
 # --- step notes -----------------------------------------------------------------------------------------------
 
-def _exp_overflows(row) -> bool:
-    fmt = FORMATS[row.dtype]
+def _exp_overflows(row, dtype: str | None = None) -> bool:
+    """Whether exp(-x) overflows ``dtype`` (default the row's): numpy's exp of x rounded to it (ml_dtypes for
+    bfloat16)."""
+    import ml_dtypes
+
+    np_dtype = {"float16": np.float16, "float32": np.float32, "float64": np.float64,
+                "bfloat16": ml_dtypes.bfloat16}[dtype or row.dtype]
     with np.errstate(all="ignore"):
-        return bool(np.isinf(np.exp(-fmt.round(np.array([row.input[0]])))[0]))
+        return bool(np.isinf(np.exp(-np.array([row.input[0]]).astype(np_dtype)).astype(np.float64))[0])
+
+
+def _true_sigmoid(row) -> float:
+    """sigmoid(x) rounded to the row's dtype from mpmath (to float64 first: far from a tie at these logits):
+    mpmath.mpf(1) / (1 + mpmath.exp(-x)) at 200 bits."""
+    import ml_dtypes
+    import mpmath
+
+    np_dtype = {"float16": np.float16, "float32": np.float32, "float64": np.float64,
+                "bfloat16": ml_dtypes.bfloat16}[row.dtype]
+    with mpmath.workprec(200):
+        v = float(1 / (1 + mpmath.exp(-mpmath.mpf(row.input[0]))))
+    return float(np.array(v).astype(np_dtype).astype(np.float64))
 
 
 def _other_exp(row, step) -> float:
@@ -108,9 +126,18 @@ STEP_RULES = [
     (r"x = (\S+), so p = (\S+) exactly", lambda r, s, m: math.isinf(r.input[0]) and same(m[2], s.value)),
     (r"x is NaN, so p is NaN", lambda r, s, m: math.isnan(r.input[0]) and math.isnan(s.value)),
     (r"sigmoid rounded to exactly 1\.0 in (\w+): 1 - p is 0", lambda r, s, m: s.value == 1 and m[1] == r.dtype),
-    (r"exp\(-x\) overflowed to inf, so p = 1/\(1 \+ inf\) = 0",
-     lambda r, s, m: s.value == 0 and r.backend == "numpy" and _exp_overflows(r)),
-    (r"sigmoid underflowed to 0 in (\w+)", lambda r, s, m: s.value == 0 and m[1] == r.dtype),
+    (r"exp\(-x\) overflowed to inf, so p = 1/\(1 \+ inf\) = 0(?:, though sigmoid\(x\) rounds to (\S+) in (\w+))?",
+     lambda r, s, m: s.value == 0 and r.backend in ("numpy", "peers") and _exp_overflows(r)
+     and (_true_sigmoid(r) == 0 if m[1] is None else same(m[1], _true_sigmoid(r)) and m[2] == r.dtype)),
+    # torch.sigmoid is 1/(1 + exp(-x)) in float32 for the 16-bit formats (in the dtype for float32/64): float32 at
+    # x = -100 overflows exp(100) and gives 0, though sigmoid(-100) = 3.72e-44 is a float32 subnormal
+    (r"torch's sigmoid computes 1/\(1 \+ exp\(-x\)\), and exp\((\S+)\) overflows (\w+): p = 0, though sigmoid\(x\) "
+     r"rounds to (\S+) in (\w+)",
+     lambda r, s, m: s.value == 0 and (r.backend == "torch" or r.method == "keras_bce") and same(m[1], -r.input[0])
+     and m[2] == ("float32" if FORMATS[r.dtype].bits < 32 else r.dtype) and _exp_overflows(r, m[2])
+     and _true_sigmoid(r) != 0 and same(m[3], _true_sigmoid(r)) and m[4] == r.dtype),
+    (r"sigmoid underflowed to 0 in (\w+)",
+     lambda r, s, m: s.value == 0 and m[1] == r.dtype and _true_sigmoid(r) == 0),
     (r"1 - 1 = 0: the information in p is gone", lambda r, s, m: s.value == 0 and s.name == "1 - p"),
     (r"exp overflowed to inf \(the largest (\w+) is (\S+)\)",
      lambda r, s, m: s.value == INF and float(m[2]) == float(f"{FORMATS[r.dtype].max:g}")),
@@ -365,6 +392,119 @@ def test_every_summary_and_answer_claim_is_true(grid):
     assert not wrong, "\n".join(map(repr, _distinct(wrong)))
 
 
+
+# --- the peer libraries' rows (--peers): the clip that acted is the one named --------------------------------
+
+def _peers_installed() -> bool:
+    from stabcli.core import peers
+
+    return all(peers.installed(n) for n in ("keras", "optax", "jax", "scikit-learn"))
+
+
+@pytest.fixture(scope="module")
+def peer_grid():
+    """The same logits and targets through the peer rows only (Keras on torch, optax, scikit-learn)."""
+    if not _peers_installed():
+        pytest.skip("the peers extra is not installed")
+    out = []
+    for x in XS:
+        for y in YS:
+            inputs = Inputs(np.array([x]), np.array([y]), np.ones(1), np.ones(1))
+            out.append((x, y, run_compare(inputs, [FORMATS[n] for n in ALL_NAMES], backends=(), peers=True)))
+    return out
+
+
+def _in_dtype(v: float, dtype: str) -> float:
+    """v rounded to the dtype by numpy/ml_dtypes (not by stabcli's Format): where Keras's 1e-7 and 1 - 1e-7 land."""
+    import ml_dtypes
+
+    np_dtype = {"float16": np.float16, "float32": np.float32, "float64": np.float64,
+                "bfloat16": ml_dtypes.bfloat16}[dtype]
+    return float(np.array(v).astype(np_dtype).astype(np.float64))
+
+
+def _clip_clause_true(r, clause: str) -> bool:
+    """One clause of a peer row's clip note, against p (the row's own step) and the library's documented clip:
+    Keras clips p to [epsilon, 1 - epsilon] in the dtype, epsilon = keras.config.epsilon() = 1e-7, then torch's
+    BCELoss clamps its logs at -100; scikit-learn clips to [eps, 1 - eps], eps = np.finfo(dtype).eps (float64
+    for a bfloat16 p, which it converts)."""
+    p = p_of(r)
+    lo, hi = _in_dtype(1e-7, r.dtype), _in_dtype(1 - 1e-7, r.dtype)
+    m = re.fullmatch(r"Keras's clip of p to \[1e-7, 1 - 1e-7\] replaced p = (\S+) by (\S+) \((1 - 1e-7|1e-7) in "
+                     r"(\w+)\)", clause)
+    if m:
+        upper = m[3].startswith("1 -")
+        return (r.method == "keras_bce" and m[4] == r.dtype and same(m[1], p)
+                and (p > hi and same(m[2], hi) if upper else p < lo and same(m[2], lo)))
+    m = re.fullmatch(r"torch's BCELoss, which Keras calls, clamped a log below -100 at -100(?: \(Keras's clip of p to "
+                     r"\[1e-7, 1 - 1e-7\] did nothing: (1 - 1e-7|1e-7) is (\S+) in (\w+)\))?", clause)
+    if m:
+        c = min(max(p, lo), hi)
+        with np.errstate(all="ignore"):
+            fired = bool(np.log(c) < -100 or np.log1p(-c) < -100)
+        idle = m[1] is None or (m[3] == r.dtype and same(m[2], hi if m[1].startswith("1 -") else lo)
+                                and p == (hi if m[1].startswith("1 -") else lo))
+        return r.method == "keras_bce" and fired and idle
+    m = re.fullmatch(r"scikit-learn's clip of p to \[eps, 1 - eps\] \(eps = finfo\((\w+)\)\.eps = (\S+)\) replaced "
+                     r"p = (\S+) by (1 - eps|eps)", clause)
+    if m:
+        dt = r.dtype if r.dtype in ("float16", "float32", "float64") else "float64"
+        eps = float(np.finfo(dt).eps)
+        return (r.method == "sklearn_log_loss" and m[1] == dt and same(m[2], eps) and same(m[3], p)
+                and (p > 1 - eps if m[4] == "1 - eps" else p < eps))
+    return False
+
+
+def _clip_note_true(r, text: str) -> bool:
+    return r.status == "clamped" and all(_clip_clause_true(r, c) for c in text.split("; then "))
+
+
+PEER_VERDICT_RULES = [
+    (r"(\S+), correct, but only because (?!the -100 clamp)(.+)\.",
+     lambda r, m: r.error_bits == 0 and _clip_note_true(r, m[2])),
+    (r"(\S+) where the true loss is (\S+): (?!the -100 clamp)(.+)\.",
+     lambda r, m: r.error_bits > 0 and same(m[1], r.loss) and same(m[2], r.reference) and _clip_note_true(r, m[3])),
+] + VERDICT_RULES
+PEER_GRAD_VERDICT_RULES = [
+    (r"gradient (\S+) where the true gradient is (\S+): (?!it vanished|a clamp changed it)(.+)\.",
+     lambda r, m: r.grad_status == "clamped" and same(m[1], r.grad) and same(m[2], r.grad_reference)
+     and _clip_note_true(r, m[3])),
+] + GRAD_VERDICT_RULES
+PEER_STEP_RULES = [
+    (r"Keras passes p to torch's BCELoss, which refuses a NaN probability \(RuntimeError\); shown as NaN",
+     lambda r, s, m: r.method == "keras_bce" and math.isnan(s.value) and math.isnan(p_of(r))),
+] + STEP_RULES
+PEER_GRAD_RULES = [
+    (r"Keras's clip fired, and torch.clip's backward is 0 where it clips: 0 where the true gradient is (\S+)",
+     lambda r, m: r.method == "keras_bce" and _g(r) == 0 and same(m[1], r.grad_reference)
+     and not _in_dtype(1e-7, r.dtype) <= p_of(r) <= _in_dtype(1 - 1e-7, r.dtype)),
+] + GRAD_RULES
+
+
+def test_every_peer_note_and_verdict_is_true(peer_grid):
+    # keras_bce at x = 1e10, y = 0 in float32 said "the -100 clamp replaced a log below -100", though its 15.94
+    # is -log(1 - (1 - 2^-23)), Keras's clip of p to 1 - 1e-7 (1 - 2^-23 in float32); scikit-learn's likewise
+    wrong, clips = [], set()
+    for x, y, c in peer_grid:
+        for r in c.rows:
+            assert r.backend == "peers"
+            checks = [(PEER_VERDICT_RULES, r.verdict, (r,)), (PEER_GRAD_VERDICT_RULES, r.grad_verdict, (r,))]
+            checks += [(PEER_STEP_RULES, s.note, (r, s)) for s in r.steps if s.note and s.name != "dloss/dx"]
+            note = next((s.note for s in r.steps if s.name == "dloss/dx"), "")
+            checks += [(PEER_GRAD_RULES, clause, (r,)) for clause in filter(None, note.split("; "))]
+            for rules, text, args in checks:
+                if text is None and rules is PEER_GRAD_VERDICT_RULES and r.grad is None:
+                    continue  # scikit-learn: no gradient
+                ok, why = _check(rules, text, *args)
+                if not ok:
+                    wrong.append((x, y, r.dtype, r.method, text, why))
+            if r.status == "clamped":
+                clips |= {k for k in ("Keras's clip", "torch's BCELoss, which Keras calls", "did nothing",
+                                      "scikit-learn's clip") if k in r.verdict}
+    assert not wrong, "\n".join(map(repr, _distinct(wrong)))
+    # every kind of clip is met on this grid, so each rule above has run
+    assert clips == {"Keras's clip", "torch's BCELoss, which Keras calls", "did nothing", "scikit-learn's clip"}
+
 # --- the three errors of issue 12, each pinned ----------------------------------------------------------------
 
 def _one(x, y, dtype, backend):
@@ -482,3 +622,18 @@ def test_every_sweep_sentence_is_true():
             if not ok:
                 wrong.append((backend, dtype, target, part))
     assert not wrong, "\n".join(map(repr, wrong[:20]))
+
+
+def test_float32_torch_sigmoid_at_minus_100_is_an_exp_overflow_not_an_underflow():
+    # mpmath: 1/(1 + mp.exp(100)) = 3.7200759760208359e-44, 26.55 float32 subnormal steps of 2^-149, so it rounds to
+    # 27·2^-149 = 3.783505853677006e-44, not 0; torch.sigmoid gives 0 because exp(100) > 3.4e38 overflows float32
+    import torch
+
+    assert torch.sigmoid(torch.tensor(-100.0)).item() == 0.0 and math.isinf(torch.exp(torch.tensor(100.0)).item())
+    assert np.float32(3.7200759760208359e-44) == np.float32(27 * 2.0**-149) != 0
+    c = _one(-100.0, 1.0, "float32", "torch")
+    naive = next(r for r in c.rows if r.method == "naive")
+    note = next(s.note for s in naive.steps if s.name.startswith("p = "))
+    assert note == ("torch's sigmoid computes 1/(1 + exp(-x)), and exp(100) overflows float32: p = 0, though "
+                    f"sigmoid(x) rounds to {num(27 * 2.0**-149)} in float32")
+    assert "underflowed" not in " ".join(c.answer)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -82,3 +83,86 @@ def test_missing_peers_say_how_to_add_them(monkeypatch):
     doc = compare_json("1e10", "0", "--dtype", "float32", "--peers")
     assert all(r["backend"] != "peers" for r in doc["results"])
     assert any("pip install 'stabcli[peers]'" in n for n in doc["notes"])
+
+
+@pytest.mark.parametrize("args", [
+    ("nan", "1", "--dtype", "float32"), ("nan", "0.5"), ("inf,-inf,nan,0", "0,1,0.5,1"),
+    ("nan", "0", "--dtype", "float16"),
+    ("nan,0", "1", "--reduction", "none", "--dtype", "bfloat16"), ("[[nan,0,1]]", "1", "--loss", "softmax"),
+])
+def test_a_nan_logit_is_nan_in_every_peer_row(args):
+    # torch's BCELoss (which keras_bce calls) raised RuntimeError "all elements of input should be between 0 and 1"
+    # on the NaN probability sigmoid(NaN); as torch_bce, the element is NaN with a note. NaN in, NaN out: the
+    # loss of a NaN logit is NaN in every row (and the reference too, DESIGN.md)
+    for fmt in ("table", "json", "csv"):
+        result = CliRunner().invoke(cli, ["compare", *args, "--peers", "--steps", "--format", fmt])
+        assert result.exit_code == 0 and result.exception is None, result.output
+    doc = compare_json(*args, "--peers")
+    peer_rows = [r for r in doc["results"] if r["backend"] == "peers"]
+    assert peer_rows
+    for r in peer_rows:
+        losses = r["loss"] if isinstance(r["loss"], list) else [r["loss"]]
+        assert losses[doc["logits"].index("nan") if isinstance(r["loss"], list) else 0] == "nan", r
+        if r["grad"] is not None and "softmax" not in args:
+            grads = r["grad"] if isinstance(r["grad"], list) else None
+            if grads is not None:
+                assert grads[doc["logits"].index("nan")] == "nan", r
+
+
+def test_a_nan_logit_in_keras_bce_says_why():
+    doc = compare_json("nan", "1", "--dtype", "float32", "--peers")
+    row = by_method(doc, "float32")["keras_bce"]
+    step = next(s for s in row["steps"] if s["name"] == "binary_crossentropy(y, p)")
+    assert step["value"] == "nan" and "refuses a NaN probability" in step["note"]
+    assert row["grad"] == "nan"  # NaN in, NaN out (not the gradient of the 0.5 stand-in)
+    # the other elements of a batch are untouched: x = 0, y = 1 is ln 2 (mpmath: mp.log(2) = 0.693147180559945...),
+    # which Keras's float32 mean rounds to float32 even for float64 tensors (test_keras_float64_mean_is_float32)
+    doc = compare_json("nan,0", "1", "--dtype", "float64", "--peers", "--reduction", "none")
+    row = by_method(doc, "float64")["keras_bce"]
+    assert row["loss"][0] == "nan" and row["loss"][1] == float(np.float32(math.log(2)))
+    assert row["grad"][0] == "nan" and row["grad"][1] == -0.5  # sigmoid(0) - 1, exact
+
+
+def test_keras_float64_mean_is_float32():
+    # keras.ops.mean (torch backend) computes in result_type(float64, float32) = float32: a real Keras behaviour the
+    # row shows and names. np.float32(ln 2) = 0.6931471824645996; optax keeps float64 (0.6931471805599453)
+    doc = compare_json("0", "1", "--dtype", "float64", "--peers")
+    rows = by_method(doc, "float64")
+    for method in ("keras_bce", "keras_bce_logits"):
+        assert rows[method]["loss"] == float(np.float32(math.log(2)))
+        assert "rounded to float32" in rows[method]["library"]
+    assert rows["optax_sigmoid_bce"]["loss"] == math.log(2)
+    assert "float32" not in by_method(compare_json("0", "1", "--dtype", "float32", "--peers"), "float32")[
+        "keras_bce"]["library"].split(",", 2)[2].replace("float32 tensors", "")
+
+
+def test_no_peer_rows_in_float8():
+    # Keras's torch backend has no float8 kernels and scikit-learn no float8 dtype: was a TypeError traceback
+    # (torch.from_numpy of an ml_dtypes array); now a note, and the float16 rows still run
+    for cmd in (["compare", "1", "0"], ["sweep", "--points", "11"]):
+        result = CliRunner().invoke(cli, [*cmd, "--dtype", "float8_e4m3fn", "--dtype", "float16", "--peers",
+                                          "--format", "json"])
+        assert result.exit_code == 0 and result.exception is None, result.output
+        doc = json.loads(result.output)
+        peer_dtypes = {r["dtype"] for r in doc["results"] if r["backend"] == "peers"}
+        assert peer_dtypes == {"float16"}
+        assert any("no peer rows in float8_e4m3fn" in n for n in doc["notes"])
+
+
+def test_sweep_with_peers_over_a_grid_is_fine():
+    # a sweep's grid never holds NaN (finite --min/--max): every peer row evaluates every point
+    result = CliRunner().invoke(cli, ["sweep", "--peers", "--dtype", "float16", "--points", "101", "--format",
+                                      "json"])
+    assert result.exit_code == 0, result.output
+    rows = [r for r in json.loads(result.output)["results"] if r.get("backend") == "peers"]
+    assert rows and all(r["points"] == 101 for r in rows)
+
+
+def test_the_default_view_names_each_library_and_version():
+    # the answer-first view (no --steps) had the peer rows but not which library and version made them
+    result = CliRunner().invoke(cli, ["compare", "1e10", "0", "--dtype", "float32", "--peers", "--no-steps"],
+                                env={"COLUMNS": "80"})
+    lines = [line.rstrip() for line in result.output.splitlines()]
+    assert f"  keras_bce, keras_bce_logits: keras {peers.version('keras')}, torch backend, float32 tensors" in lines
+    assert any(line.startswith(f"  optax_sigmoid_bce: optax {peers.version('optax')} on jax ") for line in lines)
+    assert f"  sklearn_log_loss: scikit-learn {peers.version('scikit-learn')}, computes in float32" in lines

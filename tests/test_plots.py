@@ -247,7 +247,8 @@ def test_clamp_shading_agrees_with_compare(f32_torch):
     fig = plots.loss_figure([cs])
     try:  # and the figure draws those spans, in each of its three panels
         for ax in fig.axes[:3]:
-            drawn = sorted((round(p.get_x(), 9), round(p.get_x() + p.get_width(), 9)) for p in ax.patches)
+            drawn = sorted((round(p.get_x(), 9), round(p.get_x() + p.get_width(), 9)) for p in ax.patches
+                           if p.get_gid() != "nonfinite-band")  # the band that holds the inf/NaN markers
             assert drawn == sorted((round(lo, 9), round(hi, 9)) for lo, hi in spans)
     finally:
         plots.close(fig)
@@ -480,3 +481,39 @@ def test_sweep_overview_strips_are_the_sweeps_rows():
     figure = curves.sweep_figure(sweep)
     assert {(s.backend, s.dtype, s.method) for s in figure.strips} == \
         {(r.backend, r.dtype, r.method) for r in sweep.rows}
+
+
+def _heights(ax, ys):
+    return ax.transAxes.inverted().transform(ax.transData.transform(np.column_stack([np.zeros(len(ys)), ys])))[:, 1]
+
+
+@pytest.mark.parametrize("kind", ["loss", "grad"])
+def test_inf_and_nan_markers_sit_in_a_band_no_value_reaches(kind, f32_torch, f16_numpy):
+    # The legend said "NaN (top edge)" while the NaN markers sat at 0.9 of the panel: 100 on the float32 torch
+    # target-0 loss slide, exactly torch_bce's capped loss there. Now they sit in a grey band at the top, above
+    # every finite value plotted and every y tick.
+    figures = [plots.slide_figure(kind, f32_torch[0.0], (16.63553237915039, -88.72283935546875)),
+               plots.loss_figure(f16_numpy, None)]
+    try:
+        checked = 0
+        for fig in figures:
+            for ax in fig.axes:
+                markers = [c for c in ax.collections if c.get_offsets().size and c.get_label().endswith(
+                    ("inf", "NaN", "(grad)"))]
+                if not markers:
+                    continue
+                finite = np.concatenate([line.get_ydata()[np.isfinite(line.get_ydata())] for line in ax.get_lines()
+                                         if line.get_label() != "_breakdown" and len(line.get_ydata()) > 2])
+                assert _heights(ax, finite).max() <= plots.HEADROOM + 1e-9
+                for c in markers:
+                    assert (c.get_offsets()[:, 1] > plots.BAND).all()  # axes-fraction heights
+                assert (_heights(ax, ax.get_yticks()) < plots.BAND).all()
+                checked += 1
+        assert checked >= 2
+        texts = [t.get_text() for t in figures[0].legends[0].get_texts()] if figures[0].legends else \
+            [t.get_text() for ax in figures[0].axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+        if kind == "loss":
+            assert "NaN (grey band at the top)" in texts and "NaN (top edge)" not in texts
+    finally:
+        for fig in figures:
+            plots.close(fig)

@@ -103,10 +103,10 @@ def test_gradient_with_respect_to_p():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["compare", "1.5", "0", "--probs"], "probability 1.5 (in '1.5') is outside [0, 1]"),
-    (["compare", "nan", "0", "--probs"], "probability nan"),
-    (["compare", "-0.1,0.5", "0", "--probs"], "probability -0.1"),
-    (["compare", "inf", "0", "--probs"], "probability inf"),
+    (["compare", "1.5", "0", "--probs"], "probability '1.5' is outside [0, 1]"),  # as typed (review-user)
+    (["compare", "nan", "0", "--probs"], "probability 'nan'"),
+    (["compare", "-0.1,0.5", "0", "--probs"], "probability '-0.1' (in '-0.1,0.5')"),
+    (["compare", "inf", "0", "--probs"], "probability 'inf'"),
     (["compare", "0.5", "0", "--probs", "--loss", "softmax"], "--probs is for --loss bce"),
     (["compare", "0.5", "0", "--probs", "--peers"], "--peers takes logits"),
 ])

@@ -257,3 +257,70 @@ def test_bounds_near_the_ends_of_float64_give_the_whole_grid(lo, hi, spacing):
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["results"][0]["points"] == 11  # float64: 11 distinct finite logits
+
+
+# --- grid points left out: duplicates after rounding, and points beyond the dtype's range ---------------------
+
+def _brute_force(grid, fmt):
+    """(evaluated, duplicates, beyond) by rounding every grid point with numpy/ml_dtypes directly."""
+    from stabcli.commands.sweep import grid_float64
+
+    x = grid_float64(grid, 0, grid.points)
+    with np.errstate(all="ignore"):
+        r = x.astype(fmt.np_dtype).astype(np.float64)  # numpy's and ml_dtypes' casts round to nearest
+    finite = np.isfinite(r)
+    evaluated = np.unique(np.where(r[finite] == 0, 0.0, r[finite])).size  # -0 and +0 are one logit
+    return evaluated, grid.points - evaluated - int((~finite).sum()), int((~finite).sum())
+
+
+@pytest.mark.parametrize("dtype, lo, hi, n, spacing", [
+    ("float16", -1e5, 1e5, 100001, "log"), ("float16", -1e5, 1e5, 1001, "linear"), ("float16", 0, 1e-5, 10, "log"),
+    ("float8_e4m3fn", -1000, 1000, 501, "linear"), ("float8_e5m2", -7e4, 1e5, 300, "log"),
+    ("bfloat16", -1e39, 1e38, 1000, "linear"),
+])
+def test_grid_points_left_out_are_counted(dtype, lo, hi, n, spacing):
+    from stabcli.commands.sweep import dropped_note, grid_beyond
+
+    fmt = FORMATS[dtype]
+    grid = make_grid(lo, hi, n, spacing)
+    evaluated, duplicates, beyond = _brute_force(grid, fmt)
+    assert grid_beyond(grid, fmt) == beyond
+    sweep = run_sweep([fmt], ["numpy"], [0.0], grid, methods=["softplus"], grad=False)
+    assert sweep.rows[0].points == evaluated
+    note = dropped_note(grid, fmt, evaluated)
+    assert (note is None) == (evaluated == n)
+    if note is not None:
+        assert note in sweep.notes
+        assert f"{evaluated:,} of the {n:,} grid points" in note
+        assert (f"{duplicates:,} round to a {dtype} value already swept" in note) == (duplicates > 0)
+        assert (f"{beyond:,} lie beyond {dtype}'s largest value" in note) == (beyond > 0)
+
+
+def test_a_sweep_in_which_every_point_is_left_out_is_an_error():
+    # 70000..80000 is beyond float16's largest value, 65504 (np.finfo(np.float16).max): every point rounds to inf.
+    # It reported "0 logits" and rows of zeros, with no word on why
+    result = CliRunner().invoke(cli, ["sweep", "--dtype", "float16", "--min", "70000", "--max", "80000", "--spacing",
+                                      "linear", "--points", "10"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: none of the 10 grid points from 70000 to 80000")
+    assert "the largest float16 is 65504" in lines[0]
+    # in float32 the same grid is fine, and the float16 rows then say why they are empty
+    result = CliRunner().invoke(cli, ["sweep", "--dtype", "float16", "--dtype", "float32", "--min", "70000", "--max",
+                                      "80000", "--spacing", "linear", "--points", "10", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert "float16: 0 of the 10 grid points are evaluated; 10 lie beyond float16's largest value 65504 and would " \
+           "round to inf (left out)" in doc["notes"]
+
+
+def test_a_log_grid_below_float16_resolution_says_how_many_points_it_kept():
+    # 10 log-spaced points from 0 to 1e-5 round to 2 distinct float16 values (float16's subnormal spacing is
+    # 2^-24 = 5.96e-8): the sweep header said 10 and evaluated 2 without a word
+    result = CliRunner().invoke(cli, ["sweep", "--dtype", "float16", "--min", "0", "--max", "1e-5", "--spacing", "log",
+                                      "--points", "10", "--backend", "numpy", "--format", "json"])
+    doc = json.loads(result.output)
+    points = doc["results"][0]["points"]
+    assert points == _brute_force(make_grid(0, 1e-5, 10, "log"), F16)[0] == 2
+    assert "float16: 2 of the 10 grid points are evaluated; 8 round to a float16 value already swept (left out)" \
+        in doc["notes"]

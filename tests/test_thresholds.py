@@ -95,3 +95,36 @@ def test_rtol_zero_is_valid():
     assert result.exit_code == 0, result.output
     rows = {r["name"]: r for r in json.loads(result.output)["results"]}
     assert rows["logsumexp loses relative accuracy (target 0; an estimate)"]["predicted"] == "inf"
+
+
+def _thresholds(*args):
+    import json
+
+    from click.testing import CliRunner
+
+    from stabcli.cli import cli
+
+    result = CliRunner().invoke(cli, ["thresholds", *args, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)["results"]
+
+
+def test_float8_is_named_only_in_the_float8_tables():
+    # the logsumexp explanation said "(in float8, whose few bits round e^x itself coarsely ...)" in every dtype
+    for dtype in ("float16", "float32"):
+        text = " ".join(r["explanation"] + r["formula"] for r in _thresholds("--dtype", dtype))
+        assert "float8" not in text, dtype
+    e5 = [r for r in _thresholds("--dtype", "float8_e5m2") if r["name"].startswith("logsumexp")]
+    assert e5 and all("float8_e5m2's few bits" in r["explanation"] for r in e5 if r["measured"] != r["predicted"])
+
+
+def test_e4m3fn_softmax_rows_say_nan_where_there_is_no_inf():
+    # float8_e4m3fn has no inf (its only NaN pattern is S.1111.111): exp(g)'s overflow is NaN in ml_dtypes, so
+    # "naive's inf/inf is NaN" and "log(softmax) = -inf" were not what happens there
+    rows = _thresholds("--loss", "softmax", "--dtype", "float8_e4m3fn")
+    assert all("inf/inf" not in r["name"] and "= -inf" not in r["name"] for r in rows), [r["name"] for r in rows]
+    assert rows[0]["name"].startswith("exp(g) overflows: float8_e4m3fn has no inf")
+    assert all("has no -inf" in r["formula"] for r in rows if "-inf" in r["formula"])
+    # ... and float16 keeps its inf/inf (65504 overflows to inf there)
+    assert _thresholds("--loss", "softmax", "--dtype", "float16")[0]["name"] == \
+        "exp(g) overflows: naive's inf/inf is NaN (class 0)"

@@ -15,7 +15,7 @@ from stabcli.cli import options
                                           "a.b) or .safetensors file holding several.")
 @click.option("--targets-key", default=None, help="The same for TARGETS (they may be two keys of one file).")
 @options.loss_option
-@options.dtype_option
+@options.dtype_option(default="the logits file's own dtype (float32 for text and integers)")
 @options.backend_option
 @click.option("--weight", type=options.Number("one finite number >= 0", minimum=0), default=1.0, show_default=True,
               help="One weight for every element (a number >= 0).")

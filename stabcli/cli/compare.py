@@ -8,7 +8,7 @@ from stabcli import names
 from stabcli.cli import options
 
 
-@click.command(context_settings={"ignore_unknown_options": True},
+@click.command(cls=options.NumbersCommand, context_settings={"ignore_unknown_options": True},
              short_help="Every method on given logits and targets against the exact loss.")
 @click.argument("logits")
 @click.argument("targets")

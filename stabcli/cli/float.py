@@ -7,7 +7,7 @@ import click
 from stabcli.cli import options
 
 
-@click.command(name="float", context_settings={"ignore_unknown_options": True},
+@click.command(name="float", cls=options.NumbersCommand, context_settings={"ignore_unknown_options": True},
                short_help="A number's bits, neighbours, ulp and rounding in each format.")
 @click.argument("value")
 @options.dtype_option

@@ -84,14 +84,41 @@ class Number(click.ParamType):
         return int(number) if self.whole else number
 
 
+
+class NumbersCommand(click.Command):
+    """A command whose arguments may be negative numbers (``compare -100 1``): click's ignore_unknown_options lets
+    them through, and with them any option it does not know (``--bogus`` ended as "Got unexpected extra
+    argument"). Here a token that starts like an option (a dash and a letter) and is no option of the command, nor
+    inf or nan, is called what it is: no such option."""
+
+    def parse_args(self, ctx, args):
+        import difflib
+
+        known = {opt for param in self.get_params(ctx) for opt in (*param.opts, *param.secondary_opts)}
+        for token in args:
+            if token == "--":
+                break
+            name = token.split("=", 1)[0]
+            word = name.lstrip("-")
+            numeric = word.split(",", 1)[0].lower() in ("inf", "infinity", "nan")
+            if name.startswith("-") and word[:1].isalpha() and not numeric and name not in known:
+                close = difflib.get_close_matches(name, sorted(o for o in known if o.startswith("--")), n=1)
+                raise click.NoSuchOption(name, possibilities=close, ctx=ctx)
+        return super().parse_args(ctx, args)
+
 # --- options used by several commands ------------------------------------------------------------------------
 
-def dtype_option(func):
-    return click.option(
-        "--dtype", "dtypes", multiple=True, type=click.Choice(DTYPE_CHOICES, case_sensitive=False),
-        help="Format to evaluate in; repeat for several. all = the four 16- to 64-bit formats; "
-             "float8_e4m3fn and float8_e5m2 only when named. [default: all]",
-    )(func)
+def dtype_option(func=None, *, default: str = "all"):
+    """--dtype, repeatable; ``default`` is what the help says it defaults to (check: the logits file's own dtype).
+    Used bare (``@dtype_option``) or with the default named (``@dtype_option(default=...)``)."""
+    def apply(f):
+        return click.option(
+            "--dtype", "dtypes", multiple=True, type=click.Choice(DTYPE_CHOICES, case_sensitive=False),
+            help="Format to evaluate in; repeat for several. all = the four 16- to 64-bit formats; "
+                 f"float8_e4m3fn and float8_e5m2 only when named. [default: {default}]",
+        )(f)
+
+    return apply if func is None else apply(func)
 
 
 def backend_option(func):

@@ -84,7 +84,7 @@ def sweep(loss, dtypes, backends, targets, weight, pos_weight, label_smoothing, 
         stabcli sweep --dtype float16
         stabcli sweep --dtype all --backend all
         stabcli sweep --dtype bfloat16 --exhaustive --target 0.3 --format json
-        stabcli sweep --dtype float32 --min -200 --max 200 --points 1e6 --spacing linear
+        stabcli sweep --min -200 --max 200 --points 1e6 --spacing linear
         stabcli sweep --dtype float16 --backend numpy --plot float16.png
         stabcli sweep --dtype float16 --exhaustive --no-grad
         stabcli sweep --loss softmax --dtype float16 --exhaustive --target 1,0,0

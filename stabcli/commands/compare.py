@@ -58,6 +58,8 @@ class Row:
     grad_status: object = None
     grad_verdict: str | None = None
     unclamped_loss: float | None = None  # single element, clamped/torch_bce: the loss without the -100 clamp
+    clip_note: str | None = None  # single element: which clip changed the loss, in words (a peer's own clip)
+    reduction_overflow: float | None = None  # the mean/sum overflowed although every element is finite: the largest
     compute_dtype: str | None = None  # the dtype the loss came back in (float32 under autocast's float32 lists)
     grad_wrt: str = "x"  # what the gradient is taken with respect to (p for --probs' probability methods)
     message: str | None = None  # status refused: torch's own message
@@ -225,6 +227,10 @@ def _row(family, backend, fmt, method, arrays, reduction, ref: _Exact, gref: _Ex
         status=str(err.status[0]) if reduced else [str(s) for s in err.status],
         events=_events(ev, ops),
     )
+    if reduced and not np.all(np.isfinite(to_float64(loss))):
+        per_element = to_float64(ops.to_numpy(ev.loss))
+        if per_element.size and np.all(np.isfinite(per_element)):
+            row.reduction_overflow = float(np.max(np.abs(per_element)))
     row.compute_dtype = cfmt.name
     row.grad_wrt = family.grad_variable(method)
     gradient = family.grad_details(backend, fmt, method, arrays, reduction)
@@ -245,12 +251,22 @@ def _row(family, backend, fmt, method, arrays, reduction, ref: _Exact, gref: _Ex
                      for s in ev.steps]
         if ev.unclamped is not None:
             row.unclamped_loss = float(to_float64(ops.to_numpy(ev.unclamped)).reshape(-1)[0])
+        row.clip_note = ev.clip_note
         row.verdict = notes_text.verdict(row, cfmt)
         if gradient is not None:
             row.steps += [TraceStep(name, value, note)
                           for name, value, note in notes_text.grad_steps(row, gradient, fmt)]
             row.grad_verdict = notes_text.grad_verdict(row, gradient, fmt)
     return row
+
+
+def _reduction_note(fmt: Format, backend: str, reduction: str, rows: list) -> str:
+    """The reduction overflowed the dtype although every element's loss is finite: the inf is the mean's or the
+    sum's, not any formula's (a float16 sum of 4,000 losses of 20 is 80,000, beyond 65504)."""
+    names = ", ".join(r.method for r in rows)
+    largest = plain_notes.num(max(r.reduction_overflow for r in rows))
+    return (f"{fmt.name}, {backend}: the {reduction} overflowed {fmt.name} for {names} although each element's "
+            f"loss is finite (at most {largest}): that inf comes from the {reduction}, not from the formula")
 
 
 def _wide(arrays: dict) -> dict:
@@ -348,7 +364,11 @@ def _compare(inputs, formats, backends, methods, rtol, atol, family, peers, auto
             for method in methods_to_run(family, backend, fmt, methods, options, notes):
                 rows.append(_row(family, backend, fmt, method, arrays, inputs.reduction, ref, gref, logits_in,
                                  overflow, single, rtol, atol))
-    comparison = Comparison(inputs, rows, dtype_notes, notes, family=family.name, variable=family.variable)
+            over = [r for r in rows if r.dtype == fmt.name and r.backend == backend and r.reduction_overflow]
+            if over:
+                notes.append(_reduction_note(fmt, backend, inputs.reduction, over))
+    comparison = Comparison(inputs, rows, dtype_notes, notes, family=family.name,
+                            variable=family.compare_variable or family.variable)
     if single:
         companion = family.companion(inputs, backends, methods)
         if companion is not None:

@@ -52,6 +52,7 @@ from stabcli.core.analysis import INF, NAN, OK, Reference, Tolerance, judge, jud
 from stabcli.core.backends import BACKEND_NAMES
 from stabcli.core.errors import InputError
 from stabcli.core.formats import FORMATS, Format, from_ordinal, max_ordinal, ordinal, to_float64
+from stabcli.core.numbers import fmt_number
 from stabcli.losses import get_family
 from stabcli.names import SPACINGS
 
@@ -190,8 +191,8 @@ def span(grid: Grid, fmt: Format) -> tuple[int, int]:
     if not grid.exhaustive:
         return 0, grid.points
     if fmt.bits == 64:
-        raise InputError("--exhaustive with float64 would be 1.8e19 values; use it with float16, bfloat16 "
-                         "or float32, or sweep float64 on a grid")
+        raise InputError("--exhaustive with float64 would be 1.8e19 values; use it with float8_e4m3fn, "
+                         "float8_e5m2, float16, bfloat16 or float32, or sweep float64 on a grid")
     m = max_ordinal(fmt)
     lo, hi = (-m, m) if grid.ordinals is None else (max(grid.ordinals[0], -m), min(grid.ordinals[1], m))
     return lo, hi + 1
@@ -234,6 +235,54 @@ def logit_chunks(grid: Grid, fmt: Format, chunk: int = CHUNK, start: int | None 
         values = values[keep]
         if values.size:
             yield _plus_zero(values, fmt)
+
+
+def grid_beyond(grid: Grid, fmt: Format) -> int:
+    """How many grid points lie beyond ``fmt``'s range (they round to ±inf, or NaN in float8_e4m3fn) and are left
+    out. The grid increases and rounding keeps its order, so they are a prefix (negative) and a suffix (positive),
+    found by bisection: about 60 points rounded, whatever the grid's size."""
+    if grid.exhaustive:
+        return 0
+    n = grid.points
+
+    def value(i: int) -> tuple[float, bool]:
+        x = grid_float64(grid, i, i + 1)
+        with np.errstate(all="ignore"):
+            return float(x[0]), bool(np.isfinite(to_float64(fmt.round(x))[0]))
+
+    def first(pred) -> int:  # the first index where pred holds (pred is false, then true), n if none
+        lo, hi = 0, n
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if pred(*value(mid)):
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    below = first(lambda x, finite: finite or x >= 0)  # the negative points beyond the range come first
+    above = n - first(lambda x, finite: not finite and x > 0)
+    return below + above
+
+
+def dropped_note(grid: Grid, fmt: Format, evaluated: int) -> str | None:
+    """Why a grid sweep in ``fmt`` evaluates fewer logits than ``--points`` asked for, or None: points that round
+    to a value already swept (a float16 grid from 0 to 1e-5 has 10 points but 2 distinct float16 values), and
+    points beyond the dtype's range."""
+    if grid.exhaustive or evaluated >= grid.points:
+        return None
+    beyond = grid_beyond(grid, fmt)
+    duplicates = grid.points - evaluated - beyond
+    why = []
+    if duplicates:
+        why.append(f"{duplicates:,} round to a {fmt.name} value already swept")
+    if beyond:
+        to = "inf" if fmt.has_inf else "NaN"
+        why.append(f"{beyond:,} lie beyond {fmt.name}'s largest value {fmt_number(fmt.max, None)} and would round "
+                   f"to {to}")
+    return (f"{fmt.name}: {evaluated:,} of the {grid.points:,} grid points {'is' if evaluated == 1 else 'are'} "
+            "evaluated; "
+            + " and ".join(why) + " (left out)")
 
 
 def _plus_zero(values: np.ndarray, fmt: Format) -> np.ndarray:
@@ -845,6 +894,12 @@ def run_sweep(
         backends = [b for b in backends if b == "torch"]
     for fmt in formats:
         span(grid, fmt)  # refuses float64 --exhaustive before any work
+    if not grid.exhaustive and all(grid_beyond(grid, f) == grid.points for f in formats):
+        names = " or ".join(f.name for f in formats)
+        largest = "; ".join(f"the largest {f.name} is {fmt_number(f.max, None)}" for f in formats)
+        raise InputError(f"none of the {grid.points:,} grid points from {fmt_number(grid.min, None)} to "
+                         f"{fmt_number(grid.max, None)} is a finite {names} number ({largest}); give --min/--max "
+                         "within the dtype's range")
     workers = _default_workers() if workers is None else max(int(workers), 1)
     # Peer rows run in this process: jax and Keras start threads that a forked worker would not have (jax warns
     # that a fork after its import can deadlock).
@@ -892,6 +947,11 @@ def _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, metho
                         _refine_grad(row, s, tol, grid, cache, family)
                         row.training = training_breaks(row, s, tol, cache, family)
             rows.extend(part)
+    for fmt in formats:
+        evaluated = next((r.points for r in rows if r.dtype == fmt.name), None)
+        note = None if evaluated is None else dropped_note(grid, fmt, evaluated)
+        if note is not None:
+            notes.append(note)
     missing = peers_note(family) if "peers" in backends else None
     if missing is not None:
         notes.append(missing)

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stabcli.core.backends import NumpyOps
+from stabcli.core.backends import NumpyOps, numpy_reduce
 from stabcli.core.formats import Format
 
 
@@ -220,12 +220,7 @@ class DualOps(NumpyOps):
 
     def reduce(self, loss, reduction: str):
         """The reduced value (as NumpyOps.reduce); the per-element gradient is :func:`_reduce_grad`'s job."""
-        val = _val(loss)
-        if reduction == "mean":
-            return np.mean(val, dtype=self.dtype)
-        if reduction == "sum":
-            return np.sum(val, dtype=self.dtype)
-        return val
+        return numpy_reduce(_val(loss), reduction, self.fmt)
 
 
 @dataclass

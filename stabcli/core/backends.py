@@ -22,6 +22,26 @@ from stabcli.core.formats import FORMATS, Format, to_float64
 from stabcli.names import BACKEND_NAMES
 
 
+def numpy_reduce(loss, reduction: str, fmt: Format):
+    """The mean or sum of per-element losses of ``fmt`` as numpy reduces them by default, the result in the dtype.
+
+    float16: ``np.mean`` uses float32 intermediates (numpy documents it: "float16 results are computed using float32
+    intermediates for extra precision") and ``np.sum`` adds pairwise in float16; float32 and float64 reduce in
+    themselves. bfloat16 and float8 (ml_dtypes) are accumulated in float32 and rounded once, as torch's CPU
+    reductions do: numpy would add them in the dtype itself, where a bfloat16 sum of 1,000 values of 3.1 stalls at
+    1024. (Until this was changed, float16 means were accumulated in float16: 4,000 losses of 20 gave inf.)
+    """
+    if reduction not in ("mean", "sum"):
+        return loss
+    values = np.asarray(loss)
+    if fmt.bits >= 32 or fmt.name == "float16":
+        out = np.mean(values) if reduction == "mean" else np.sum(values)
+        return np.asarray(out, dtype=fmt.np_dtype)
+    wide = values.astype(np.float32)
+    out = np.mean(wide) if reduction == "mean" else np.sum(wide)
+    return fmt.round(np.asarray(out, dtype=np.float64))
+
+
 class NumpyOps:
     """numpy, one rounding per operation. Callers wrap evaluation in ``np.errstate(all="ignore")``."""
 
@@ -62,11 +82,7 @@ class NumpyOps:
     bce_log1p = staticmethod(np.log1p)
 
     def reduce(self, loss, reduction: str):
-        if reduction == "mean":
-            return np.mean(loss, dtype=self.dtype)
-        if reduction == "sum":
-            return np.sum(loss, dtype=self.dtype)
-        return loss
+        return numpy_reduce(loss, reduction, self.fmt)
 
     # Vector operations over the last axis (the class axis of softmax cross-entropy). Op by op: the sum adds one
     # class at a time, each addition rounded to the dtype (np.sum would accumulate float16 in float32).
@@ -413,7 +429,12 @@ def dtype_name(values) -> str:
 
 
 def backend_note(backend: str, fmt: Format) -> str | None:
-    """What a reader of results in ``fmt`` under ``backend`` needs to be told (float8 under torch), or None."""
+    """What a reader of results in ``fmt`` under ``backend`` needs to be told (float8 under torch; no peer rows in
+    float8), or None."""
+    if backend == "peers":
+        from stabcli.core import peers
+
+        return None if peers.runs_in(fmt) else peers.skipped_note(fmt)
     if backend != "torch" or fmt.bits != 8:
         return None
     note = (f"torch in {fmt.name}: torch has the dtype but no CPU kernels for it, so every operation runs in "
@@ -437,4 +458,4 @@ def make_ops(backend: str, fmt: Format):
     return NumpyOps(fmt)
 
 
-__all__ = ["AutocastOps", "BACKEND_NAMES", "dtype_name", "Float8Tensor", "backend_note", "NumpyOps", "TorchFloat8Ops", "TorchOps", "make_ops", "to_float64"]
+__all__ = ["AutocastOps", "BACKEND_NAMES", "dtype_name", "Float8Tensor", "backend_note", "NumpyOps", "TorchFloat8Ops", "TorchOps", "make_ops", "numpy_reduce", "to_float64"]

@@ -300,13 +300,16 @@ def describe(exact: Fraction | None, value64: float, fmt: Format) -> Stored:
 
 
 def _bracket(q: Fraction, fmt: Format) -> tuple[float | None, float | None]:
-    """The values of the format on either side of q (equal when q is one of them)."""
+    """The values of the format on either side of q (equal when q is one of them); None for a side that is not
+    a finite value of the format (past the largest value, between max and the overflow threshold: inf, or nothing
+    at all in float8_e4m3fn)."""
     v = round_exact(q, fmt)
     if not math.isfinite(v):
         return None, None
     if Fraction(v) == q:
         return v, v
     below, above = neighbours(v, fmt)
+    below, above = (b if b is not None and math.isfinite(b) else None for b in (below, above))
     return (below, v) if Fraction(v) > q else (v, above)
 
 

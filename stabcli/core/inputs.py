@@ -176,16 +176,26 @@ def parse_array(text: str, what: str) -> np.ndarray:
     return arr
 
 
+def typed_item(text: str, values: np.ndarray, bad: np.ndarray) -> str:
+    """The first element where ``bad`` holds, as it was typed, for an error line: "'2' (in '1,2,3')" rather than
+    the parsed 2.0, or "'1.5'" when ``text`` is that one number. Items are read off the text in order (a nested
+    list's items are in row-major order, as the array's); the parsed value stands in if they cannot be matched."""
+    index = int(np.flatnonzero(np.asarray(bad).reshape(-1))[0])
+    tokens = [t.strip(_BLANK).strip('"') for t in re.split(r"[\[\],]", str(text)) if t.strip(_BLANK)]
+    typed = tokens[index] if len(tokens) == np.size(values) else _fmt(np.asarray(values).reshape(-1)[index])
+    return shown(typed) + (f" (in {shown(text)})" if len(tokens) > 1 else "")
+
+
 def check_targets(y: np.ndarray, text: str) -> None:
-    bad = y[~((y >= 0) & (y <= 1))]
-    if bad.size:
-        raise InputError(f"target {_fmt(bad.flat[0])} (in {shown(text)}) is outside [0, 1]; targets are probabilities in [0, 1]")
+    bad = ~((y >= 0) & (y <= 1))
+    if bad.any():
+        raise InputError(f"target {typed_item(text, y, bad)} is outside [0, 1]; targets are probabilities in [0, 1]")
 
 
 def check_weights(w: np.ndarray, text: str, what: str) -> None:
-    bad = w[~(np.isfinite(w) & (w >= 0))]
-    if bad.size:
-        raise InputError(f"{what} {_fmt(bad.flat[0])} (in {shown(text)}) is not allowed; {what}s are finite numbers >= 0")
+    bad = ~(np.isfinite(w) & (w >= 0))
+    if bad.any():
+        raise InputError(f"{what} {typed_item(text, w, bad)} is not allowed; {what}s are finite numbers >= 0")
 
 
 def broadcast(named: dict[str, tuple[np.ndarray, str]]) -> tuple[int, ...]:

@@ -57,6 +57,17 @@ def jax():
     return module
 
 
+
+def runs_in(fmt) -> bool:
+    """Whether the peer rows run in ``fmt``: not in float8, which Keras's torch backend cannot compute in (torch has
+    no float8 kernels) and scikit-learn's numpy cannot hold (ml_dtypes' float8 is not a dtype it knows)."""
+    return fmt.bits != 8
+
+
+def skipped_note(fmt) -> str:
+    return (f"no peer rows in {fmt.name}: Keras's torch backend has no {fmt.name} kernels and scikit-learn no "
+            "float8 dtype (the peers run in float16, bfloat16, float32 and float64)")
+
 @dataclass(frozen=True)
 class PeerMethod:
     """A method that is a peer library's real loss: which library, and the names of its formula and gradient

@@ -107,6 +107,11 @@ def load(path: str, key: str | None = None, what: str = "LOGITS") -> TensorFile:
 
 
 def _npy(path: str, key, what) -> TensorFile:
+    with open(path, "rb") as f:  # np.load takes any file without the magic bytes for a pickle
+        head = f.read(6)
+    if head != b"\x93NUMPY":
+        raise InputError(f"{what} {shown(path)} is not a .npy file (it does not start with numpy's magic bytes "
+                         "\\x93NUMPY); save it with numpy.save, or give a text file a .txt or .csv name")
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as exc:  # a truncated file, a bad header, pickled objects

@@ -40,6 +40,9 @@ class Evaluation:
     steps: list[Step] = field(default_factory=list)
     clamp_changed: Any = None  # boolean array: where a clamp in the method changed the loss (None: no clamp)
     unclamped: Any = None  # the same formula without the clamp: what the clamp replaced
+    # For a single element whose loss a clip or clamp changed: which one, in words ("Keras's clip of p to [1e-7,
+    # 1 - 1e-7] replaced p = 1 by ..."), for the verdicts; None: the -100 clamp, BCELoss's rule
+    clip_note: str | None = None
     # For a method that calls a library (torch's own losses): reduction -> the library's call with that
     # reduction. A user's F.binary_cross_entropy_with_logits(x, y) takes the mean inside torch, and its backward
     # divides there, which rounds differently from differentiating loss.mean() of the per-element losses.
@@ -106,6 +109,9 @@ class LossFamily:
     input_labels: dict[str, str] = {}  # input key -> the word a note uses for one of its values ("logit")
     variable: str = "x"  # what the swept variable is called in sentences and figures
     variable_label: str = "logit x"  # a figure's axis label for it
+    # what compare and check call their inputs, where it is not ``variable`` (softmax: they take rows of logits x,
+    # where sweeps and figures vary the gap g of the rows [g, 0, 0])
+    compare_variable: str | None = None
     # figures (``stabcli plot``, ``sweep --plot``)
     breakdown_method: str = "naive"  # the method whose first inf/NaN a figure marks (dashed lines, their logits)
     clamp_method: str | None = None  # the method whose clamp (status clamped) a figure shades, if any
@@ -258,7 +264,7 @@ class LossFamily:
     def grad_variable(self, method: str) -> str:
         """What ``method``'s gradient is taken with respect to (a row's ``grad_wrt``): :attr:`variable` by default;
         with ``--probs`` p for the probability methods, x for the logit methods."""
-        return self.variable
+        return self.compare_variable or self.variable
 
     def method_grad_reference(self, method: str, arrays: dict, reduction: str):
         """The exact gradient of ``method`` when it differs from :meth:`exact_reference`'s (a method whose gradient

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 
 from rich import box
 from rich.console import Group
@@ -113,9 +114,12 @@ def header_lines(check) -> list[str]:
             parts.append(f"{_n(n.distinct)} distinct ({one}, target) pairs, each evaluated once")
         if n.logits_changed:
             over = f", {_n(n.logits_overflowed)} of them to ±inf" if n.logits_overflowed else ""
-            parts.append(f"{_n(n.logits_changed)} {first} changed by rounding to {n.dtype}{over}")
+            one = "probability" if check.probs else "logit"
+            parts.append(f"{_n(n.logits_changed)} {first if n.logits_changed != 1 else one} changed by rounding to "
+                         f"{n.dtype}{over}")
         if n.targets_changed:
-            parts.append(f"{_n(n.targets_changed)} targets changed by rounding to {n.dtype}")
+            parts.append(f"{_n(n.targets_changed)} target{'s' if n.targets_changed != 1 else ''} changed by rounding "
+                         f"to {n.dtype}")
         if parts:
             lines.append(f"{n.dtype}: " + "; ".join(parts) + ".")
     return lines
@@ -131,8 +135,6 @@ def summary_lines(check) -> list[str]:
     """One sentence per (backend, dtype): what each method does on this file for training, worst first (as
     ``sweep --severity training`` ranks: inf/NaN in the loss or the gradient, a gradient lost where the truth
     matters, off tolerance, fine), and where on each side of 0 it first happens, and how."""
-    from stabcli.present.sweep_view import _side_text
-
     groups: dict = {}
     for r in check.rows:
         groups.setdefault((r.backend, r.dtype), []).append(r)
@@ -149,14 +151,14 @@ def summary_lines(check) -> list[str]:
             cls = t.cls if t is not None else ("diverges" if c["inf"] + c["nan"] else
                                                "inaccurate" if c["inaccurate"] + c["clamped"] else "ok")
             if cls == "diverges" and t is not None:
-                bad.append((0, f"{r.method} gives inf/NaN (loss or gradient) on {_elements(t.count_nonfinite)}: "
-                               f"{_side_text(t, v)}"))
+                bad.append((0, f"{r.method} gives inf/NaN (loss or gradient) on {_elements(t.count_nonfinite)}"
+                               f"{_diverges_text(t, v)}"))
             elif cls == "diverges":
                 bad.append((0, f"{r.method} gives inf/NaN on {_elements(c['inf'] + c['nan'])}"
                                f"{_sides(r.breakdown, 'nonfinite', v, dtype)}"))
             elif cls == "stalls":
                 bad.append((1, f"{r.method}'s gradient stalls (vanishes where the truth matters) on "
-                               f"{_elements(t.count_stalled)}: {_side_text(t, v)}"))
+                               f"{_elements(t.count_stalled)}: {' and '.join(_breaks(t, v)[1])}"))
             elif cls == "inaccurate" and c["clamped"] and r.max_error_bits > 0:
                 bad.append((2, f"{r.method} is finite only because the -100 clamp fired ({_elements(c['clamped'])}"
                                f"{_sides(r.breakdown, 'clamped', v, dtype)})"))
@@ -175,10 +177,49 @@ def summary_lines(check) -> list[str]:
     return out
 
 
+def _at(v: str, rel: str, x: float) -> str:
+    """'from x ≥ 7.625', or 'at x = inf' where the side's first point is infinite (nothing lies beyond it)."""
+    from stabcli.core.numbers import fmt_number
+
+    return f"at {v} = {fmt_number(x, None)}" if math.isinf(x) else f"from {v} {rel} {fmt_number(x, None)}"
+
+
+def _diverges_text(t, v: str) -> str:
+    """Where a diverging method first gives inf/NaN on each side, and, apart, where its gradient stalls (a stall is
+    not an inf/NaN: 'grad 0 from x ≥ 7.625' under 'gives inf/NaN' read as one)."""
+    div, stall = _breaks(t, v)
+    text = f": {', '.join(div)}" if div else ""
+    if stall:
+        text += f"; its gradient stalls {' and '.join(stall)}"
+    return text
+
+
+def _breaks(t, v: str) -> tuple[list[str], list[str]]:
+    """Per side of 0, where training first breaks: ('loss inf from x ≥ 8', ...) for inf/NaN, and ('from x ≥ 8 (0
+    where the truth is 0.9997)', ...) for a stalled gradient."""
+    from stabcli.core.numbers import fmt_number
+
+    div, stall = [], []
+    for side, rel in (("pos", "≥"), ("neg", "≤")):
+        x, kind = getattr(t, f"break_{side}"), getattr(t, f"break_{side}_kind")
+        if x is None:
+            continue
+        if kind in ("grad 0", "grad ≈0"):
+            truth = getattr(t, f"truth_{side}")
+            stall.append(f"{_at(v, rel, x)} ({kind.split()[1]}" +
+                         (f" where the truth is {fmt_number(truth, 4)})" if truth is not None else ")"))
+            later = getattr(t, f"diverge_{side}")
+            if later is not None:
+                div.append(f"inf/NaN {_at(v, rel, later)}")
+        else:
+            div.append(f"{kind} {_at(v, rel, x)}")
+    return div, stall
+
+
 def _sides(breakdown: dict, kind: str, v: str, dtype: str) -> str:
     pos, neg = breakdown.get(f"{kind}_pos"), breakdown.get(f"{kind}_neg")
-    parts = [f"{v} ≥ {logit_text(pos, dtype).plain}" if pos is not None else None,
-             f"{v} ≤ {logit_text(neg, dtype).plain}" if neg is not None else None]
+    parts = [(f"{v} = {logit_text(x, dtype).plain}" if math.isinf(x) else f"{v} {rel} {logit_text(x, dtype).plain}")
+             if x is not None else None for x, rel in ((pos, "≥"), (neg, "≤"))]
     parts = [p for p in parts if p]
     return f", first at {' and '.join(parts)}" if parts else ""
 

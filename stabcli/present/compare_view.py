@@ -279,6 +279,19 @@ def _autocast_lines(comparison, rows) -> list:
     return out
 
 
+def _library_lines(rows) -> list:
+    """The peer rows' libraries, versions and compute dtypes, one line per distinct description (the methods of one
+    library share it): what the --steps view says under each dtype's table."""
+    by_text: dict[tuple[str, str], list[str]] = {}
+    several = len({r.dtype for r in rows}) > 1
+    for r in rows:
+        if r.library is not None:  # the dtype is named where the description does not name it
+            by_text.setdefault((r.dtype if several and r.dtype not in r.library else "", r.library), []).append(
+                r.method)
+    return [Text(f"  {', '.join(methods)}{f' ({dtype})' if dtype else ''}: {text}", style="dim")
+            for (dtype, text), methods in by_text.items()]
+
+
 def answer_panel(comparison) -> Panel:
     dtype, backend = comparison.focus
     return Panel("\n".join(comparison.answer), title=f"Answer ({dtype}, {backend})", title_align="left")
@@ -289,6 +302,7 @@ def answer_first(comparison, trace: bool = True) -> list:
     dtype, backend = comparison.focus
     out: list = [answer_panel(comparison), overview_table(comparison)]
     out += _autocast_lines(comparison, comparison.rows)
+    out += _library_lines(comparison.rows)
     for dn in comparison.dtype_notes:
         out += _change_notes(dn)
     for note in comparison.notes:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -77,8 +78,8 @@ class Quote:
         the gradient guard, which no command prints as such)."""
         c = self.call
         if self.source == "compare":
-            return (f"stabcli compare {_arg(c['logits'])} {_arg(c['targets'])} --dtype {c['dtype']} "
-                    "--format json")
+            return (f"stabcli compare {shlex.quote(_arg(c['logits']))} {shlex.quote(_arg(c['targets']))} "
+                    f"--dtype {c['dtype']} --format json")  # quoted for a shell: [[...]] would be a glob
         if self.source == "sweep" and c.get("grid") == "default":  # one method over the default grid, gradients on
             return (f"stabcli sweep --dtype {c['dtype']} --backend {c['backend']} --target "
                     f"{fmt_number(c['target'], None)} --format json")
@@ -639,7 +640,8 @@ def _grad_caveat(b: _Builder) -> list[str]:
         where = f", where sigmoid(x) rounds to {p}"
     text = (f"Its gradient is not exact everywhere either. torch's backward forms sigmoid(x) - y, which for "
             f"target 1 cancels as sigmoid(x) nears 1: over stabcli sweep's {points} {d} logits (torch) the "
-            f"gradient is 0 at {gone} of them, from x ≥ {first}{where}, while the true gradient there is {truth}.")
+            f"gradient is 0 at {gone} of them, from x ≥ {first}{where}, while the true gradient there runs from "
+            f"{truth} (at x = {first}) toward 0.")
     eps = b.constant(d, "eps", digits=3, shown=False)
     if abs(float(truth.value)) < float(eps.value):
         b.show(eps)
@@ -844,7 +846,8 @@ def _q8(b: _Builder) -> Question:
     on_paper = "" if d == "float64" else f" (on paper, in float64: {paper})"
     return _question(b, f"Keras 3 clips p to [1e-7, 1 - 1e-7] before its logs. In {d}, what loss does it give "
                         "at x = 1e10, y = 0?", [paper, live, "100", "inf"], live,
-                     f"{live}: 1 - 1e-7 is stored as {hi} in {d}{on_paper}; the true loss is {true0}.")
+                     f"1 - 1e-7 is stored as {hi} in {d}, and -log(1 - {hi}) is {live}{on_paper}; the true loss "
+                     f"is {true0}.")
 
 
 _QUESTIONS = {1: _q1, 2: _q2, 3: _q3, 4: _q4, 5: _q5, 6: _q6, 7: _q7, 8: _q8}

@@ -105,28 +105,30 @@ def rounding_note(report, row) -> str:
             return f"{typed} is stored as {show(row.value)}."
         return (f"{row.dtype} has no inf: {typed} becomes NaN (ml_dtypes, the OCP non-saturating rule; "
                 f"{row.bits.hex} is its NaN).")
+    negative = report.exact < 0
     if row.overflow:
-        at = "at or above" if not c.overflow_tie_to_max else "above"
-        then = "inf" if fmt.has_inf else "NaN: it has no inf (ml_dtypes, the OCP non-saturating rule)"
-        return (f"{typed} overflows {row.dtype}: every number {at} {c.overflow_threshold_text} = "
-                f"{show(c.max)} + ulp/2 = {show(c.max)} + {show(_ulp_max(c))}/2 (halfway from the largest value, "
-                f"{show(c.max)} = {hex_of(c.max, row.dtype)}, to the next power of two) rounds past it, to {then}.")
+        return _overflow_note(typed, row, c, show, negative)
     if row.underflow:
         return (f"{typed} underflows {row.dtype}: at or below half the smallest subnormal, "
                 f"{show(c.smallest_subnormal / 2)}, a number rounds to 0.")
     if row.error == 0:
         return f"{typed} is stored exactly."
     direction = "down" if row.error < 0 else "up"
-    lo, hi = (row.below, row.value) if row.error > 0 else (row.value, row.above)
-    if hi is None or not math.isfinite(hi):  # above the largest value, not yet past max + ulp/2
+    if abs(row.value) == c.max and abs(report.exact) > Fraction(c.max):  # beyond max, not yet past max + ulp/2
+        m, u, t = show(c.max), show(_ulp_max(c)), c.overflow_threshold_text
+        if negative:
+            where = f"below the most negative {row.dtype}, -{m},"
+            half, beyond, to = f"-{t} = -({m} + {u}/2)", f"below -{t}", f"-{m} ({hex_of(-c.max, row.dtype)})"
+        else:
+            where = f"above the largest {row.dtype}, {m},"
+            half, beyond, to = f"{t} = {m} + {u}/2", f"above {t}", f"{m} ({hex_of(c.max, row.dtype)})"
         if row.tie:
-            return (f"{typed} is above the largest {row.dtype}, {show(c.max)}, by exactly half an ulp "
-                    f"({c.overflow_threshold_text} = {show(c.max)} + {show(_ulp_max(c))}/2): a tie, which goes to the "
-                    f"even {show(c.max)} ({hex_of(c.max, row.dtype)}); only numbers above {c.overflow_threshold_text} "
-                    "overflow.")
-        return (f"{typed} is above the largest {row.dtype}, {show(c.max)}, but below {c.overflow_threshold_text} = "
-                f"{show(c.max)} + ulp/2: it rounds down to {show(row.value)} (by {small(abs(row.error))} = "
-                f"{small(abs(row.error_ulps))} ulp).")
+            return (f"{typed} is {where} by exactly half an ulp ({half}): a tie, which goes to the even {to}; "
+                    f"only numbers {beyond} overflow.")
+        bound = f"-{t} = -({m} + ulp/2)" if negative else f"{t} = {m} + ulp/2"
+        return (f"{typed} is {where} but {'above' if negative else 'below'} {bound}: it rounds {direction} to "
+                f"{show(row.value)} (by {small(abs(row.error))} = {small(abs(row.error_ulps))} ulp).")
+    lo, hi = (row.below, row.value) if row.error > 0 else (row.value, row.above)
     text = f"{typed} is not a {row.dtype} number: it lies between {show(lo)} and {show(hi)}"
     if row.tie:
         text += (f", exactly halfway; a tie goes to the neighbour whose last mantissa bit is 0, here "
@@ -138,6 +140,31 @@ def rounding_note(report, row) -> str:
         text += (f" A subnormal: below the smallest normal number, {show(c.smallest_normal)}, the spacing stays "
                  f"{with_pow2(c.smallest_subnormal)}, so fewer significant bits are left.")
     return text
+
+
+def _overflow_note(typed: str, row, c, show, negative: bool) -> str:
+    """Why a finite typed number overflows: past max + ulp(max)/2 (halfway from max to the next step up), and what
+    it becomes. The next step is a power of two in every format with inf; float8_e4m3fn's next pattern, 0x7F, is
+    its NaN, so halfway there is 448 + 32/2 = 464, halfway to 480, short of the next power of two (512)."""
+    fmt = FORMATS[row.dtype]
+    m, u = show(c.max), _ulp_max(c)
+    step = c.max + u  # the value one ulp above max: 2^(emax + 1) where that is the next power of two
+    if pow2(step):
+        halfway = f"halfway from the largest value, {m} = {hex_of(c.max, row.dtype)}, to the next power of two, " \
+                  f"{with_pow2(step)}"
+    else:
+        nan_pattern = f"0x{int(hex_of(c.max, row.dtype), 16) + 1:0{fmt.bits // 4}X}"
+        halfway = (f"halfway from the largest value, {m} = {hex_of(c.max, row.dtype)}, to {show(step)}, a value "
+                   f"{row.dtype} cannot hold: its next pattern, {nan_pattern}, is NaN")
+    at = "above" if c.overflow_tie_to_max else "at or above"
+    if fmt.has_inf:
+        then = "-inf" if negative else "inf"
+    else:
+        then = f"NaN: {row.dtype} has no inf (ml_dtypes, the OCP non-saturating rule)"
+    whose = "every number whose magnitude is" if negative else "every number"
+    past = f"past ±{m}, here to" if negative else "past it, to"
+    return (f"{typed} overflows {row.dtype}: {whose} {at} {c.overflow_threshold_text} = {m} + ulp/2 = {m} + "
+            f"{show(u)}/2 ({halfway}) rounds {past} {then}.")
 
 
 def _ulp_max(c) -> float:

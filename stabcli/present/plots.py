@@ -189,14 +189,19 @@ def _break_colour(family) -> str:
     return _style(family.breakdown_method, family)["color"]
 
 
+BAND = 0.88  # inf and NaN are drawn in a grey band above this height (a fraction of the panel): no value lies there
+HEADROOM = 0.85  # every finite value plotted stays below this height in a panel with the band
+
+
 def _edge_markers(ax, cs, values, reference, what: str, curve, size: float = 30) -> set:
-    """Non-finite values drawn at the panel's top edge (inf ▲, NaN ✕) so that they are seen, not dropped.
-    Returns the kinds drawn."""
+    """Non-finite values drawn in the band at the panel's top (inf ▲, NaN ✕) so that they are seen, not dropped;
+    :func:`_draw_panel` keeps every finite value below the band, so that a marker cannot be read as a value (NaN
+    markers at 0.9 of a loss panel sat at 100, torch_bce's capped loss). Returns the kinds drawn."""
     from matplotlib.transforms import blended_transform_factory
 
     edge = blended_transform_factory(ax.transData, ax.transAxes)
     drawn = set()
-    for kind, height, marker in (("inf", 0.96, "^"), ("NaN", 0.90, "x")):
+    for kind, height, marker in (("inf", 0.96, "^"), ("NaN", 0.92, "x")):
         mask = (np.isinf(values) if kind == "inf" else np.isnan(values)) & np.isfinite(reference)
         if mask.any():
             ax.scatter(cs.x[mask], np.full(int(mask.sum()), height), transform=edge, marker=marker, s=size,
@@ -239,17 +244,41 @@ def _draw_panel(ax, cs, kind: str, breakdown, slide: bool = False) -> set:
             shown.add("breakdown")
     _symlog(ax, "x", lo, hi, 1.0)
     ax.grid(True, alpha=0.3)
+    band = bool(shown & {"inf", "NaN"})
     if kind == "loss":
         finite = cs.reference[np.isfinite(cs.reference)]
         top = float(finite.max()) if finite.size else 1.0
-        _symlog(ax, "y", 0.0, 10.0 ** math.ceil(math.log10(max(top, 1.0)) + 0.3), 1e-6, 4 if slide else 9)
+        exponent = math.ceil(math.log10(max(top, 1.0)) + 0.3)
+        _symlog(ax, "y", 0.0, 10.0 ** exponent, 1e-6, 4 if slide else 9)
+        if band:  # a decade more at a time until every finite loss plotted is below the band
+            values = np.concatenate([finite, *(c.loss[np.isfinite(c.loss)] for c in cs.curves)])
+            while _height(ax, float(values.max())) > HEADROOM and exponent < 400:
+                exponent += 1
+                _symlog(ax, "y", 0.0, 10.0 ** exponent, 1e-6, 4 if slide else 9)
     elif kind == "grad":
         finite = cs.grad_reference[np.isfinite(cs.grad_reference)]
-        lim = 1.3 * max(1.0, float(np.abs(finite).max()) if finite.size else 1.0)  # |grad| <= w·max(1, pw)
+        largest = max(1.0, float(np.abs(finite).max()) if finite.size else 1.0)  # |grad| <= w·max(1, pw)
+        if band:  # 0.5 + 0.5·v/lim <= HEADROOM for every finite gradient plotted
+            grads = np.concatenate([np.abs(c.grad[np.isfinite(c.grad)]) for c in cs.curves] + [[largest]])
+            largest = max(largest, float(grads.max()))
+        lim = max(1.3 * largest, largest / (2 * HEADROOM - 1) if band else 0.0)
         ax.set_ylim(-lim, lim)
     else:
         ax.set_ylim(bottom=-0.03 * ax.get_ylim()[1])
+    if band:
+        from matplotlib.patches import Rectangle
+        from matplotlib.ticker import FixedLocator
+
+        ax.add_patch(Rectangle((0, BAND), 1, 1 - BAND, transform=ax.transAxes, color="#888888", alpha=0.12,
+                               linewidth=0, zorder=0, gid="nonfinite-band"))
+        ticks = [t for t in ax.yaxis.get_major_locator()() if _height(ax, t) < BAND - 1e-9]  # no value in the band
+        ax.yaxis.set_major_locator(FixedLocator(ticks))
     return shown
+
+
+def _height(ax, value: float) -> float:
+    """Where ``value`` sits in the panel, as a fraction of its height (0 at the bottom, 1 at the top)."""
+    return float(ax.transAxes.inverted().transform(ax.transData.transform((0.0, value)))[1])
 
 
 def _breakdown_labels(ax, breakdown, lo: float, hi: float, fontsize: float, colour: str) -> None:
@@ -329,10 +358,10 @@ def _legend_items(methods, shown: set, family, slide: bool = False):
         labels.append(m)
     if "inf" in shown:
         handles.append(Line2D([], [], marker="^", color="#555555", linestyle="none", markersize=8))
-        labels.append("inf (top edge)")
+        labels.append("inf (grey band at the top)")
     if "NaN" in shown:
         handles.append(Line2D([], [], marker="x", color="#555555", linestyle="none", markersize=8))
-        labels.append("NaN (top edge)")
+        labels.append("NaN (grey band at the top)")
     if "breakdown" in shown:
         handles.append(Line2D([], [], color=_break_colour(family), linestyle="--", linewidth=1.5))
         labels.append(f"{family.breakdown_method}'s first inf/NaN (x above)")
@@ -724,13 +753,14 @@ def check_breakdowns(check, dtype: str) -> list[tuple[str, float]]:
     rows = [r for r in check.rows if r.dtype == dtype and not r.refused]
     backends = {r.backend for r in rows}
     rows = [r for r in rows if r.backend == ("torch" if "torch" in backends else r.backend)]
-    at: dict[float, list[str]] = {}
+    v_name = "p" if check.probs else "x"
+    at: dict[tuple[float, str], list[str]] = {}
     for r in rows:
-        for side in ("pos", "neg"):
+        for side, rel in (("pos", "≥"), ("neg", "≤")):
             v = r.breakdown.get(f"nonfinite_{side}")
             if v is not None:
-                at.setdefault(float(v), []).append(r.method)
-    return [(f"{', '.join(ms)}: inf/NaN", v) for v, ms in sorted(at.items())]
+                at.setdefault((float(v), rel), []).append(f"{r.method} ({r.backend})")
+    return [(f"{', '.join(ms)}: inf/NaN for {v_name} {rel} {short(v)}", v) for (v, rel), ms in sorted(at.items())]
 
 
 def check_figure(check, histogram):
@@ -752,8 +782,7 @@ def check_figure(check, histogram):
         ax.set_ylim(0.8, counts.max() * 3)
     colours = ["#d62728", "#9467bd", "#ff7f0e", "#2ca02c", "#8c564b", "#e377c2"]
     for i, (label, v) in enumerate(marks):
-        ax.axvline(v, color=colours[i % len(colours)], linestyle="--", linewidth=1.5,
-                   label=f"{label} from {short(v)}")
+        ax.axvline(v, color=colours[i % len(colours)], linestyle="--", linewidth=1.5, label=label)
     first = "probability p" if check.probs else "logit x"
     ax.set_xlabel(f"{first} ({dtype})")
     ax.set_ylabel("elements")

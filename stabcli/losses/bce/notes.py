@@ -46,11 +46,7 @@ def note(step, ops, fmt: Format) -> str:
         if value == 1.0:
             return f"sigmoid rounded to exactly 1.0 in {fmt.name}: 1 - p is 0"
         if value == 0.0:
-            if ops.name == "numpy" and x < 0:
-                with np.errstate(all="ignore"):
-                    if np.isinf(ops.exp(-ops.array(np.array([x], dtype=np.float64).astype(fmt.np_dtype)))[0]):
-                        return "exp(-x) overflowed to inf, so p = 1/(1 + inf) = 0"
-            return f"sigmoid underflowed to 0 in {fmt.name}"
+            return _sigmoid_zero(x, fmt, op_by_op=ops.name == "numpy" and "keras" not in step.name)
         return ""
     if kind == "sub" and value == 0.0:
         return "1 - 1 = 0: the information in p is gone"
@@ -91,6 +87,8 @@ def note(step, ops, fmt: Format) -> str:
         if a == 0 and b == _clamp(fmt) and before_clamp == -math.inf:
             return f"0·({num(b)}) = 0: the clamp hides the NaN of 0·(-inf)"
         return ""
+    if kind == "keras_bce" and math.isnan(value) and args and math.isnan(args[0]):
+        return "Keras passes p to torch's BCELoss, which refuses a NaN probability (RuntimeError); shown as NaN"
     if kind in ("loss", "torch_bce", "torch_bcewl"):
         if math.isnan(value):
             if kind == "torch_bce" and args and math.isnan(args[0]):
@@ -105,6 +103,39 @@ def note(step, ops, fmt: Format) -> str:
             return f"each log clamped at {num(_clamp(fmt))}: the loss is capped at {num(value)}" + (
                 "" if value == 100.0 else f" (-100 is {num(_clamp(fmt))} in {fmt.name})")
     return ""
+
+
+def sigmoid_rounded(x: float, fmt: Format) -> float:
+    """sigmoid(x) computed exactly (mpmath) and rounded once to ``fmt``: what a correctly rounded kernel gives."""
+    import mpmath
+
+    from stabcli.core import exact
+
+    with mpmath.workprec(exact.PRECISION_BITS):
+        s = 1 / (1 + mpmath.exp(-mpmath.mpf(x)))
+        v = exact.to_float64_nearest(s) if fmt.bits == 64 else exact.to_float64_odd(s)
+    return float(to_float64(fmt.round(np.array([v])))[0])
+
+
+def _sigmoid_zero(x: float, fmt: Format, op_by_op: bool) -> str:
+    """Why p = sigmoid(x) is 0 at a finite x: the true sigmoid underflows the format, or exp(-x) overflowed inside
+    1/(1 + exp(-x)) although sigmoid(x) itself is a (subnormal) number of the format: float32's torch.sigmoid at
+    x = -100 gives 0 where sigmoid(-100) = 3.72e-44 is a float32 subnormal, because exp(100) overflowed. Op by op
+    (numpy) exp(-x) is rounded to ``fmt``; torch's kernel computes 1/(1 + exp(-x)) in float32 for the 16- and 8-bit
+    formats (and in the dtype itself for float32 and float64), then rounds once."""
+    compute = fmt if op_by_op or fmt.bits >= 32 else FORMATS["float32"]
+    with np.errstate(all="ignore"):
+        exp_inf = bool(np.isinf(to_float64(compute.round(np.exp(compute.round(np.array([-x])))))[0]))
+    true = sigmoid_rounded(x, fmt)
+    though = f", though sigmoid(x) rounds to {num(true)} in {fmt.name}"
+    if op_by_op and exp_inf:
+        return "exp(-x) overflowed to inf, so p = 1/(1 + inf) = 0" + ("" if true == 0 else though)
+    if exp_inf and true != 0:
+        return (f"torch's sigmoid computes 1/(1 + exp(-x)), and exp({num(-x)}) overflows {compute.name}: p = 0"
+                + though)
+    if true == 0:
+        return f"sigmoid underflowed to 0 in {fmt.name}"
+    return f"1/(1 + exp(-x)) underflowed to 0 in {fmt.name}" + though
 
 
 def _clamp(fmt: Format) -> float:
@@ -129,9 +160,10 @@ def verdict(row, fmt: Format) -> str:
         return f"inf where the true loss is {num(ref)}."
     if status == "clamped":
         without = "" if row.unclamped_loss is None else f" (without it: {num(row.unclamped_loss)})"
+        what = getattr(row, "clip_note", None) or "the -100 clamp replaced a log below -100"  # a peer's own clip
         if row.abs_error == 0 or row.error_bits == 0:
-            return f"{num(loss)}, correct, but only because the -100 clamp replaced a log below -100{without}."
-        return f"{num(loss)} where the true loss is {num(ref)}: the -100 clamp replaced a log below -100{without}."
+            return f"{num(loss)}, correct, but only because {what}{without}."
+        return f"{num(loss)} where the true loss is {num(ref)}: {what}{without}."
     if status == "inaccurate":
         return f"{num(loss)}, finite but wrong: the true loss is {num(ref)} ({row.error_bits:.1f} bits wrong)."
     if row.error_bits == 0:
@@ -430,6 +462,9 @@ def grad_note(row, gradient, fmt: Format) -> str:
     if row.method == "clamped" and status == "clamped":
         return ("the -100 clamp fired: d/dx max(log, -100) = 0, so that term's gradient is lost "
                 f"({num(g)} where the true gradient is {num(ref)})")
+    clip = getattr(row, "clip_note", None) or ""
+    if status == "clamped" and g == 0 and ref != 0 and clip.startswith("Keras's clip"):
+        return f"Keras's clip fired, and torch.clip's backward is 0 where it clips: 0 where the true gradient is {num(ref)}"
     if g == 0 and ref != 0 and status != "ok" and p is not None and y is not None and p == y:
         if row.method == "torch_bce_with_logits":
             return (f"torch's backward forms sigmoid(x) - y, and sigmoid(x) rounds to exactly {num(y)} in "
@@ -463,7 +498,9 @@ def grad_verdict(row, gradient, fmt: Format) -> str:
     if status in ("nan", "inf"):
         return f"gradient {num(g)} where the true gradient is {num(ref)}."
     if status == "clamped":
-        return f"gradient {num(g)} where the true gradient is {num(ref)}: a clamp changed it."
+        what = getattr(row, "clip_note", None)
+        return f"gradient {num(g)} where the true gradient is {num(ref)}: " + (
+            f"{what}." if what else "a clamp changed it.")
     if status == "inaccurate":
         if g == 0 and ref != 0:
             return f"gradient 0 where the true gradient is {num(ref)}: it vanished."

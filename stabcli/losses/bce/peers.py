@@ -9,6 +9,9 @@ sklearn/metrics/_classification.py):
   = 1e-7, and calls torch's BCELoss (whose -100 clamp then applies too). In float16 1 - 1e-7 rounds to 1, so the
   upper clip does nothing there.
 * ``keras_bce_logits``: keras.losses.binary_crossentropy(y, x, from_logits=True): torch's BCEWithLogits.
+* both end in keras.ops.mean over the last axis, which on the torch backend casts to
+  keras's result_type(dtype, "float32") and back: float32 for a float64 input, so a float64 loss is rounded to
+  float32 (0.6931471824645996 for ln 2 at x = 0, y = 1); its gradient is not (the cast's backward is exact there).
 * ``optax_sigmoid_bce``: optax.losses.sigmoid_binary_cross_entropy(x, y) = -y·log_sigmoid(x) -
   (1-y)·log_sigmoid(-x) in jax, in the dtype (float64 with jax_enable_x64).
 * ``sklearn_log_loss``: sklearn.metrics.log_loss([y], [p], labels=[0, 1]) with p = sigmoid(x) from numpy: it
@@ -39,7 +42,10 @@ METHODS = {
 def describe(peer: lib.PeerMethod, fmt) -> str:
     v = lib.version(peer.library)
     if peer.library == "keras":
-        return f"keras {v}, {lib.keras_backend()} backend, {fmt.name} tensors"
+        text = f"keras {v}, {lib.keras_backend()} backend, {fmt.name} tensors"
+        if fmt.bits == 64:  # keras.ops.mean computes in result_type(dtype, "float32"), which is float32 for float64
+            text += "; the loss comes back rounded to float32 (binary_crossentropy's mean runs in float32)"
+        return text
     if peer.library == "optax":
         return f"optax {v} on jax {lib.version('jax')} (cpu), {fmt.name} arrays"
     keeps = fmt.name in ("float16", "float32", "float64")
@@ -78,9 +84,20 @@ def _keras(fmt, x, y, from_logits: bool, grad: bool = False):
         xt.requires_grad_(True)
     with torch.enable_grad() if grad else torch.no_grad():
         pred = xt if from_logits else keras.ops.sigmoid(xt)
-        loss = keras.losses.binary_crossentropy(yt, pred, from_logits=from_logits)
+        # Keras hands p to torch's BCELoss, which refuses a NaN probability (RuntimeError "all elements of input
+        # should be between 0 and 1"), as torch_bce does: those elements are evaluated at p = 0.5 and reported as
+        # NaN, what a NaN logit gives everywhere else (sigmoid is NaN only at a NaN logit).
+        nan = None if from_logits else torch.isnan(pred)
+        if nan is not None and not bool(nan.any()):
+            nan = None
+        safe = pred if nan is None else torch.where(nan, torch.tensor(0.5, dtype=pred.dtype), pred)
+        loss = keras.losses.binary_crossentropy(yt, safe, from_logits=from_logits)
+        if nan is not None:
+            loss = torch.where(nan.reshape(loss.shape), torch.tensor(torch.nan, dtype=loss.dtype), loss)
         if grad:
             loss.sum().backward()
+            if nan is not None:  # NaN in, NaN out (the gradient of the 0.5 stand-in is not the logit's)
+                xt.grad = torch.where(nan, torch.tensor(torch.nan, dtype=xt.grad.dtype), xt.grad)
             return xt
     ev = Evaluation(None)
     if not from_logits:
@@ -94,9 +111,50 @@ def _keras(fmt, x, y, from_logits: bool, grad: bool = False):
         with np.errstate(all="ignore"):
             clamp = ((np.log(clipped) < -100) & (y64 != 0)) | ((np.log1p(-clipped) < -100) & (y64 != 1))
         ev.clamp_changed = (p64 < lo) | (p64 > hi) | clamp
-    name = "binary_crossentropy(y, x, from_logits=True)" if from_logits else "binary_crossentropy(y, p)"
-    ev.loss = ev.step(name, _numpy(fmt, loss).reshape(np.shape(x)), "peer")
+        if p64.size == 1:
+            ev.clip_note = keras_clip_note(float(p64.reshape(-1)[0]), lo, hi, eps, bool(clamp.reshape(-1)[0]), fmt)
+    if from_logits:
+        ev.loss = ev.step("binary_crossentropy(y, x, from_logits=True)", _numpy(fmt, loss).reshape(np.shape(x)),
+                          "peer")
+    else:
+        ev.loss = ev.step("binary_crossentropy(y, p)", _numpy(fmt, loss).reshape(np.shape(x)), "keras_bce", p)
     return ev
+
+
+def _num(v: float) -> str:
+    from stabcli.core.numbers import fmt_number
+
+    return fmt_number(v, 10)
+
+
+def keras_clip_note(p: float, lo: float, hi: float, eps: float, clamp: bool, fmt) -> str | None:
+    """Which of Keras's clip (p to [eps, 1 - eps], in the dtype) and BCELoss's -100 clamp (on the clipped p)
+    changed the loss of one element, in words; None when neither did. ``lo``, ``hi``: eps and 1 - eps rounded to
+    the dtype."""
+    parts = []
+    e = _num(eps)
+    rule = f"Keras's clip of p to [{e}, 1 - {e}]"
+    if p > hi:
+        parts.append(f"{rule} replaced p = {_num(p)} by {_num(hi)} (1 - {e} in {fmt.name})")
+    elif p < lo:
+        parts.append(f"{rule} replaced p = {_num(p)} by {_num(lo)} ({e} in {fmt.name})")
+    if clamp:
+        idle = ""
+        if not parts and (p == 1 and hi == 1 or p == 0 and lo == 0):
+            bound = f"1 - {e}" if p == 1 else e
+            idle = f" ({rule} did nothing: {bound} is {_num(hi if p == 1 else lo)} in {fmt.name})"
+        parts.append(f"torch's BCELoss, which Keras calls, clamped a log below -100 at -100{idle}")
+    return "; then ".join(parts) if parts else None
+
+
+def sklearn_clip_note(p: float, eps: float, dtype: str) -> str | None:
+    """What scikit-learn's clip of p to [eps, 1 - eps] (eps = finfo(dtype).eps) did to one element, or None."""
+    rule = f"scikit-learn's clip of p to [eps, 1 - eps] (eps = finfo({dtype}).eps = {_num(eps)})"
+    if p > 1 - eps:
+        return f"{rule} replaced p = {_num(p)} by 1 - eps"
+    if p < eps:
+        return f"{rule} replaced p = {_num(p)} by eps"
+    return None
 
 
 def _numpy(fmt, t) -> np.ndarray:
@@ -168,6 +226,8 @@ def sklearn_log_loss(ops, x, y, w, pw) -> Evaluation:
     eps = float(np.finfo(fmt.np_dtype if keeps else np.float64).eps)  # log_loss clips to [eps, 1 - eps]
     p64 = to_float64(ps)
     ev.clamp_changed = (p64 < eps) | (p64 > 1 - eps)
+    if p64.size == 1:
+        ev.clip_note = sklearn_clip_note(float(p64.reshape(-1)[0]), eps, fmt.name if keeps else "float64")
     return ev
 
 

@@ -74,12 +74,12 @@ class ProbsInputs:
 
 def check_probabilities(p: np.ndarray, text: str) -> None:
     """Every p in [0, 1] (NaN and inf refused), or one line naming the first that is not."""
-    bad = p[~((p >= 0) & (p <= 1))]
-    if bad.size:
-        v = float(bad.flat[0])
-        shown = repr(v) if math.isfinite(v) else str(v)
-        raise InputError(f"probability {shown} (in {text!r}) is outside [0, 1]; with --probs the first argument "
-                         "holds probabilities p in [0, 1] (leave --probs out for logits)")
+    from stabcli.core.inputs import typed_item
+
+    bad = ~((p >= 0) & (p <= 1))
+    if bad.any():
+        raise InputError(f"probability {typed_item(text, p, bad)} is outside [0, 1]; with --probs the first "
+                         "argument holds probabilities p in [0, 1] (leave --probs out for logits)")
 
 
 def _from_p(step_name: str, tail):

@@ -281,6 +281,6 @@ def explain(t: Threshold, fmt: Format) -> str:
                 "a subnormal whose log lands above -100), which the clamp leaves alone; it acts one step further")
     if t.name.startswith("logsumexp"):
         return ("the prediction is where a typical error of one eps exceeds the tolerance; the first logit "
-                "where the actual rounding errors add up to more lies further out (in float8, whose few bits round e^x "
-                "itself coarsely, well beyond)")
+                "where the actual rounding errors add up to more lies further out" +
+                (f" ({fmt.name}'s few bits round e^x itself coarsely: well beyond)" if fmt.bits == 8 else ""))
     return "differs"

@@ -127,6 +127,7 @@ class Softmax(LossFamily):
     input_labels = {"logits": "logit", "targets": "target", "weight": "weight", "label_smoothing": "label_smoothing"}
     variable = "g"
     variable_label = "gap g (logits [g, 0, 0])"
+    compare_variable = "x"  # compare and check: the rows of logits themselves, and d loss / d x
     # Okabe-Ito colours (colour-blind safe); each method the line of its BCE counterpart
     styles = {
         "naive": dict(color="#D55E00", linestyle="-", linewidth=2.0),

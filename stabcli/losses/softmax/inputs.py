@@ -72,9 +72,11 @@ def targets_for(rows: np.ndarray, unbatched: bool, y: np.ndarray, text: str) -> 
 
 
 def class_weights(w: np.ndarray, n_classes: int, text: str) -> np.ndarray:
-    bad = w[~(np.isfinite(w) & (w >= 0))]
-    if bad.size:
-        raise InputError(f"weight {_fmt(bad.flat[0])} (in {text!r}) is not allowed; weights are finite numbers >= 0")
+    from stabcli.core.inputs import typed_item
+
+    bad = ~(np.isfinite(w) & (w >= 0))
+    if bad.any():
+        raise InputError(f"weight {typed_item(text, w, bad)} is not allowed; weights are finite numbers >= 0")
     if w.size == 1:
         return np.full(n_classes, float(w.reshape(-1)[0]))
     if w.ndim != 1 or w.size != n_classes:

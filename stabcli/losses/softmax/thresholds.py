@@ -48,11 +48,16 @@ def predict(fmt: Format, rtol: float | None = None, classes: int = DEFAULT_CLASS
         t_grad_op = p * ln2 - mp.log(1 + mp.mpf(2) ** -p)
         t_grad_fused = mp.log((c - 1) * (mp.mpf(2) ** (p + 1) - 1))
         lse = float(mp.log((c - 1) / mp.expm1(mp.mpf(eps) / rtol)))
+        if fmt.has_inf:
+            overflow = ("exp(g) overflows: naive's inf/inf is NaN (class 0)",
+                        "g ≥ ln(2^emax·(2 - 2^-p)): exp(g) reaches max + ulp(max)/2 and rounds to inf; inf/inf = NaN "
+                        "(and p = 1/inf = 0 for the other classes: class 1's loss is inf)")
+        else:  # float8_e4m3fn: no inf, an overflow is NaN (ml_dtypes)
+            overflow = (f"exp(g) overflows: {name} has no inf, so exp(g) is NaN and so is naive's p (class 0)",
+                        "g ≥ ln(2^emax·(2 - 2^-p)): exp(g) reaches max + ulp(max)/2 and, with no inf to round to, is "
+                        "NaN (ml_dtypes; torch's cast would saturate it): the sum and every p are NaN")
         out = [
-            Threshold(name, "exp(g) overflows: naive's inf/inf is NaN (class 0)",
-                      "g ≥ ln(2^emax·(2 - 2^-p)): exp(g) reaches max + ulp(max)/2 and rounds to inf; inf/inf = NaN "
-                      "(and p = 1/inf = 0 for the other classes: class 1's loss is inf)",
-                      first_at_least(ln_overflow, fmt), "numpy", "naive", 0, "nonfinite_pos"),
+            Threshold(name, *overflow, first_at_least(ln_overflow, fmt), "numpy", "naive", 0, "nonfinite_pos"),
             Threshold(name, "exp(g) is so small that p_0 rounds to 0, op by op (class 0)",
                       f"g < ln((⌊(C-1)/2⌋ + ½)·tiny): exp(g) rounds to at most {k}·tiny, and p_0 = exp(g)/(C-1) "
                       "≤ tiny/2 rounds to 0 (ties to even): log(0) = -inf, the loss inf (naive and log_of_softmax)",
@@ -88,6 +93,11 @@ def predict(fmt: Format, rtol: float | None = None, classes: int = DEFAULT_CLASS
                 "g ≥ ln((C-1)·(2^(p+1) - 1)): p_0 = 1/(1 + (C-1)·e^-g) ≥ 1 - 2^-(p+1), half an ulp below 1, so "
                 "the stored p_0 is 1 and p_0 - 1 = 0",
                 first_at_least(t_grad_fused, fmt), "torch", "log_of_softmax", 0, "vanished_pos", quantity="gradient"))
+    if not fmt.has_inf:  # float8_e4m3fn: log(0) is NaN in ml_dtypes, not -inf; the breakdowns stay where they are
+        for t in out:
+            t.name = t.name.replace("log(softmax) = -inf", "log(softmax) = log(0)").replace("0·(-inf)", "0·log(0)")
+            if "-inf" in t.formula:
+                t.formula += f" ({name} has no -inf: there log(0) is NaN (ml_dtypes), and so is the loss)"
     return out
 
 
