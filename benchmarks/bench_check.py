@@ -27,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from pathlib import Path
 
 N_ROWS, N_COLS = 1000, 10_000
