@@ -179,5 +179,8 @@ def test_summary_names_every_method_that_is_off():
     status = {r["method"]: r["status"] for r in doc["results"]}
     assert status["torch_bce_with_logits"] == "inaccurate" and status["softplus"] == "ok"
     summary = " ".join(doc["summary"])
+    # the digits: the truth softplus(-12) = mpmath.log1p(mpmath.exp(-12)) = 6.144193478e-6; torch computes
+    # -12 - logsigmoid(-12) = -12 + 12.000006144 in float32, whose ulp at 12 is 2**-20, so the sum rounds to
+    # 12 + 6·2**-20 and the loss is 6·2**-20 = 5.7220458984375e-6 (printed to 10 digits)
     assert "torch_bce_with_logits gives 5.722045898e-6 (inaccurate)" in summary
     assert "softplus gives" in summary and "(true 6.144193478e-6, ok)" in summary

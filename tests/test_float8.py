@@ -102,6 +102,8 @@ def test_saturation_turns_log0_into_a_clamp_in_torch_e4m3fn():
 def test_exhaustive_float8_sweep_counts_every_value():
     sweep = run_sweep([FORMATS[n] for n in F8], ["numpy", "torch"], [0.0, 1.0], make_grid(exhaustive=True),
                       grad=False)
+    # OCP float8: e4m3fn's 256 patterns less its two NaNs (S.1111.111); e5m2's less ±inf and six NaNs (exponent
+    # all ones: 2 signs · 4 mantissas); README's --exhaustive row quotes both counts
     assert {r.points for r in sweep.rows if r.dtype == "float8_e4m3fn"} == {254}
     assert {r.points for r in sweep.rows if r.dtype == "float8_e5m2"} == {248}
     for r in sweep.rows:
@@ -123,6 +125,10 @@ def test_float8_breakdowns_are_predicted_from_the_constants(name):
             continue
         assert t.measured == t.predicted, (t.name, t.predicted, t.measured)
     by_name = {t.name: t for t in got}
+    # From the constants: e4m3fn's overflow threshold is 448 + 32/2 = 464 and ln 464 = 6.14, so exp(-x) overflows
+    # from the first value at or below -6.14, -6.5 (spacing 0.5 in [4, 8)); p = sigmoid(x) underflows below half the
+    # smallest subnormal, 2**-10, from x < -ln(2**10 - 1) = -6.93, i.e. -7.0. e5m2: -1/p overflows once
+    # 1/p >= 57344 + 8192/2 = 61440, x < -ln(61439) = -11.03, i.e. -12 (spacing 1 in [8, 16)).
     if name == "float8_e4m3fn":  # no inf: overflow is NaN in numpy and saturates in torch
         assert by_name["exp(-x) overflows to NaN, so op-by-op sigmoid is NaN"].predicted == -6.5
         assert by_name["BCELoss gradient 0: p underflows (target 1)"].predicted == -7.0
