@@ -84,3 +84,23 @@ def test_round_to_odd_then_nearest_avoids_double_rounding():
 def test_round_to_odd_exact_values_unchanged():
     assert reference.to_float64_odd(mpmath.mpf(0.75)) == 0.75
     assert reference.to_float64_odd(mpmath.mpf(0)) == 0.0
+
+
+def test_error_bits_are_herbies_log2_of_1_plus_ulps_on_a_known_error():
+    # DESIGN.md's weak spot: float32, x = -12, y = 0, torch's BCEWithLogits gives 6·2**-20 (-12 - logsigmoid(-12)
+    # with logsigmoid rounded at 12's ulp, 2**-20) where the truth is mpmath.log1p(mpmath.exp(-12)) = 6.144e-6.
+    # Both lie in [2**-18, 2**-17), where float32's ulp is 2**-41, so the ulps are counted here by hand.
+    from stabcli.commands.compare import run_compare
+    from stabcli.core.formats import parse_dtypes
+    from stabcli.losses.bce import Inputs
+
+    with mpmath.workprec(200):
+        truth = float(np.float32(float(mpmath.log1p(mpmath.exp(-12)))))  # correctly rounded: far from a tie
+    loss = 6 * 2.0**-20
+    ulps = (truth - loss) / 2.0**-41
+    assert ulps == int(ulps) and 900_000 < ulps < 950_000
+    one = [np.array(v, dtype=np.float64) for v in (-12.0, 0.0, 1.0, 1.0)]
+    row = next(r for r in run_compare(Inputs(*one), parse_dtypes(["float32"]), ["torch"]).rows
+               if r.method == "torch_bce_with_logits")
+    assert row.loss == loss and row.status == "inaccurate"
+    assert row.error_bits == pytest.approx(math.log2(1 + ulps), rel=1e-12)
