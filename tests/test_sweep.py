@@ -324,3 +324,18 @@ def test_a_log_grid_below_float16_resolution_says_how_many_points_it_kept():
     assert points == _brute_force(make_grid(0, 1e-5, 10, "log"), F16)[0] == 2
     assert "float16: 2 of the 10 grid points are evaluated; 8 round to a float16 value already swept (left out)" \
         in doc["notes"]
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+def test_breakdown_search_finds_the_first_failure_after_any_sample(sign):
+    # find_closest_failure against the truth by construction: with fails = (ordinal past T) the answer is T. A bracket
+    # wider than SCAN_LIMIT is sampled; the hardest T sit right after a sample, where the search must resume one
+    # ordinal after the last passing sample (and right at a sample, and at the ends).
+    from stabcli.commands.sweep import SAMPLES, SCAN_LIMIT, find_closest_failure
+
+    far = sign * 10**6
+    offsets = np.unique(np.round(np.linspace(0, 10**6, SAMPLES[64])).astype(np.int64))
+    assert 10**6 + 1 > SCAN_LIMIT[64]  # the sampled path, not a whole scan
+    for t in sorted({0, 1, 10**6, *offsets[1:] + 1, *offsets[1:], *(offsets[1:] - 1)} - {10**6 + 1}):
+        got = find_closest_failure(lambda o: sign * o >= t, 0, far, 64)
+        assert got == sign * t, t
