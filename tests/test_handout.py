@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from stabcli.cli import cli
 from stabcli.cli import demo as cli_demo
 from stabcli.present import demo, handout
+from test_demo import same  # equal as shown: same string, or same float (NaN = NaN, -0 is not 0)
 
 
 def run(*args, **kwargs):
@@ -151,15 +152,6 @@ def value_in_json(q: demo.Quote, docs: Json):
     if q.source == "threshold":
         return next(r["predicted"] for r in doc["results"] if r["name"] == c["name"])
     raise AssertionError(q.source)
-
-
-def same(a, b) -> bool:
-    if isinstance(a, str) or isinstance(b, str):
-        return a == b
-    a, b = float(a), float(b)
-    if math.isnan(a) or math.isnan(b):
-        return math.isnan(a) and math.isnan(b)
-    return a == b and math.copysign(1, a) == math.copysign(1, b)
 
 
 @pytest.fixture(scope="module")
