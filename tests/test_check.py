@@ -440,3 +440,24 @@ def test_softmax_gradient_is_labelled_d_dx(tmp_path):
     out = run("compare", "[[1,2],[3,4]]", "0,1", "--loss", "softmax", "--reduction", "none", "--dtype", "float32",
               "--backend", "numpy").output
     assert "x = 1, 2, 3, 4" in out and "d loss / d p" not in out and "gradient d loss / d x" in out
+
+
+def test_summary_of_a_method_whose_gradient_alone_is_off(tmp_path):
+    # float32, torch, x = 9, y = 1: BCEWithLogitsLoss's loss -logsigmoid(9) is within tolerance, but its gradient
+    # sigmoid(9) - 1 is formed by subtracting from 1 (float32 spacing 2^-24 near 1) where the truth is
+    # -1/(1 + e^9) = -1.2339457598623172e-4 (mpmath: -1/(1 + mpmath.exp(9))): about 2^-24/1.234e-4 = 4.8e-4
+    # relative, beyond float32's tolerance. The sentence read "torch_bce_with_logits is only its gradient is off
+    # tolerance (1 element)" (final-user)
+    with mpmath.workdps(30):
+        truth = float(-1 / (1 + mpmath.exp(9)))
+    assert abs(truth + 1.2339457598623172e-4) < 1e-19
+    np.save(tmp_path / "x.npy", np.array([9.0], dtype=np.float32))
+    np.save(tmp_path / "y.npy", np.array([1.0], dtype=np.float32))
+    doc = json.loads(run("check", tmp_path / "x.npy", tmp_path / "y.npy", "--backend", "torch", "--format",
+                         "json").output)
+    row = next(r for r in doc["results"] if r["method"] == "torch_bce_with_logits")
+    assert row["count_ok"] == 1 and row["grad_count_inaccurate"] == 1
+    line = doc["summary"][0]
+    assert ("torch_bce_with_logits's loss is within tolerance, its gradient off tolerance on 1 element;"
+            in line), line
+    assert " is only " not in line

@@ -164,9 +164,10 @@ def summary_lines(check) -> list[str]:
                                f"{_sides(r.breakdown, 'clamped', v, dtype)})"))
             elif cls == "inaccurate":
                 off = c["inaccurate"] + c["clamped"]
-                what = f"off tolerance on {_elements(off)}{_sides(r.breakdown, 'inaccurate', v, dtype)}" if off \
-                    else f"only its gradient is off tolerance ({_elements(r.grad_counts['inaccurate'])})"
-                bad.append((2, f"{r.method} is {what}"))
+                what = f" is off tolerance on {_elements(off)}{_sides(r.breakdown, 'inaccurate', v, dtype)}" if off \
+                    else (f"'s loss is within tolerance, its gradient off tolerance on "
+                          f"{_elements(r.grad_counts['inaccurate'])}")
+                bad.append((2, f"{r.method}{what}"))
             else:
                 fine.append(r.method)
         bad.sort(key=lambda b: b[0])
