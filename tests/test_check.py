@@ -461,3 +461,26 @@ def test_summary_of_a_method_whose_gradient_alone_is_off(tmp_path):
     assert ("torch_bce_with_logits's loss is within tolerance, its gradient off tolerance on 1 element;"
             in line), line
     assert " is only " not in line
+
+
+@pytest.mark.parametrize("targets, message", [
+    # (64, 1000) 0/1 targets for (64, 1000) logits: probability rows (torch's rule: the logits' shape) that do not
+    # sum to 1. The message printed all 64,000 numbers of the file as text and named no file (final-user)
+    ("rows01", "probability target [0, 1, 1, 0, 1, 1, 0, 1, ... (1,000 entries)] (in TARGETS 'rows01.npy', row [0]) "
+               "sums to 5, not 1"),
+    ("idx", "class index 7000 (in TARGETS 'idx.npy', row [3]) is out of range for 1000 classes"),
+    ("long", "TARGETS 'long.npy' of shape (1000,) do not fit logits of 64 rows of 1000 classes"),
+])
+def test_softmax_file_errors_name_the_file_and_row(tmp_path, monkeypatch, targets, message):
+    monkeypatch.chdir(tmp_path)
+    rows01 = np.zeros((64, 1000), dtype=np.float32)
+    rows01[:, [1, 2, 4, 5, 7]] = 1  # each row sums to 5
+    np.save("x.npy", np.zeros((64, 1000), dtype=np.float32))
+    np.save("rows01.npy", rows01)
+    np.save("idx.npy", np.array([0, 1, 2, 7000] + [0] * 60))
+    np.save("long.npy", np.zeros(1000, dtype=np.float32))
+    result = run("check", "x.npy", f"{targets}.npy", "--loss", "softmax")
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and len(lines[0]) < 250, lines
+    assert message in lines[0], lines[0]

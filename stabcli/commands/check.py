@@ -536,7 +536,8 @@ def run_small_check(logits, targets, formats, backends, rtol, atol, family, auto
     x = to_float64(np.asarray(logits.array))
     y = to_float64(np.asarray(targets.array))
     text_x, text_y = _as_text(x), _as_text(y)
-    inputs = family.parse_inputs(text_x, text_y, "none", label_smoothing=label_smoothing)
+    names = (f"LOGITS {shown(logits.name)}", f"TARGETS {shown(targets.name)}")  # not the files' whole text
+    inputs = family.parse_inputs(text_x, text_y, "none", label_smoothing=label_smoothing, names=names)
     return run_compare(inputs, formats, tuple(backends), rtol=rtol, atol=atol, loss=family, autocast=autocast)
 
 

@@ -128,7 +128,8 @@ class LossFamily:
         """compare's inputs from the command line's text. Default (elementwise): LOGITS and TARGETS numbers or lists
         broadcast like torch, targets in [0, 1], --weight and --pos-weight >= 0 (``core.inputs.parse_elementwise``),
         as ``self.Inputs(logits, targets, weight, pos_weight, reduction=...)``. Bad input raises ``InputError``
-        (one line naming the value)."""
+        (one line naming the value). ``options`` may hold ``names``: ("LOGITS 'x.npy'", "TARGETS 'y.npy'") when the
+        text is a file's whole array (``check``), to name in messages in place of that text."""
         from stabcli.core.inputs import parse_elementwise
 
         return self.Inputs(*parse_elementwise(logits, targets, weight, pos_weight), reduction=reduction)

@@ -143,11 +143,11 @@ class Softmax(LossFamily):
     Inputs = Inputs
 
     def parse_inputs(self, logits, targets, reduction="mean", weight="1", pos_weight="1", label_smoothing=None,
-                     **options):
+                     names=None, **options):
         from stabcli.losses.softmax.inputs import no_pos_weight, parse
 
         no_pos_weight(pos_weight)
-        return parse(logits, targets, weight, 0.0 if label_smoothing is None else label_smoothing, reduction)
+        return parse(logits, targets, weight, 0.0 if label_smoothing is None else label_smoothing, reduction, names)
 
     def parse_sweep(self, targets, weight, pos_weight, classes=None, shift=None, label_smoothing=None, **options):
         from stabcli.losses.softmax.inputs import parse_sweep
