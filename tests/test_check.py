@@ -484,3 +484,17 @@ def test_softmax_file_errors_name_the_file_and_row(tmp_path, monkeypatch, target
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and len(lines[0]) < 250, lines
     assert message in lines[0], lines[0]
+
+
+def test_softmax_check_counts_exp_overflow(tmp_path):
+    # float16: exp(12) = 162754.79 (mpmath.exp(12)) is beyond float16's largest value 65504, so naive's exp(x)
+    # overflows on the rows holding 12 or 100, not on [0.1, 0.2, 0.3]; log_of_softmax shifts by the max first and
+    # never overflows (its inf is log(0) of an underflowed p). The column read 0 for every method (final-user: the
+    # compare engine's overflow count was not carried over)
+    np.save(tmp_path / "x.npy", np.array([[12, 0, -12], [100, 0, -100], [0.1, 0.2, 0.3]], dtype=np.float16))
+    np.save(tmp_path / "y.npy", np.array([2, 2, 0]))
+    doc = json.loads(run("check", tmp_path / "x.npy", tmp_path / "y.npy", "--loss", "softmax", "--backend", "numpy",
+                         "--format", "json").output)
+    rows = {r["method"]: r for r in doc["results"]}
+    assert rows["naive"]["count_overflow"] == 2 and rows["naive"]["count_inf"] == 2
+    assert rows["log_of_softmax"]["count_overflow"] == 0 and rows["logsumexp"]["count_overflow"] == 0

@@ -558,6 +558,7 @@ def from_comparison(comparison, logits, targets, worst: int = WORST) -> Check:
             row.points = len(statuses)
             for key in COUNT_KEYS:
                 row.counts[key] = statuses.count(key)
+            row.count_overflow = int(r.events.get("overflow", 0))  # compare's count: elements where an exp overflowed
             losses = np.array(r.loss, dtype=np.float64)
             refs = np.array(r.reference, dtype=np.float64)
             with np.errstate(all="ignore"):
