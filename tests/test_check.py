@@ -498,3 +498,20 @@ def test_softmax_check_counts_exp_overflow(tmp_path):
     rows = {r["method"]: r for r in doc["results"]}
     assert rows["naive"]["count_overflow"] == 2 and rows["naive"]["count_inf"] == 2
     assert rows["log_of_softmax"]["count_overflow"] == 0 and rows["logsumexp"]["count_overflow"] == 0
+
+
+def test_softmax_check_honours_no_grad_and_refuses_training(tmp_path):
+    # --loss softmax goes through compare's engine: --no-grad showed the gradient table anyway, and --severity
+    # training silently printed the accuracy view (final-user)
+    np.save(tmp_path / "x.npy", np.array([[12, 0, -12], [0.1, 0.2, 0.3]], dtype=np.float16))
+    np.save(tmp_path / "y.npy", np.array([2, 0]))
+    table = run("check", tmp_path / "x.npy", tmp_path / "y.npy", "--loss", "softmax", "--no-grad")
+    assert table.exit_code == 0 and "gradient d/dx" not in table.output and "mean loss" in table.output
+    doc = json.loads(run("check", tmp_path / "x.npy", tmp_path / "y.npy", "--loss", "softmax", "--no-grad",
+                         "--format", "json").output)
+    assert all(r["grad_count_nonfinite"] is None for r in doc["results"])
+    with_grad = run("check", tmp_path / "x.npy", tmp_path / "y.npy", "--loss", "softmax")
+    assert "gradient d/dx" in with_grad.output
+    refused = run("check", tmp_path / "x.npy", tmp_path / "y.npy", "--loss", "softmax", "--severity", "training")
+    assert refused.exit_code == 2 and refused.output.startswith("Error: --severity training")
+    assert len(refused.output.splitlines()) == 1 and "leave --severity out" in refused.output

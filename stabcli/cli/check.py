@@ -82,8 +82,12 @@ def check(logits, targets, key, targets_key, loss, dtypes, backends, weight, pos
         if float(weight) != 1:
             raise options.UserError(f"--weight is one number per element for --loss bce; --loss {family.name} "
                                     "weighs classes: compare takes its --weight (one per class)")
+        if severity == "training":
+            raise options.UserError(f"--severity training ranks the rows of --loss bce's file engine; --loss "
+                                    f"{family.name} is checked row by row against mpmath, with no training ranking: "
+                                    "leave --severity out")
         comparison = engine.run_small_check(lt, tt, formats, chosen, rtol, atol, family, spec, label_smoothing)
-        result = engine.from_comparison(comparison, lt, tt, int(worst))
+        result = engine.from_comparison(comparison, lt, tt, int(worst), grad)
     else:
         run = lambda progress=None: engine.run_check(  # noqa: E731
             lt, tt, formats, chosen, float(weight), 1.0 if pos_weight is None else float(pos_weight), rtol, atol,

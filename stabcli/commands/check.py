@@ -541,12 +541,13 @@ def run_small_check(logits, targets, formats, backends, rtol, atol, family, auto
     return run_compare(inputs, formats, tuple(backends), rtol=rtol, atol=atol, loss=family, autocast=autocast)
 
 
-def from_comparison(comparison, logits, targets, worst: int = WORST) -> Check:
-    """A small check's rows (compare's per-element results) as check rows: counts, means and worst elements."""
+def from_comparison(comparison, logits, targets, worst: int = WORST, grad: bool = True) -> Check:
+    """A small check's rows (compare's per-element results) as check rows: counts, means and worst elements, and
+    the gradients' counts unless ``grad`` is False (``--no-grad``)."""
     n = comparison.inputs.size
     shape = tuple(logits.shape[:-1]) if logits.array.ndim >= 2 else (n,)
     check = Check(logits, targets, shape, n, [], [], notes=list(comparison.notes), family=comparison.family,
-                  autocast=comparison.autocast, method="compare")
+                  autocast=comparison.autocast, method="compare", grad=grad)
     for dn in comparison.dtype_notes:
         check.inputs.append(InputNote(dn.dtype, logits_changed=len(dn.changes)))
     rank = {"nan": 5, "inf": 4, "inaccurate": 2, "clamped": 1, "ok": 0, "refused": 0}
@@ -565,7 +566,7 @@ def from_comparison(comparison, logits, targets, worst: int = WORST) -> Check:
                 row.mean_loss, row.mean_reference = float(np.mean(losses)), float(np.mean(refs))
             row.max_abs_error = float(np.max(r.abs_error))
             row.max_error_bits = float(np.max(r.error_bits))
-            if isinstance(r.grad_status, list):
+            if grad and isinstance(r.grad_status, list):
                 per = len(r.grad_status) // max(row.points, 1)
                 gs = [max(r.grad_status[i * per:(i + 1) * per], key=lambda s: rank.get(s, 0))
                       for i in range(row.points)]
