@@ -515,3 +515,32 @@ def test_softmax_check_honours_no_grad_and_refuses_training(tmp_path):
     refused = run("check", tmp_path / "x.npy", tmp_path / "y.npy", "--loss", "softmax", "--severity", "training")
     assert refused.exit_code == 2 and refused.output.startswith("Error: --severity training")
     assert len(refused.output.splitlines()) == 1 and "leave --severity out" in refused.output
+
+
+def test_probs_breakdowns_are_found_on_each_side_of_one_half(tmp_path):
+    # --probs: p = 0.5 is logit 0, so a breakdown is the p closest to 0.5 on each side. Every p of a file is >= 0,
+    # and the sides of 0 made "off tolerance, first at p ≥ 0.001" (every p but 0) out of failures at small p
+    # (final-user). float32, numpy, naive, y = 0: -log(1 - p) with 1 - p rounded to float32 (spacing 2^-24 below 1)
+    # is off float32's tolerance for p = 1e-3 and 2e-3 (relative error up to 2^-25/p = 1.5e-5 and more), and within
+    # it at p = 0.3, 0.7 and 1 - 2e-3 (losses of order 1 and more). The JSON's sides: _pos is p >= 0.5, _neg p < 0.5
+    ps = np.array([1e-3, 2e-3, 0.3, 0.7, 1 - 2e-3], dtype=np.float32)
+    np.save(tmp_path / "p.npy", ps)
+    np.save(tmp_path / "y.npy", np.zeros(5, dtype=np.float32))
+    doc = json.loads(run("check", tmp_path / "p.npy", tmp_path / "y.npy", "--probs", "--backend", "numpy",
+                         "--format", "json").output)
+    naive = next(r for r in doc["results"] if r["method"] == "naive")
+    assert naive["count_ok"] == 3 and naive["count_inaccurate"] == 2
+    assert sorted(w["index"] for w in naive["worst"] if w["status"] != "ok") == [[0], [1]]
+    assert naive["breakdown"]["inaccurate_neg"] == float(ps[1])  # of the two, the p closer to 0.5
+    assert naive["breakdown"]["inaccurate_pos"] is None
+    line = doc["summary"][0]
+    assert "naive is off tolerance on 2 elements, first at p ≤ 0.002;" in line and "p ≥" not in line, line
+    # p = 0, y = 0: naive's (1 - y)·log(1 - p) + y·log p is 1·0 + 0·(-inf) = NaN where the truth is 0; p = 0 is the
+    # end of the range, so the sentence says "at p = 0" (it said "from p ≤ 0"), and training breaks on the side
+    # below 0.5
+    np.save(tmp_path / "p0.npy", np.array([0.0, 0.3, 0.3, 0.3, 0.3], dtype=np.float32))
+    doc = json.loads(run("check", tmp_path / "p0.npy", tmp_path / "y.npy", "--probs", "--backend", "numpy",
+                         "--format", "json").output)
+    naive = next(r for r in doc["results"] if r["method"] == "naive")
+    assert naive["training"]["break_neg"] == 0.0 and naive["training"]["break_pos"] is None
+    assert "naive gives inf/NaN (loss or gradient) on 1 element: loss NaN at p = 0;" in doc["summary"][0]
