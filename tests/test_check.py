@@ -544,3 +544,22 @@ def test_probs_breakdowns_are_found_on_each_side_of_one_half(tmp_path):
     naive = next(r for r in doc["results"] if r["method"] == "naive")
     assert naive["training"]["break_neg"] == 0.0 and naive["training"]["break_pos"] is None
     assert "naive gives inf/NaN (loss or gradient) on 1 element: loss NaN at p = 0;" in doc["summary"][0]
+
+
+def test_text_files_as_numpy_and_spreadsheets_write_them(tmp_path):
+    # np.savetxt's default delimiter is a space, and Excel's "CSV UTF-8" starts with a byte-order mark: both were
+    # "'1.5 -2.0' is not a number" / "'\ufeff1.0' is not a number" (final-user). The values must come back exactly:
+    # savetxt writes %.18e, which round-trips every float64
+    x = np.array([[1.5, -2.0, 0.1], [3.0, 4.0, -7.25]])
+    np.savetxt(tmp_path / "x.txt", x)
+    (tmp_path / "bom.csv").write_bytes("\ufeff0.5\n1\n".encode("utf-8"))
+    np.save(tmp_path / "y.npy", np.float32(1))
+    doc = json.loads(run("check", tmp_path / "x.txt", tmp_path / "y.npy", "--format", "json", "--no-grad").output)
+    assert doc["logits_file"]["shape"] == [2, 3] and doc["elements"] == 6
+    assert tensorfile.load(str(tmp_path / "x.txt"), None, "LOGITS").array.tolist() == x.tolist()
+    assert tensorfile.load(str(tmp_path / "bom.csv"), None, "LOGITS").array.tolist() == [0.5, 1.0]
+    # a header is still refused (silently skipping a line could skip a real one), with a word on what to do
+    (tmp_path / "h.csv").write_text("logit\n1.0\n")
+    result = run("check", tmp_path / "h.csv", tmp_path / "y.npy")
+    assert result.exit_code == 2 and "line 1: 'logit' is not a number" in result.output
+    assert "a header line is not read: remove it" in result.output and len(result.output.splitlines()) == 1

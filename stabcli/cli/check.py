@@ -42,7 +42,7 @@ def check(logits, targets, key, targets_key, loss, dtypes, backends, weight, pos
     """Check every method on LOGITS and TARGETS read from files, per backend and dtype.
 
     Each file is .npy, .npz, .pt/.pth (a tensor or a dict of them), .safetensors, or .csv/.txt (one number a line,
-    or comma-separated). Any shapes that broadcast as in torch. The dtype is the logits file's own (float16 stays
+    or comma- or space-separated). Any shapes that broadcast as in torch. The dtype is the logits file's own (float16 stays
     float16; text is float32) unless --dtype says otherwise. Millions of elements stream in chunks; in a 16-bit
     dtype each distinct (logit, target) pair is evaluated once. Per backend, dtype and method: how many elements
     are ok, inaccurate, clamped, inf or NaN, the mean loss next to the exact mean, the gradients, and the worst
