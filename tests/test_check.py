@@ -283,6 +283,12 @@ def bad_files(tmp_path_factory):
 @pytest.mark.parametrize("args, message", [
     (["missing.npy", "ok.npy"], "LOGITS 'MISSING' does not exist"),
     (["x.foo", "ok.npy"], "has the extension '.foo'; allowed: .npy, .npz, .pt/.pth, .safetensors, .csv or .txt"),
+    # numbers typed where a file goes were "TARGETS '1' has the extension '(none)'" and "'0.5' has the extension
+    # '.5'" (final-user)
+    (["ok.npy", "=1"], "TARGETS '1' is not a file; check reads its inputs from files"),
+    (["ok.npy", "=0.5"], "TARGETS '0.5' is not a file; check reads its inputs from files"),
+    (["=1e10,2", "ok.npy"], "LOGITS '1e10,2' is not a file; check reads its inputs from files (.npy, .npz, "
+                            ".pt/.pth, .safetensors, .csv or .txt); for numbers typed in, use stabcli compare"),
     (["trunc.npy", "ok.npy"], "is truncated"),
     (["obj.npy", "ok.npy"], "holds Python objects"),
     (["text.npy", "ok.npy"], "is not a .npy file (it does not start with numpy's magic bytes \\x93NUMPY)"),
@@ -306,8 +312,8 @@ def bad_files(tmp_path_factory):
 ])
 def test_bad_input_is_one_error_line(bad_files, args, message):
     d = bad_files
-    full = [str(d) if a == "DIR" else str(d / a) if "." in a and not a.startswith("-") and a != "x.txt" else a
-            for a in args]
+    full = [a[1:] if a.startswith("=") else str(d) if a == "DIR" else
+            str(d / a) if "." in a and not a.startswith("-") and a != "x.txt" else a for a in args]
     result = run("check", *full)
     assert result.exit_code == 2, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)

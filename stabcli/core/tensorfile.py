@@ -68,6 +68,18 @@ def _format_name(dtype: np.dtype) -> str | None:
     return None
 
 
+def _is_number_text(text: str) -> bool:
+    """Whether ``text`` is a number or a comma-separated list of numbers, as compare takes them."""
+    from stabcli.core.inputs import parse_number
+
+    try:
+        for item in text.strip("[] ").split(","):
+            parse_number(item.strip("[] "), "")
+    except InputError:
+        return False
+    return True
+
+
 def load(path: str, key: str | None = None, what: str = "LOGITS") -> TensorFile:
     """The tensor in ``path`` (``key`` for a file of several); see the module for the formats."""
     ext = os.path.splitext(path)[1].lower()
@@ -79,6 +91,9 @@ def load(path: str, key: str | None = None, what: str = "LOGITS") -> TensorFile:
         raise InputError(f"{what} {shown(path)} is not a name a file system can hold; give a file ({ALLOWED})") from None
     if os.path.isdir(path):
         raise InputError(f"{what} {shown(path)} is a folder; give a file ({ALLOWED})")
+    if not os.path.exists(path) and _is_number_text(path):  # a number typed where a file goes: check 1e10 1
+        raise InputError(f"{what} {shown(path)} is not a file; check reads its inputs from files ({ALLOWED}); for "
+                         "numbers typed in, use stabcli compare")
     if ext not in EXTENSIONS:
         raise InputError(f"{what} {shown(path)} has the extension {ext or '(none)'!r}; allowed: {ALLOWED}")
     if not os.path.exists(path):
