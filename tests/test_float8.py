@@ -211,3 +211,21 @@ def test_figure_data_for_float8(name):
     assert [c.method for c in cs.curves] == ["naive", "clamped", "logsumexp", "softplus"]
     pos, neg = exact_breakdowns(fmt, "numpy", (0.0,))[0.0]
     assert pos == {"float8_e4m3fn": 2.75, "float8_e5m2": 2.0}[name]  # sigmoid rounds to 1 op by op
+
+
+def test_torch_bce_backward_trace_is_the_float32_kernels():
+    # torch has no float8 kernel for BCELoss's backward: the float32 kernel runs and its result is cast
+    # (core/backends.py), so the guard max(p(1-p), 1e-12) is float32's 1e-12 = 9.99999996e-13
+    # (float(np.float32(1e-12))), not 0. At x = 5, y = 1, sigmoid(5) = 0.9933 rounds to 1 in float8_e4m3fn (from
+    # 3.5: test_floats.py), so dL/dp = (1 - 1)/1e-12 = 0 and the gradient is 0. The trace said "1e-12 rounds to 0 in
+    # float8_e4m3fn: the guard is gone", dL/dp = NaN, beside a gradient of 0 (final-user)
+    for args in (["5", "1"], ["0.9999999", "1", "--probs"]):
+        out = CliRunner().invoke(cli, ["compare", *args, "--dtype", "float8_e4m3fn", "--backend", "torch",
+                                       "--format", "json"]).output
+        row = next(r for r in json.loads(out)["results"] if r["method"] == "torch_bce")
+        steps = {s["name"]: s for s in row["steps"]}
+        den = steps["grad: max(p(1-p), 1e-12)"]
+        assert den["value"] == float(np.float32(1e-12)) and "in float32" in den["note"], den
+        assert "guard is gone" not in den["note"]
+        assert steps["grad: dL/dp = (p-y)/max(...)"]["value"] == 0.0
+        assert row["grad"] == 0.0
