@@ -229,3 +229,16 @@ def test_torch_bce_backward_trace_is_the_float32_kernels():
         assert "guard is gone" not in den["note"]
         assert steps["grad: dL/dp = (p-y)/max(...)"]["value"] == 0.0
         assert row["grad"] == 0.0
+
+
+def test_probs_logit_of_one_in_e4m3fn_says_it_became_nan():
+    # --probs, p = 0.9999999 rounds to 1 in float8_e4m3fn (its largest value below 1 is 0.9375: 1.111₂ × 2^-1), so
+    # logit(p) = inf, which e4m3fn cannot hold (no inf, ml_dtypes' round gives NaN): the logit forms get NaN. The
+    # note said "rounded to float8_e4m3fn: ... its rounding is part of their error" beside NaN (final-user)
+    assert np.isnan(to_float64(FORMATS["float8_e4m3fn"].round(np.array([np.inf])))[0])
+    out = CliRunner().invoke(cli, ["compare", "0.9999999", "1", "--probs", "--dtype", "float8_e4m3fn", "--backend",
+                                   "numpy", "--format", "json"]).output
+    row = next(r for r in json.loads(out)["results"] if r["method"] == "logsumexp")
+    first = row["steps"][0]
+    assert first["name"] == "x = logit(p), float64" and first["value"] == "nan"
+    assert "the logit is inf, which float8_e4m3fn cannot hold (it has no inf): it becomes NaN" in first["note"]
