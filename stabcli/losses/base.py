@@ -235,6 +235,11 @@ class LossFamily:
         the inputs in the dtype (a weighted mean needs them). Default: the plain mean or sum."""
         return ops.reduce(loss, reduction)
 
+    def reduction_note(self, arrays: dict, reduction: str) -> str:
+        """For one element whose loss the reduction changes (a weighted mean): what the reduction divided by, in
+        words, for the trace's last loss step. Default: empty (a plain mean of one element is the element)."""
+        return ""
+
     # exact reference (mpmath) ------------------------------------------------------------------------------
     def exact_loss(self, *element: float):
         """The exact loss of one element (elementwise families) as an mpmath number."""

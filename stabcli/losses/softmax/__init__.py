@@ -202,6 +202,16 @@ class Softmax(LossFamily):
         total = ops.reduce(loss, "sum")
         return total if reduction == "sum" else total / self.mean_denominator(ops, arrays)
 
+    def reduction_note(self, arrays: dict, reduction: str) -> str:
+        from stabcli.core.numbers import fmt_number
+        from stabcli.losses.softmax.reference import mean_denominator
+
+        if reduction != "mean" or np.asarray(arrays["targets"]).dtype.kind not in "iu":  # probabilities: / rows
+            return ""
+        den = mean_denominator(arrays["targets"], np.asarray(arrays["weight"], dtype=np.float64).reshape(-1))
+        return (f"torch's mean divides the weighted sum by Σ w[y] = {fmt_number(float(den), 10)}, the weights of the "
+                "target classes, not by the number of rows")
+
     def exact_reference(self, arrays: dict, reduction: str):
         from stabcli.losses.softmax.reference import exact_reference
 
