@@ -242,3 +242,17 @@ def test_probs_logit_of_one_in_e4m3fn_says_it_became_nan():
     first = row["steps"][0]
     assert first["name"] == "x = logit(p), float64" and first["value"] == "nan"
     assert "the logit is inf, which float8_e4m3fn cannot hold (it has no inf): it becomes NaN" in first["note"]
+
+
+def test_no_float8_note_names_the_familys_own_peers():
+    # --loss softmax has one peer, optax; the float8 note spoke of Keras and scikit-learn only (the BCE peers, and
+    # not all of them: optax was missing there too) (final-user). Text only: no peer library needs to be installed
+    from stabcli.core.peers import skipped_note
+    from stabcli.losses import get_family
+
+    fmt = FORMATS["float8_e4m3fn"]
+    soft = [m.library for m in get_family("softmax").peer_methods.values()]
+    bce = [m.library for m in get_family("bce").peer_methods.values()]
+    assert "Keras" not in skipped_note(fmt, soft) and "scikit-learn" not in skipped_note(fmt, soft)
+    assert skipped_note(fmt, soft).startswith("no peer rows in float8_e4m3fn: optax (jax) could compute in float8")
+    assert all(name in skipped_note(fmt, bce) for name in ("Keras's torch backend", "optax", "scikit-learn"))
