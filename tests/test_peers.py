@@ -166,4 +166,3 @@ def test_the_default_view_names_each_library_and_version():
     assert f"  keras_bce, keras_bce_logits: keras {peers.version('keras')}, torch backend, float32 tensors" in lines
     assert any(line.startswith(f"  optax_sigmoid_bce: optax {peers.version('optax')} on jax ") for line in lines)
     assert f"  sklearn_log_loss: scikit-learn {peers.version('scikit-learn')}, computes in float32" in lines
-
