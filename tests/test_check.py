@@ -283,6 +283,12 @@ def bad_files(tmp_path_factory):
 @pytest.mark.parametrize("args, message", [
     (["missing.npy", "ok.npy"], "LOGITS 'MISSING' does not exist"),
     (["x.foo", "ok.npy"], "has the extension '.foo'; allowed: .npy, .npz, .pt/.pth, .safetensors, .csv or .txt"),
+    # numbers typed where a file goes were "TARGETS '1' has the extension '(none)'" and "'0.5' has the extension
+    # '.5'" (final-user)
+    (["ok.npy", "=1"], "TARGETS '1' is not a file; check reads its inputs from files"),
+    (["ok.npy", "=0.5"], "TARGETS '0.5' is not a file; check reads its inputs from files"),
+    (["=1e10,2", "ok.npy"], "LOGITS '1e10,2' is not a file; check reads its inputs from files (.npy, .npz, "
+                            ".pt/.pth, .safetensors, .csv or .txt); for numbers typed in, use stabcli compare"),
     (["trunc.npy", "ok.npy"], "is truncated"),
     (["obj.npy", "ok.npy"], "holds Python objects"),
     (["text.npy", "ok.npy"], "is not a .npy file (it does not start with numpy's magic bytes \\x93NUMPY)"),
@@ -306,8 +312,8 @@ def bad_files(tmp_path_factory):
 ])
 def test_bad_input_is_one_error_line(bad_files, args, message):
     d = bad_files
-    full = [str(d) if a == "DIR" else str(d / a) if "." in a and not a.startswith("-") and a != "x.txt" else a
-            for a in args]
+    full = [a[1:] if a.startswith("=") else str(d) if a == "DIR" else
+            str(d / a) if "." in a and not a.startswith("-") and a != "x.txt" else a for a in args]
     result = run("check", *full)
     assert result.exit_code == 2, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
@@ -440,3 +446,126 @@ def test_softmax_gradient_is_labelled_d_dx(tmp_path):
     out = run("compare", "[[1,2],[3,4]]", "0,1", "--loss", "softmax", "--reduction", "none", "--dtype", "float32",
               "--backend", "numpy").output
     assert "x = 1, 2, 3, 4" in out and "d loss / d p" not in out and "gradient d loss / d x" in out
+
+
+def test_summary_of_a_method_whose_gradient_alone_is_off(tmp_path):
+    # float32, torch, x = 9, y = 1: BCEWithLogitsLoss's loss -logsigmoid(9) is within tolerance, but its gradient
+    # sigmoid(9) - 1 is formed by subtracting from 1 (float32 spacing 2^-24 near 1) where the truth is
+    # -1/(1 + e^9) = -1.2339457598623172e-4 (mpmath: -1/(1 + mpmath.exp(9))): about 2^-24/1.234e-4 = 4.8e-4
+    # relative, beyond float32's tolerance. The sentence read "torch_bce_with_logits is only its gradient is off
+    # tolerance (1 element)" (final-user)
+    with mpmath.workdps(30):
+        truth = float(-1 / (1 + mpmath.exp(9)))
+    assert abs(truth + 1.2339457598623172e-4) < 1e-19
+    np.save(tmp_path / "x.npy", np.array([9.0], dtype=np.float32))
+    np.save(tmp_path / "y.npy", np.array([1.0], dtype=np.float32))
+    doc = json.loads(run("check", tmp_path / "x.npy", tmp_path / "y.npy", "--backend", "torch", "--format",
+                         "json").output)
+    row = next(r for r in doc["results"] if r["method"] == "torch_bce_with_logits")
+    assert row["count_ok"] == 1 and row["grad_count_inaccurate"] == 1
+    line = doc["summary"][0]
+    assert ("torch_bce_with_logits's loss is within tolerance, its gradient off tolerance on 1 element;"
+            in line), line
+    assert " is only " not in line
+
+
+@pytest.mark.parametrize("targets, message", [
+    # (64, 1000) 0/1 targets for (64, 1000) logits: probability rows (torch's rule: the logits' shape) that do not
+    # sum to 1. The message printed all 64,000 numbers of the file as text and named no file (final-user)
+    ("rows01", "probability target [0, 1, 1, 0, 1, 1, 0, 1, ... (1,000 entries)] (in TARGETS 'rows01.npy', row [0]) "
+               "sums to 5, not 1"),
+    ("idx", "class index 7000 (in TARGETS 'idx.npy', row [3]) is out of range for 1000 classes"),
+    ("long", "TARGETS 'long.npy' of shape (1000,) do not fit logits of 64 rows of 1000 classes"),
+])
+def test_softmax_file_errors_name_the_file_and_row(tmp_path, monkeypatch, targets, message):
+    monkeypatch.chdir(tmp_path)
+    rows01 = np.zeros((64, 1000), dtype=np.float32)
+    rows01[:, [1, 2, 4, 5, 7]] = 1  # each row sums to 5
+    np.save("x.npy", np.zeros((64, 1000), dtype=np.float32))
+    np.save("rows01.npy", rows01)
+    np.save("idx.npy", np.array([0, 1, 2, 7000] + [0] * 60))
+    np.save("long.npy", np.zeros(1000, dtype=np.float32))
+    result = run("check", "x.npy", f"{targets}.npy", "--loss", "softmax")
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and len(lines[0]) < 250, lines
+    assert message in lines[0], lines[0]
+
+
+def test_softmax_check_counts_exp_overflow(tmp_path):
+    # float16: exp(12) = 162754.79 (mpmath.exp(12)) is beyond float16's largest value 65504, so naive's exp(x)
+    # overflows on the rows holding 12 or 100, not on [0.1, 0.2, 0.3]; log_of_softmax shifts by the max first and
+    # never overflows (its inf is log(0) of an underflowed p). The column read 0 for every method (final-user: the
+    # compare engine's overflow count was not carried over)
+    np.save(tmp_path / "x.npy", np.array([[12, 0, -12], [100, 0, -100], [0.1, 0.2, 0.3]], dtype=np.float16))
+    np.save(tmp_path / "y.npy", np.array([2, 2, 0]))
+    doc = json.loads(run("check", tmp_path / "x.npy", tmp_path / "y.npy", "--loss", "softmax", "--backend", "numpy",
+                         "--format", "json").output)
+    rows = {r["method"]: r for r in doc["results"]}
+    assert rows["naive"]["count_overflow"] == 2 and rows["naive"]["count_inf"] == 2
+    assert rows["log_of_softmax"]["count_overflow"] == 0 and rows["logsumexp"]["count_overflow"] == 0
+
+
+def test_softmax_check_honours_no_grad_and_refuses_training(tmp_path):
+    # --loss softmax goes through compare's engine: --no-grad showed the gradient table anyway, and --severity
+    # training silently printed the accuracy view (final-user)
+    np.save(tmp_path / "x.npy", np.array([[12, 0, -12], [0.1, 0.2, 0.3]], dtype=np.float16))
+    np.save(tmp_path / "y.npy", np.array([2, 0]))
+    table = run("check", tmp_path / "x.npy", tmp_path / "y.npy", "--loss", "softmax", "--no-grad")
+    assert table.exit_code == 0 and "gradient d/dx" not in table.output and "mean loss" in table.output
+    doc = json.loads(run("check", tmp_path / "x.npy", tmp_path / "y.npy", "--loss", "softmax", "--no-grad",
+                         "--format", "json").output)
+    assert all(r["grad_count_nonfinite"] is None for r in doc["results"])
+    with_grad = run("check", tmp_path / "x.npy", tmp_path / "y.npy", "--loss", "softmax")
+    assert "gradient d/dx" in with_grad.output
+    refused = run("check", tmp_path / "x.npy", tmp_path / "y.npy", "--loss", "softmax", "--severity", "training")
+    assert refused.exit_code == 2 and refused.output.startswith("Error: --severity training")
+    assert len(refused.output.splitlines()) == 1 and "leave --severity out" in refused.output
+
+
+def test_probs_breakdowns_are_found_on_each_side_of_one_half(tmp_path):
+    # --probs: p = 0.5 is logit 0, so a breakdown is the p closest to 0.5 on each side. Every p of a file is >= 0,
+    # and the sides of 0 made "off tolerance, first at p ≥ 0.001" (every p but 0) out of failures at small p
+    # (final-user). float32, numpy, naive, y = 0: -log(1 - p) with 1 - p rounded to float32 (spacing 2^-24 below 1)
+    # is off float32's tolerance for p = 1e-3 and 2e-3 (relative error up to 2^-25/p = 1.5e-5 and more), and within
+    # it at p = 0.3, 0.7 and 1 - 2e-3 (losses of order 1 and more). The JSON's sides: _pos is p >= 0.5, _neg p < 0.5
+    ps = np.array([1e-3, 2e-3, 0.3, 0.7, 1 - 2e-3], dtype=np.float32)
+    np.save(tmp_path / "p.npy", ps)
+    np.save(tmp_path / "y.npy", np.zeros(5, dtype=np.float32))
+    doc = json.loads(run("check", tmp_path / "p.npy", tmp_path / "y.npy", "--probs", "--backend", "numpy",
+                         "--format", "json").output)
+    naive = next(r for r in doc["results"] if r["method"] == "naive")
+    assert naive["count_ok"] == 3 and naive["count_inaccurate"] == 2
+    assert sorted(w["index"] for w in naive["worst"] if w["status"] != "ok") == [[0], [1]]
+    assert naive["breakdown"]["inaccurate_neg"] == float(ps[1])  # of the two, the p closer to 0.5
+    assert naive["breakdown"]["inaccurate_pos"] is None
+    line = doc["summary"][0]
+    assert "naive is off tolerance on 2 elements, first at p ≤ 0.002;" in line and "p ≥" not in line, line
+    # p = 0, y = 0: naive's (1 - y)·log(1 - p) + y·log p is 1·0 + 0·(-inf) = NaN where the truth is 0; p = 0 is the
+    # end of the range, so the sentence says "at p = 0" (it said "from p ≤ 0"), and training breaks on the side
+    # below 0.5
+    np.save(tmp_path / "p0.npy", np.array([0.0, 0.3, 0.3, 0.3, 0.3], dtype=np.float32))
+    doc = json.loads(run("check", tmp_path / "p0.npy", tmp_path / "y.npy", "--probs", "--backend", "numpy",
+                         "--format", "json").output)
+    naive = next(r for r in doc["results"] if r["method"] == "naive")
+    assert naive["training"]["break_neg"] == 0.0 and naive["training"]["break_pos"] is None
+    assert "naive gives inf/NaN (loss or gradient) on 1 element: loss NaN at p = 0;" in doc["summary"][0]
+
+
+def test_text_files_as_numpy_and_spreadsheets_write_them(tmp_path):
+    # np.savetxt's default delimiter is a space, and Excel's "CSV UTF-8" starts with a byte-order mark: both were
+    # "'1.5 -2.0' is not a number" / "'\ufeff1.0' is not a number" (final-user). The values must come back exactly:
+    # savetxt writes %.18e, which round-trips every float64
+    x = np.array([[1.5, -2.0, 0.1], [3.0, 4.0, -7.25]])
+    np.savetxt(tmp_path / "x.txt", x)
+    (tmp_path / "bom.csv").write_bytes("\ufeff0.5\n1\n".encode("utf-8"))
+    np.save(tmp_path / "y.npy", np.float32(1))
+    doc = json.loads(run("check", tmp_path / "x.txt", tmp_path / "y.npy", "--format", "json", "--no-grad").output)
+    assert doc["logits_file"]["shape"] == [2, 3] and doc["elements"] == 6
+    assert tensorfile.load(str(tmp_path / "x.txt"), None, "LOGITS").array.tolist() == x.tolist()
+    assert tensorfile.load(str(tmp_path / "bom.csv"), None, "LOGITS").array.tolist() == [0.5, 1.0]
+    # a header is still refused (silently skipping a line could skip a real one), with a word on what to do
+    (tmp_path / "h.csv").write_text("logit\n1.0\n")
+    result = run("check", tmp_path / "h.csv", tmp_path / "y.npy")
+    assert result.exit_code == 2 and "line 1: 'logit' is not a number" in result.output
+    assert "a header line is not read: remove it" in result.output and len(result.output.splitlines()) == 1

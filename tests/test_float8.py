@@ -217,3 +217,48 @@ def test_figure_data_for_float8(name):
     assert [c.method for c in cs.curves] == ["naive", "clamped", "logsumexp", "softplus"]
     pos, neg = exact_breakdowns(fmt, "numpy", (0.0,))[0.0]
     assert pos == {"float8_e4m3fn": 2.75, "float8_e5m2": 2.0}[name]  # sigmoid rounds to 1 op by op
+
+
+def test_torch_bce_backward_trace_is_the_float32_kernels():
+    # torch has no float8 kernel for BCELoss's backward: the float32 kernel runs and its result is cast
+    # (core/backends.py), so the guard max(p(1-p), 1e-12) is float32's 1e-12 = 9.99999996e-13
+    # (float(np.float32(1e-12))), not 0. At x = 5, y = 1, sigmoid(5) = 0.9933 rounds to 1 in float8_e4m3fn (from
+    # 3.5: test_floats.py), so dL/dp = (1 - 1)/1e-12 = 0 and the gradient is 0. The trace said "1e-12 rounds to 0 in
+    # float8_e4m3fn: the guard is gone", dL/dp = NaN, beside a gradient of 0 (final-user)
+    for args in (["5", "1"], ["0.9999999", "1", "--probs"]):
+        out = CliRunner().invoke(cli, ["compare", *args, "--dtype", "float8_e4m3fn", "--backend", "torch",
+                                       "--format", "json"]).output
+        row = next(r for r in json.loads(out)["results"] if r["method"] == "torch_bce")
+        steps = {s["name"]: s for s in row["steps"]}
+        den = steps["grad: max(p(1-p), 1e-12)"]
+        assert den["value"] == float(np.float32(1e-12)) and "in float32" in den["note"], den
+        assert "guard is gone" not in den["note"]
+        assert steps["grad: dL/dp = (p-y)/max(...)"]["value"] == 0.0
+        assert row["grad"] == 0.0
+
+
+def test_probs_logit_of_one_in_e4m3fn_says_it_became_nan():
+    # --probs, p = 0.9999999 rounds to 1 in float8_e4m3fn (its largest value below 1 is 0.9375: 1.111₂ × 2^-1), so
+    # logit(p) = inf, which e4m3fn cannot hold (no inf, ml_dtypes' round gives NaN): the logit forms get NaN. The
+    # note said "rounded to float8_e4m3fn: ... its rounding is part of their error" beside NaN (final-user)
+    assert np.isnan(to_float64(FORMATS["float8_e4m3fn"].round(np.array([np.inf])))[0])
+    out = CliRunner().invoke(cli, ["compare", "0.9999999", "1", "--probs", "--dtype", "float8_e4m3fn", "--backend",
+                                   "numpy", "--format", "json"]).output
+    row = next(r for r in json.loads(out)["results"] if r["method"] == "logsumexp")
+    first = row["steps"][0]
+    assert first["name"] == "x = logit(p), float64" and first["value"] == "nan"
+    assert "the logit is inf, which float8_e4m3fn cannot hold (it has no inf): it becomes NaN" in first["note"]
+
+
+def test_no_float8_note_names_the_familys_own_peers():
+    # --loss softmax has one peer, optax; the float8 note spoke of Keras and scikit-learn only (the BCE peers, and
+    # not all of them: optax was missing there too) (final-user). Text only: no peer library needs to be installed
+    from stabcli.core.peers import skipped_note
+    from stabcli.losses import get_family
+
+    fmt = FORMATS["float8_e4m3fn"]
+    soft = [m.library for m in get_family("softmax").peer_methods.values()]
+    bce = [m.library for m in get_family("bce").peer_methods.values()]
+    assert "Keras" not in skipped_note(fmt, soft) and "scikit-learn" not in skipped_note(fmt, soft)
+    assert skipped_note(fmt, soft).startswith("no peer rows in float8_e4m3fn: optax (jax) could compute in float8")
+    assert all(name in skipped_note(fmt, bce) for name in ("Keras's torch backend", "optax", "scikit-learn"))

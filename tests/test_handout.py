@@ -230,15 +230,20 @@ def test_html_handout_is_self_contained_and_deterministic(tmp_path):
 
 
 @pytest.mark.parametrize("name, needle", [("lesson.txt", ".md or .html"), ("missing/lesson.md", "missing"),
-                                           ("folder.md", "is a folder"), ("file/lesson.md", "file")])
+                                           ("folder.md", "is a folder"), ("file/lesson.md", "file"),
+                                           # its figure folder is a file: was "cannot be written (File exists)",
+                                           # after building every step (final-user)
+                                           ("file_figures.md", "puts its figures in the folder")])
 def test_export_refuses_bad_paths(tmp_path, name, needle):
     (tmp_path / "folder.md").mkdir()
     (tmp_path / "file").write_text("not a folder")
+    (tmp_path / "file_figures_figures").write_text("not a folder")
     result = run("demo", "--export", str(tmp_path / name))
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: --export") and needle in lines[0]
-    assert sorted(os.listdir(tmp_path)) == ["file", "folder.md"] and not os.listdir(tmp_path / "folder.md")
+    assert sorted(os.listdir(tmp_path)) == ["file", "file_figures_figures", "folder.md"]
+    assert not os.listdir(tmp_path / "folder.md")
 
 
 def test_handout_commands_are_quoted_for_a_shell(exported):

@@ -114,3 +114,15 @@ def test_probs_errors(args, message):
     result = run(*args)
     assert result.exit_code == 2
     assert result.output.startswith("Error: ") and message in result.output and len(result.output.splitlines()) == 1
+
+
+def test_correctly_rounded_line_names_each_gradient():
+    # p = 0, y = 1: the true loss is -log 0 = inf; naive's gradient is d loss/d p = -y/p = -inf, softplus's is
+    # d loss/d x = sigmoid(x) - y at x = logit(0) = -inf, which is -1 (exact limits, no mpmath needed). Both are
+    # correctly rounded, but they are two different numbers: one line each (final-user: one line said "gradient
+    # -inf" for both).
+    result = run("compare", "0", "1", "--probs", "--dtype", "float32", "--backend", "torch")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "naive: loss inf and gradient -inf (d loss/d p), correctly rounded." in lines
+    assert "softplus: loss inf and gradient -1 (d loss/d x), correctly rounded." in lines

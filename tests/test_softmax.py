@@ -265,3 +265,20 @@ def test_no_warning_reaches_stderr():
                               text=True)
         assert done.returncode == 0, done.stderr
         assert done.stderr == ""
+
+
+def test_weighted_mean_is_a_step_of_the_trace():
+    # [[12, 0, -12]], class 2, weights 1, 2, 3: the row's loss is -w_2·log p_2 = 3·(24 + log(1 + e^-12 + e^-24))
+    # = 72.0000184 (mpmath: 3*(24 + mpmath.log(1 + mpmath.exp(-12) + mpmath.exp(-24)))), and torch's mean divides
+    # by Σ w[y] = 3 (F.cross_entropy(x, y, weight=w) is 24.0000061). The trace's last loss step said 72.000015
+    # beside a loss of 24.00000572 (final-user)
+    out = CliRunner().invoke(cli, ["compare", "[[12,0,-12]]", "2", "--loss", "softmax", "--weight", "1,2,3",
+                                   "--dtype", "float32", "--backend", "torch", "--format", "json"]).output
+    for row in json.loads(out)["results"]:
+        steps = [s for s in row["steps"] if not s["name"].startswith(("dloss", "grad"))]
+        assert steps[-1]["name"] == "loss (mean)" and steps[-1]["value"] == row["loss"], row["method"]
+        assert "Σ w[y] = 3" in steps[-1]["note"]
+        assert abs(row["loss"] - 24.0000061) < 2e-6 and abs(steps[-2]["value"] - 72.0000184) < 1e-5
+    plain = CliRunner().invoke(cli, ["compare", "[[12,0,-12]]", "2", "--loss", "softmax", "--dtype", "float32",
+                                     "--format", "json"]).output  # no weight: the mean of one row is the row
+    assert all(s["name"] != "loss (mean)" for r in json.loads(plain)["results"] for s in r["steps"])

@@ -127,3 +127,17 @@ def test_cli_json_csv_and_errors():
     assert len(bad.output.strip().splitlines()) == 1
     bad = run("sweep", "--severity", "speed")
     assert bad.exit_code == 2 and "speed" in bad.output
+
+
+def test_softmax_training_header_names_the_gap():
+    # the softmax sweep varies the gap g of the rows [g, 0, 0] and its columns say g≥/g≤; the training view's header
+    # said "logits" and "breaks x≥/x≤: the logit closest to 0" above them (final-user)
+    from click.testing import CliRunner
+
+    from stabcli.cli import cli
+
+    out = CliRunner().invoke(cli, ["sweep", "--loss", "softmax", "--dtype", "float16", "--backend", "numpy",
+                                   "--points", "41", "--severity", "training"]).output
+    head = " ".join(out.split("float16 ·")[0].split())
+    assert "41 log-spaced values of g from" in head and "breaks g≥/g≤: the g closest to 0" in head, head
+    assert "logit" not in head and "x≥" not in head

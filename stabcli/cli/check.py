@@ -42,7 +42,7 @@ def check(logits, targets, key, targets_key, loss, dtypes, backends, weight, pos
     """Check every method on LOGITS and TARGETS read from files, per backend and dtype.
 
     Each file is .npy, .npz, .pt/.pth (a tensor or a dict of them), .safetensors, or .csv/.txt (one number a line,
-    or comma-separated). Any shapes that broadcast as in torch. The dtype is the logits file's own (float16 stays
+    or comma- or space-separated). Any shapes that broadcast as in torch. The dtype is the logits file's own (float16 stays
     float16; text is float32) unless --dtype says otherwise. Millions of elements stream in chunks; in a 16-bit
     dtype each distinct (logit, target) pair is evaluated once. Per backend, dtype and method: how many elements
     are ok, inaccurate, clamped, inf or NaN, the mean loss next to the exact mean, the gradients, and the worst
@@ -82,8 +82,12 @@ def check(logits, targets, key, targets_key, loss, dtypes, backends, weight, pos
         if float(weight) != 1:
             raise options.UserError(f"--weight is one number per element for --loss bce; --loss {family.name} "
                                     "weighs classes: compare takes its --weight (one per class)")
+        if severity == "training":
+            raise options.UserError(f"--severity training ranks the rows of --loss bce's file engine; --loss "
+                                    f"{family.name} is checked row by row against mpmath, with no training ranking: "
+                                    "leave --severity out")
         comparison = engine.run_small_check(lt, tt, formats, chosen, rtol, atol, family, spec, label_smoothing)
-        result = engine.from_comparison(comparison, lt, tt, int(worst))
+        result = engine.from_comparison(comparison, lt, tt, int(worst), grad)
     else:
         run = lambda progress=None: engine.run_check(  # noqa: E731
             lt, tt, formats, chosen, float(weight), 1.0 if pos_weight is None else float(pos_weight), rtol, atol,

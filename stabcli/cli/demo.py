@@ -126,6 +126,10 @@ def _export(path: str, dtype: str, numbers: list[int]) -> None:
     from stabcli.present import handout
 
     options.check_output_file(path, "--export", (".md", ".html"))
+    folder = Path(path).with_name(f"{Path(path).stem}_figures")
+    if Path(path).suffix.lower() == ".md" and folder.exists() and not folder.is_dir():
+        raise options.UserError(f"--export {shown(path)} puts its figures in the folder {shown(str(folder))}, which is "
+                                "a file; move it, or give another name")
     try:
         written = handout.write_handout(Path(path), dtype, numbers)
     except OSError as exc:

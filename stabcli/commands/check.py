@@ -289,6 +289,9 @@ def _distinct_pairs(check: Check, family, fmt: Format, note: InputNote, progress
 
 # --- evaluating and judging ----------------------------------------------------------------------------------
 
+PROBABILITY_CENTER = 0.5  # --probs: p = sigmoid(0); breakdowns are found on each side of it, as of x = 0 for logits
+
+
 class _Context:
     """What every chunk of one dtype shares: the family, the rows, the tolerance."""
 
@@ -299,6 +302,9 @@ class _Context:
         # an ordinary gradient is w·max(1, pw) (BCE's largest |d loss/d x|); a lost one below eps times that is no
         # news for training (commands/severity.py)
         self.floor = fmt.eps * check.weight * max(1.0, check.pos_weight)
+        # the two sides a breakdown is found on: of x = 0 for logits, of p = 1/2 (logit 0) for probabilities, where
+        # p ≥ 0.0017 would hold every p of the file but 0
+        self.center = PROBABILITY_CENTER if family.probabilities else 0.0
 
     def arrays(self, xs, ys) -> dict:
         keys = self.family.input_keys
@@ -351,8 +357,8 @@ class _Context:
                                                        for_rounding)
                 g = family.grad_of(row.backend, fmt, row.method, arrays, "none", broadcast=False)
                 g = np.broadcast_to(np.asarray(g).reshape(-1), x64.shape)
-                gj, gone = _tally_grad(row, g, grad_refs[wrt], x64, counts)
-                _tally_training(row, j, gj, gone, x64, counts, fmt, self.floor)
+                gj, gone = _tally_grad(row, g, grad_refs[wrt], x64, counts, self.center)
+                _tally_training(row, j, gj, gone, x64, counts, fmt, self.floor, self.center)
 
 
     def _certified64(self, ref_pair, losses, wide: dict, shape):
@@ -385,13 +391,14 @@ def _weighted(mask: np.ndarray, counts) -> int:
     return int(np.count_nonzero(mask)) if counts is None else int(counts[mask].sum())
 
 
-def _closest(breakdown: dict, kind: str, mask: np.ndarray, x64: np.ndarray) -> None:
-    """Remember, per side of 0, the failing logit closest to 0 (the file's values need not be sorted)."""
+def _closest(breakdown: dict, kind: str, mask: np.ndarray, x64: np.ndarray, center: float = 0.0) -> None:
+    """Remember, per side of ``center`` (0; p = 1/2 for probabilities), the failing input closest to it (the file's
+    values need not be sorted)."""
     if not mask.any():
         return
     with np.errstate(all="ignore"):
-        pos = x64[mask & (x64 >= 0)]
-        neg = x64[mask & (x64 < 0)]
+        pos = x64[mask & (x64 >= center)]
+        neg = x64[mask & (x64 < center)]
     if pos.size:
         v = float(pos.min())
         breakdown[f"{kind}_pos"] = min(v, breakdown.get(f"{kind}_pos", v))
@@ -421,7 +428,7 @@ def _tally(row: CheckRow, j, changed, x64, y64, counts, weights, index, ctx: _Co
              "clamped": changed if changed is not None else None}
     for kind, mask in masks.items():
         if mask is not None:
-            _closest(row.breakdown, kind, np.asarray(mask), x64)
+            _closest(row.breakdown, kind, np.asarray(mask), x64, ctx.center)
     # the worst elements of this chunk, merged into the row's candidates
     code = j.code.reshape(-1)
     rank = np.array([_RANK["ok"], _RANK["inaccurate"], _RANK["clamped"], _RANK["inf"], _RANK["nan"]])[code]
@@ -442,7 +449,7 @@ def _tally(row: CheckRow, j, changed, x64, y64, counts, weights, index, ctx: _Co
         del row._candidates[ctx.worst:]
 
 
-def _tally_grad(row: CheckRow, g, ref: Reference, x64, counts) -> None:
+def _tally_grad(row: CheckRow, g, ref: Reference, x64, counts, center: float = 0.0) -> None:
     j, gone = judge_grad(g, ref)
     code = j.code.reshape(-1)
     nonfinite = code >= INF
@@ -453,15 +460,15 @@ def _tally_grad(row: CheckRow, g, ref: Reference, x64, counts) -> None:
     if x64.size:
         row.grad_max_error_bits = max(row.grad_max_error_bits, j.max_error_bits())
     for kind, mask in (("nonfinite", nonfinite), ("nan", code == NAN), ("vanished", gone), ("inaccurate", code != OK)):
-        _closest(row.grad_breakdown, kind, mask, x64)
+        _closest(row.grad_breakdown, kind, mask, x64, center)
     return j, gone
 
 
-def _tally_training(row: CheckRow, j, gj, gone, x64, counts, fmt: Format, floor: float) -> None:
+def _tally_training(row: CheckRow, j, gj, gone, x64, counts, fmt: Format, floor: float, center: float = 0.0) -> None:
     """What the elements mean for training, as ``sweep --severity training`` ranks a sweep (``commands/severity.py``):
     where the loss or the gradient is inf/NaN and the truth is not (diverges), where the gradient vanished although
     the true one is at least ``floor`` (eps times an ordinary gradient: stalls), and per side of 0 the input closest
-    to 0 where either happens, with how (``severity.kind_at``)."""
+    to 0 where either happens, with how (``severity.kind_at``); for probabilities, sides of and closest to p = 1/2."""
     from stabcli.commands.severity import kind_at
 
     t = row.training
@@ -471,21 +478,23 @@ def _tally_training(row: CheckRow, j, gj, gone, x64, counts, fmt: Format, floor:
     t.count_nonfinite += _weighted(diverge, counts)
     t.count_stalled += _weighted(stall, counts)
     t.inaccurate = t.inaccurate or bool((j.code != OK).any() or (gj.code != OK).any())
-    for side, pick in (("pos", x64 >= 0), ("neg", x64 < 0)):
+    with np.errstate(all="ignore"):
+        picks = (("pos", x64 >= center), ("neg", x64 < center))
+    for side, pick in picks:
         for mask, which in ((diverge | stall, "break"), (diverge, "diverge")):
             at = np.flatnonzero(mask & pick)
             if not at.size:
                 continue
-            i = int(at[np.argmin(np.abs(x64[at]))])
+            i = int(at[np.argmin(np.abs(x64[at] - center))])
             if which == "break":
                 old = getattr(t, f"break_{side}")
-                if old is None or abs(x64[i]) < abs(old):
+                if old is None or abs(x64[i] - center) < abs(old - center):
                     setattr(t, f"break_{side}", float(x64[i]))
                     setattr(t, f"break_{side}_kind", kind_at(float(j.loss64[i]), float(gj.loss64[i])))
                     setattr(t, f"truth_{side}", float(gj.ref.nearest[i]) if stall[i] else None)
             else:
                 old = getattr(t, f"diverge_{side}")
-                if old is None or abs(x64[i]) < abs(old):
+                if old is None or abs(x64[i] - center) < abs(old - center):
                     setattr(t, f"diverge_{side}", float(x64[i]))
 
 
@@ -536,16 +545,18 @@ def run_small_check(logits, targets, formats, backends, rtol, atol, family, auto
     x = to_float64(np.asarray(logits.array))
     y = to_float64(np.asarray(targets.array))
     text_x, text_y = _as_text(x), _as_text(y)
-    inputs = family.parse_inputs(text_x, text_y, "none", label_smoothing=label_smoothing)
+    names = (f"LOGITS {shown(logits.name)}", f"TARGETS {shown(targets.name)}")  # not the files' whole text
+    inputs = family.parse_inputs(text_x, text_y, "none", label_smoothing=label_smoothing, names=names)
     return run_compare(inputs, formats, tuple(backends), rtol=rtol, atol=atol, loss=family, autocast=autocast)
 
 
-def from_comparison(comparison, logits, targets, worst: int = WORST) -> Check:
-    """A small check's rows (compare's per-element results) as check rows: counts, means and worst elements."""
+def from_comparison(comparison, logits, targets, worst: int = WORST, grad: bool = True) -> Check:
+    """A small check's rows (compare's per-element results) as check rows: counts, means and worst elements, and
+    the gradients' counts unless ``grad`` is False (``--no-grad``)."""
     n = comparison.inputs.size
     shape = tuple(logits.shape[:-1]) if logits.array.ndim >= 2 else (n,)
     check = Check(logits, targets, shape, n, [], [], notes=list(comparison.notes), family=comparison.family,
-                  autocast=comparison.autocast, method="compare")
+                  autocast=comparison.autocast, method="compare", grad=grad)
     for dn in comparison.dtype_notes:
         check.inputs.append(InputNote(dn.dtype, logits_changed=len(dn.changes)))
     rank = {"nan": 5, "inf": 4, "inaccurate": 2, "clamped": 1, "ok": 0, "refused": 0}
@@ -557,13 +568,14 @@ def from_comparison(comparison, logits, targets, worst: int = WORST) -> Check:
             row.points = len(statuses)
             for key in COUNT_KEYS:
                 row.counts[key] = statuses.count(key)
+            row.count_overflow = int(r.events.get("overflow", 0))  # compare's count: elements where an exp overflowed
             losses = np.array(r.loss, dtype=np.float64)
             refs = np.array(r.reference, dtype=np.float64)
             with np.errstate(all="ignore"):
                 row.mean_loss, row.mean_reference = float(np.mean(losses)), float(np.mean(refs))
             row.max_abs_error = float(np.max(r.abs_error))
             row.max_error_bits = float(np.max(r.error_bits))
-            if isinstance(r.grad_status, list):
+            if grad and isinstance(r.grad_status, list):
                 per = len(r.grad_status) // max(row.points, 1)
                 gs = [max(r.grad_status[i * per:(i + 1) * per], key=lambda s: rank.get(s, 0))
                       for i in range(row.points)]

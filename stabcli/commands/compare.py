@@ -191,6 +191,14 @@ def _refused_row(backend, fmt, method, logits_in, overflow, ref: _Exact, message
     return row
 
 
+def _same_value(a, b) -> bool:
+    """Two traced values are the same number (-0 equal to 0, NaN to NaN): else the reduction changed the loss."""
+    try:
+        return bool(np.array_equal(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64), equal_nan=True))
+    except (TypeError, ValueError):
+        return False
+
+
 def _row(family, backend, fmt, method, arrays, reduction, ref: _Exact, gref: _Exact, logits_in, overflow,
          single, rtol, atol) -> Row:
     """Evaluate one (backend, dtype, method), measure it against the exact values, and trace it for one element.
@@ -249,6 +257,8 @@ def _row(family, backend, fmt, method, arrays, reduction, ref: _Exact, gref: _Ex
     if single:
         row.steps = [TraceStep(s.name, _step_value(ops, s.value), _step_note(notes_text, s, ops, fmt))
                      for s in ev.steps]
+        if reduced and row.steps and not _same_value(row.steps[-1].value, row.loss):  # a weighted mean: say so
+            row.steps.append(TraceStep(f"loss ({reduction})", row.loss, family.reduction_note(arrays, reduction)))
         if ev.unclamped is not None:
             row.unclamped_loss = float(to_float64(ops.to_numpy(ev.unclamped)).reshape(-1)[0])
         row.clip_note = ev.clip_note

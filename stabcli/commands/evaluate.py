@@ -28,7 +28,8 @@ def methods_to_run(family, backend: str, fmt: Format, methods, options: dict, no
     from stabcli.core import peers
 
     kept, left_out = family.runnable(backend, methods, options)
-    for note in (backend_note(backend, fmt), *left_out):
+    libraries = [m.library for m in family.peer_methods.values()] if backend == "peers" else ()
+    for note in (backend_note(backend, fmt, libraries), *left_out):
         if note is not None and note not in notes:
             notes.append(note)
     if backend == "peers" and not peers.runs_in(fmt):  # no peer rows in float8: backend_note said why

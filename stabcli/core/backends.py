@@ -428,13 +428,13 @@ def dtype_name(values) -> str:
     return str(np.asarray(values).dtype)
 
 
-def backend_note(backend: str, fmt: Format) -> str | None:
+def backend_note(backend: str, fmt: Format, libraries=("keras", "scikit-learn")) -> str | None:
     """What a reader of results in ``fmt`` under ``backend`` needs to be told (float8 under torch; no peer rows in
-    float8), or None."""
+    float8, and why for each of ``libraries``, the peers of the family at hand), or None."""
     if backend == "peers":
         from stabcli.core import peers
 
-        return None if peers.runs_in(fmt) else peers.skipped_note(fmt)
+        return None if peers.runs_in(fmt) else peers.skipped_note(fmt, libraries)
     if backend != "torch" or fmt.bits != 8:
         return None
     note = (f"torch in {fmt.name}: torch has the dtype but no CPU kernels for it, so every operation runs in "

@@ -64,9 +64,13 @@ def runs_in(fmt) -> bool:
     return fmt.bits != 8
 
 
-def skipped_note(fmt) -> str:
-    return (f"no peer rows in {fmt.name}: Keras's torch backend has no {fmt.name} kernels and scikit-learn no "
-            "float8 dtype (the peers run in float16, bfloat16, float32 and float64)")
+def skipped_note(fmt, libraries=("keras", "scikit-learn")) -> str:
+    """Why ``libraries`` (the peers of the family at hand) give no rows in ``fmt``: only those, each its reason."""
+    reasons = {"keras": f"Keras's torch backend has no {fmt.name} kernels",
+               "scikit-learn": "scikit-learn has no float8 dtype",
+               "optax": "optax (jax) could compute in float8, but stabcli keeps every peer to the same formats"}
+    why = "; ".join(reasons.get(lib, f"{lib} is not run in float8") for lib in dict.fromkeys(libraries))
+    return f"no peer rows in {fmt.name}: {why} (the peers run in float16, bfloat16, float32 and float64)"
 
 @dataclass(frozen=True)
 class PeerMethod:

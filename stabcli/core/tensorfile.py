@@ -12,8 +12,8 @@ check engine rounds each chunk to the dtype it evaluates in.
 * .pt/.pth: ``torch.load(weights_only=True, mmap=True)``: a tensor, or a dict of them (``--key``; nested dicts as
   ``a.b``); no pickled code runs.
 * .safetensors: the ``safetensors`` package (``safe_open``, framework pt, so bfloat16 keeps its name).
-* .csv/.txt: numbers one a line, or comma-separated (several lines of the same count make rows), read by the
-  number rule of ``core/inputs.py``; text has no dtype of its own (``TensorFile.dtype`` None: float32 unless
+* .csv/.txt: numbers one a line, or comma- or space-separated (several lines of the same count make rows), read by
+  the number rule of ``core/inputs.py``; text has no dtype of its own (``TensorFile.dtype`` None: float32 unless
   ``--dtype``).
 
 Every problem is an ``InputError`` naming the file and what is allowed.
@@ -68,6 +68,18 @@ def _format_name(dtype: np.dtype) -> str | None:
     return None
 
 
+def _is_number_text(text: str) -> bool:
+    """Whether ``text`` is a number or a comma-separated list of numbers, as compare takes them."""
+    from stabcli.core.inputs import parse_number
+
+    try:
+        for item in text.strip("[] ").split(","):
+            parse_number(item.strip("[] "), "")
+    except InputError:
+        return False
+    return True
+
+
 def load(path: str, key: str | None = None, what: str = "LOGITS") -> TensorFile:
     """The tensor in ``path`` (``key`` for a file of several); see the module for the formats."""
     ext = os.path.splitext(path)[1].lower()
@@ -79,6 +91,9 @@ def load(path: str, key: str | None = None, what: str = "LOGITS") -> TensorFile:
         raise InputError(f"{what} {shown(path)} is not a name a file system can hold; give a file ({ALLOWED})") from None
     if os.path.isdir(path):
         raise InputError(f"{what} {shown(path)} is a folder; give a file ({ALLOWED})")
+    if not os.path.exists(path) and _is_number_text(path):  # a number typed where a file goes: check 1e10 1
+        raise InputError(f"{what} {shown(path)} is not a file; check reads its inputs from files ({ALLOWED}); for "
+                         "numbers typed in, use stabcli compare")
     if ext not in EXTENSIONS:
         raise InputError(f"{what} {shown(path)} has the extension {ext or '(none)'!r}; allowed: {ALLOWED}")
     if not os.path.exists(path):
@@ -253,26 +268,28 @@ def _text(path: str, key, what) -> TensorFile:
     from stabcli.core.inputs import parse_number
 
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:  # -sig: a byte-order mark (Excel's CSV) is not a character
             lines = fh.read().splitlines()
     except UnicodeDecodeError:
-        raise InputError(f"{what} {shown(path)} is not text (not UTF-8); give numbers one a line or comma-separated, "
-                         "or a .npy/.pt/.safetensors file") from None
+        raise InputError(f"{what} {shown(path)} is not text (not UTF-8); give numbers one a line or comma- or "
+                         "space-separated, or a .npy/.pt/.safetensors file") from None
     rows: list[list[float]] = []
     for n, line in enumerate(lines, 1):
         text = line.strip()
         if not text:
             continue
-        items = [t.strip() for t in text.split(",")]
+        # comma-separated, or else separated by spaces or tabs (np.savetxt's default for a 2-D array)
+        items = [t.strip() for t in text.split(",")] if "," in text else text.split()
         if items and items[-1] == "":  # a trailing comma
             items = items[:-1]
+        hint = "a number such as 0.5, -12 or 1e3" + (" (a header line is not read: remove it)" if n == 1 else "")
         try:
-            rows.append([parse_number(t, f"{what} {shown(path)} line {n}:", "a number such as 0.5, -12 or 1e3")
-                         for t in items])
+            rows.append([parse_number(t, f"{what} {shown(path)} line {n}:", hint) for t in items])
         except InputError as exc:
             raise InputError(str(exc)) from None
     if not rows:
-        raise InputError(f"{what} {shown(path)} holds no numbers; give numbers one a line or comma-separated")
+        raise InputError(f"{what} {shown(path)} holds no numbers; give numbers one a line or comma- or "
+                         "space-separated")
     widths = {len(r) for r in rows}
     if len(rows) == 1:
         arr = np.array(rows[0], dtype=np.float64)
@@ -282,7 +299,7 @@ def _text(path: str, key, what) -> TensorFile:
         arr = np.array(rows, dtype=np.float64)
     else:
         raise InputError(f"{what} {shown(path)} has rows of {min(widths)} to {max(widths)} values; every line needs the "
-                         "same number of comma-separated values")
+                         "same number of values")
     return TensorFile(path, None, arr, None, "text")
 
 

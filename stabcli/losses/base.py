@@ -128,7 +128,8 @@ class LossFamily:
         """compare's inputs from the command line's text. Default (elementwise): LOGITS and TARGETS numbers or lists
         broadcast like torch, targets in [0, 1], --weight and --pos-weight >= 0 (``core.inputs.parse_elementwise``),
         as ``self.Inputs(logits, targets, weight, pos_weight, reduction=...)``. Bad input raises ``InputError``
-        (one line naming the value)."""
+        (one line naming the value). ``options`` may hold ``names``: ("LOGITS 'x.npy'", "TARGETS 'y.npy'") when the
+        text is a file's whole array (``check``), to name in messages in place of that text."""
         from stabcli.core.inputs import parse_elementwise
 
         return self.Inputs(*parse_elementwise(logits, targets, weight, pos_weight), reduction=reduction)
@@ -233,6 +234,11 @@ class LossFamily:
         """The per-element ``loss`` reduced as torch reduces this loss ("mean", "sum", "none"); ``arrays`` are
         the inputs in the dtype (a weighted mean needs them). Default: the plain mean or sum."""
         return ops.reduce(loss, reduction)
+
+    def reduction_note(self, arrays: dict, reduction: str) -> str:
+        """For one element whose loss the reduction changes (a weighted mean): what the reduction divided by, in
+        words, for the trace's last loss step. Default: empty (a plain mean of one element is the element)."""
+        return ""
 
     # exact reference (mpmath) ------------------------------------------------------------------------------
     def exact_loss(self, *element: float):

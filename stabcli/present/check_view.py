@@ -164,9 +164,10 @@ def summary_lines(check) -> list[str]:
                                f"{_sides(r.breakdown, 'clamped', v, dtype)})"))
             elif cls == "inaccurate":
                 off = c["inaccurate"] + c["clamped"]
-                what = f"off tolerance on {_elements(off)}{_sides(r.breakdown, 'inaccurate', v, dtype)}" if off \
-                    else f"only its gradient is off tolerance ({_elements(r.grad_counts['inaccurate'])})"
-                bad.append((2, f"{r.method} is {what}"))
+                what = f" is off tolerance on {_elements(off)}{_sides(r.breakdown, 'inaccurate', v, dtype)}" if off \
+                    else (f"'s loss is within tolerance, its gradient off tolerance on "
+                          f"{_elements(r.grad_counts['inaccurate'])}")
+                bad.append((2, f"{r.method}{what}"))
             else:
                 fine.append(r.method)
         bad.sort(key=lambda b: b[0])
@@ -178,10 +179,12 @@ def summary_lines(check) -> list[str]:
 
 
 def _at(v: str, rel: str, x: float) -> str:
-    """'from x ≥ 7.625', or 'at x = inf' where the side's first point is infinite (nothing lies beyond it)."""
+    """'from x ≥ 7.625', or 'at x = inf' where the side's first point is the end of the range (nothing lies beyond
+    it: x = ±inf, or p = 0 or 1 with --probs)."""
     from stabcli.core.numbers import fmt_number
 
-    return f"at {v} = {fmt_number(x, None)}" if math.isinf(x) else f"from {v} {rel} {fmt_number(x, None)}"
+    end = math.isinf(x) or (v == "p" and x in (0.0, 1.0))
+    return f"at {v} = {fmt_number(x, None)}" if end else f"from {v} {rel} {fmt_number(x, None)}"
 
 
 def _diverges_text(t, v: str) -> str:
@@ -218,7 +221,8 @@ def _breaks(t, v: str) -> tuple[list[str], list[str]]:
 
 def _sides(breakdown: dict, kind: str, v: str, dtype: str) -> str:
     pos, neg = breakdown.get(f"{kind}_pos"), breakdown.get(f"{kind}_neg")
-    parts = [(f"{v} = {logit_text(x, dtype).plain}" if math.isinf(x) else f"{v} {rel} {logit_text(x, dtype).plain}")
+    parts = [(f"{v} = {logit_text(x, dtype).plain}" if math.isinf(x) or (v == "p" and x in (0.0, 1.0))
+              else f"{v} {rel} {logit_text(x, dtype).plain}")
              if x is not None else None for x, rel in ((pos, "≥"), (neg, "≤"))]
     parts = [p for p in parts if p]
     return f", first at {' and '.join(parts)}" if parts else ""

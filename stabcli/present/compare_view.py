@@ -352,9 +352,16 @@ def focus_trace(rows) -> list:
                 line.append(f" — {step.note}", style="italic")
             grid.add_row("", line)
         out.append(grid)
-    if exact:
-        line = Text(", ".join(r.method for r in exact) + ":", style="bold")
-        line.append(f" loss {short(exact[0].loss, 10)} and gradient {short(exact[0].grad, 10)}, "
+    # one line per (loss, gradient) the methods share: with --probs, naive's gradient is d loss/d p and softplus's
+    # d loss/d x, two different numbers (compare 0 1 --probs: -inf and -1), so each line says which it is
+    wrt_differs = len({r.grad_wrt for r in rows}) > 1
+    groups: dict = {}
+    for r in exact:
+        groups.setdefault((short(r.loss, 10), short(r.grad, 10), r.grad_wrt), []).append(r)
+    for same in groups.values():
+        line = Text(", ".join(r.method for r in same) + ":", style="bold")
+        wrt = f" (d loss/d {same[0].grad_wrt})" if wrt_differs else ""
+        line.append(f" loss {short(same[0].loss, 10)} and gradient {short(same[0].grad, 10)}{wrt}, "
                     "correctly rounded.")
         out.append(line)
     return out

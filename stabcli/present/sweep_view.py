@@ -214,17 +214,20 @@ def _grid_line(sweep) -> str:
 def training_tables(sweep, width: int = 80) -> list:
     """Per (backend, dtype, target): the methods worst first for training (inf/NaN, then stalled gradients, then
     only inaccurate, then fine), where each first breaks on each side of 0, then one line that says it."""
-    g = sweep.grid
-    where = "every finite value of the dtype" if g.exhaustive else \
-        f"{g.points:,} {g.spacing}-spaced logits from {g.min:g} to {g.max:g}"
-    out: list = [Text(f"sweep over {where}, ranked for training: inf/NaN in the loss or gradient first, then a "
-                      "gradient that stalls (0, or below eps·|truth|, where the truth is at least eps: training "
-                      "cannot correct the example), then only inaccurate. points: how many logits break training; breaks x≥/x≤: the "
-                      "logit closest to 0 where it breaks, and how.", style="dim")]
     from stabcli.losses import get_family
 
     family = get_family(sweep.family)
-    points = "logits" if family.variable == "x" else "values"
+    v = family.variable  # x, or softmax's gap g of the rows [g, 0, 0]
+    points = "logits" if v == "x" else "values"
+    swept = "logits" if v == "x" else f"values of {v}"
+    g = sweep.grid
+    where = "every finite value of the dtype" if g.exhaustive else \
+        f"{g.points:,} {g.spacing}-spaced {swept} from {g.min:g} to {g.max:g}"
+    out: list = [Text(f"sweep over {where}, ranked for training: inf/NaN in the loss or gradient first, then a "
+                      "gradient that stalls (0, or below eps·|truth|, where the truth is at least eps: training "
+                      f"cannot correct the example), then only inaccurate. points: how many {points} break training; "
+                      f"breaks {v}≥/{v}≤: the {'logit' if v == 'x' else v} closest to 0 where it breaks, and how.",
+                      style="dim")]
     for (backend, dtype, target), rows in sweep.cases().items():
         title = f"[bold]{dtype}[/] · {backend} · {family.target_label(target)} · {rows[0].points:,} {points}"
         out += [training_table(rows, dtype, title, wide=width >= WIDE_LAYOUT, v=family.variable),

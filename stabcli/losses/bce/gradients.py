@@ -70,16 +70,20 @@ def grad_details(backend: str, fmt: Format, method: str, arrays: dict, reduction
                 eps = kfmt.round(BCE_GRAD_EPSILON)  # 1e-12 in the dtype: 0 in float16
                 details["p(1-p)"] = to_float64(prod)
                 details["epsilon"] = float(to_float64(eps))
+                details["kernel"] = kfmt.name
                 details["denominator"] = np.maximum(to_float64(prod), float(to_float64(eps)))
                 clamped = (to_float64(prod) < to_float64(eps)) & (to_float64(p) != to_float64(y)) & (to_float64(w) != 0)
     return Gradient(grad, np.asarray(clamped, dtype=bool), details)
 
 
 def _kernel_format(backend: str, fmt: Format) -> Format:
-    """The format BCELoss's kernel computes in: the dtype's, or float32 where autocast casts its input."""
+    """The format BCELoss's kernel computes in: the dtype's, or float32 where autocast casts its input, or where
+    torch has no kernel for the dtype (float8: the float32 kernel runs and its result is cast, core/backends.py)."""
     from stabcli.core import autocast
     from stabcli.core.formats import FORMATS
 
+    if backend == "torch" and fmt.bits == 8:
+        return FORMATS["float32"]
     spec = autocast.active() if backend == "torch" else None
     return FORMATS[autocast.compute_dtype_of("binary_cross_entropy", spec, fmt.name)]
 

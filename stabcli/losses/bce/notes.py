@@ -347,10 +347,11 @@ def grad_steps(row, gradient, fmt: Format) -> list[tuple[str, float, str]]:
         elif prod < 1e-12:
             note_prod = f"p(1-p) = {num(prod)} is below 1e-12"
         steps.append(("grad: p(1-p)", prod, note_prod))
+        kernel = gradient.details.get("kernel", fmt.name)  # float32 under autocast and for torch's float8
         if eps == 0:
-            note_den = f"1e-12 rounds to 0 in {fmt.name}: the guard is gone" + (", the denominator is 0" if denom == 0 else "")
+            note_den = f"1e-12 rounds to 0 in {kernel}: the guard is gone" + (", the denominator is 0" if denom == 0 else "")
         elif prod < eps:
-            note_den = f"denominator clamped at 1e-12 ({num(eps)} in {fmt.name})"
+            note_den = f"denominator clamped at 1e-12 ({num(eps)} in {kernel})"
         else:
             note_den = ""
         steps.append(("grad: max(p(1-p), 1e-12)", denom, note_den))
@@ -369,11 +370,16 @@ def grad_steps(row, gradient, fmt: Format) -> list[tuple[str, float, str]]:
 
 def _bce_dldp(gradient, fmt: Format) -> tuple[float, float]:
     """BCELoss's backward dL/dp = (p-y)/max(p(1-p), ε) as its kernel computes it, each operation rounded to the
-    dtype, and the same quotient in float64 (what it would be without the dtype's overflow)."""
+    format the kernel runs in (the dtype's; float32 under autocast and for torch's float8), the result to the dtype,
+    and the same quotient in float64 (what it would be without the dtype's overflow)."""
+    from stabcli.core.formats import FORMATS
+
     p, y, denom = _detail(gradient, "p"), _detail(gradient, "y"), _detail(gradient, "denominator")
-    dt = fmt.np_dtype.type
+    kfmt = FORMATS[gradient.details.get("kernel", fmt.name)]
+    dt = kfmt.np_dtype.type
     with np.errstate(all="ignore"):
-        dldp = float(to_float64(np.asarray((dt(p) - dt(y)) / dt(denom), dtype=fmt.np_dtype)))
+        dldp = float(to_float64(np.asarray((dt(p) - dt(y)) / dt(denom), dtype=kfmt.np_dtype)))
+        dldp = float(to_float64(fmt.round(dldp)))
         exact = float(np.float64(p - y) / np.float64(denom))
     return dldp, exact
 

@@ -222,7 +222,8 @@ class BCEProbs(BCE):
                 pk = kfmt.round(p64)
                 prod = to_float64(((kfmt.np_dtype.type(1) - pk) * pk).astype(kfmt.np_dtype))
                 eps = float(to_float64(kfmt.round(gradients.BCE_GRAD_EPSILON)))
-                details.update({"p(1-p)": prod, "epsilon": eps, "denominator": np.maximum(prod, eps)})
+                details.update({"p(1-p)": prod, "epsilon": eps, "denominator": np.maximum(prod, eps),
+                                "kernel": kfmt.name})
                 clamped = (prod < eps) & (p64 != y)
             else:
                 clamped = np.zeros(shape, dtype=bool)

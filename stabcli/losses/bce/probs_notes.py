@@ -28,6 +28,10 @@ def note(step, ops, fmt: Format) -> str:
         x = _first(ops, step.value)
         if math.isinf(x):
             return f"p = {'1' if x > 0 else '0'}, so the logit is {num(x)}: the logit form takes its exact limit"
+        p = _first(ops, step.args[0]) if step.args else math.nan
+        if math.isnan(x) and p in (0.0, 1.0) and not fmt.has_inf:
+            return (f"p = {num(p)}, so the logit is {'inf' if p else '-inf'}, which {fmt.name} cannot hold (it has no "
+                    "inf): it becomes NaN, and NaN in is NaN out")
         return (f"the logit recovered from p in float64, log(p) - log1p(-p), rounded to {fmt.name}: the logit "
                 "forms need a logit, and its rounding is part of their error")
     return bce_notes.note(step, ops, fmt)

@@ -143,11 +143,11 @@ class Softmax(LossFamily):
     Inputs = Inputs
 
     def parse_inputs(self, logits, targets, reduction="mean", weight="1", pos_weight="1", label_smoothing=None,
-                     **options):
+                     names=None, **options):
         from stabcli.losses.softmax.inputs import no_pos_weight, parse
 
         no_pos_weight(pos_weight)
-        return parse(logits, targets, weight, 0.0 if label_smoothing is None else label_smoothing, reduction)
+        return parse(logits, targets, weight, 0.0 if label_smoothing is None else label_smoothing, reduction, names)
 
     def parse_sweep(self, targets, weight, pos_weight, classes=None, shift=None, label_smoothing=None, **options):
         from stabcli.losses.softmax.inputs import parse_sweep
@@ -201,6 +201,16 @@ class Softmax(LossFamily):
             return loss
         total = ops.reduce(loss, "sum")
         return total if reduction == "sum" else total / self.mean_denominator(ops, arrays)
+
+    def reduction_note(self, arrays: dict, reduction: str) -> str:
+        from stabcli.core.numbers import fmt_number
+        from stabcli.losses.softmax.reference import mean_denominator
+
+        if reduction != "mean" or np.asarray(arrays["targets"]).dtype.kind not in "iu":  # probabilities: / rows
+            return ""
+        den = mean_denominator(arrays["targets"], np.asarray(arrays["weight"], dtype=np.float64).reshape(-1))
+        return (f"torch's mean divides the weighted sum by Σ w[y] = {fmt_number(float(den), 10)}, the weights of the "
+                "target classes, not by the number of rows")
 
     def exact_reference(self, arrays: dict, reduction: str):
         from stabcli.losses.softmax.reference import exact_reference

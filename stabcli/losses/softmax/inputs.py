@@ -19,56 +19,71 @@ def _fmt(v: float) -> str:
     return repr(float(v)) if math.isfinite(v) else str(float(v))
 
 
-def logit_rows(x: np.ndarray, text: str) -> tuple[np.ndarray, bool]:
-    """Logits as rows (N, C) and whether they were one vector (C,)."""
+SHOWN_ENTRIES = 8  # a probability row in an error line: its first entries, then how many there are
+
+
+def _in(text: str, where: str | None) -> str:
+    """Where a bad value sits, for an error line: in what was typed, or (``check``) in a file's row."""
+    return where if where is not None else repr(text)
+
+
+def logit_rows(x: np.ndarray, text: str, name: str | None = None) -> tuple[np.ndarray, bool]:
+    """Logits as rows (N, C) and whether they were one vector (C,). ``name`` (check: "LOGITS 'x.npy'") stands for
+    the text in messages."""
+    what, are, have = (f"softmax logits {text!r}", "are", "have") if name is None else (name, "holds", "has")
     if x.ndim == 0:
-        raise InputError(f"softmax logits {text!r} are one number; give a vector of class logits such as 12,0,-12 "
+        raise InputError(f"{what} {are} one number; give a vector of class logits such as 12,0,-12 "
                          "or rows such as [[12,0,-12],[1,2,3]]")
     if x.ndim > 2:
-        raise InputError(f"softmax logits {text!r} have {x.ndim} axes; give a vector or rows (2 axes)")
+        raise InputError(f"{what} {have} {x.ndim} axes; give a vector or rows (2 axes)")
     rows = x.reshape(1, -1) if x.ndim == 1 else x
     if rows.shape[1] < 2:
-        raise InputError(f"softmax logits {text!r} have {rows.shape[1]} class; softmax needs at least 2 classes")
+        raise InputError(f"{what} {have} {rows.shape[1]} class; softmax needs at least 2 classes")
     return rows, x.ndim == 1
 
 
-def check_probability_row(row: np.ndarray, text: str) -> None:
+def check_probability_row(row: np.ndarray, text: str, where: str | None = None) -> None:
     bad = row[~((row >= 0) & (row <= 1))]
     if bad.size:
-        raise InputError(f"probability {_fmt(bad.flat[0])} (in {text!r}) is outside [0, 1]; a probability target "
-                         "holds numbers in [0, 1] that sum to 1")
+        raise InputError(f"probability {_fmt(bad.flat[0])} (in {_in(text, where)}) is outside [0, 1]; a probability "
+                         "target holds numbers in [0, 1] that sum to 1")
     total = math.fsum(float(v) for v in row)
     if abs(total - 1) > PROBABILITY_SUM_TOLERANCE:
-        shown = ", ".join(f"{v:g}" for v in row)
-        raise InputError(f"probability target [{shown}] (in {text!r}) sums to {total:.10g}, not 1; give "
+        shown = ", ".join(f"{v:g}" for v in row[:SHOWN_ENTRIES])
+        if row.size > SHOWN_ENTRIES:
+            shown += f", ... ({row.size:,} entries)"
+        raise InputError(f"probability target [{shown}] (in {_in(text, where)}) sums to {total:.10g}, not 1; give "
                          "probabilities that sum to 1, or a class index")
 
 
-def class_index(v: float, n_classes: int, text: str) -> int:
+def class_index(v: float, n_classes: int, text: str, where: str | None = None) -> int:
     if not (math.isfinite(v) and v == int(v)):
-        raise InputError(f"target {_fmt(v)} (in {text!r}) is not a class index; give a whole number from 0 to "
-                         f"{n_classes - 1}, or a probability vector with one entry per class")
+        raise InputError(f"target {_fmt(v)} (in {_in(text, where)}) is not a class index; give a whole number from 0 "
+                         f"to {n_classes - 1}, or a probability vector with one entry per class")
     if not 0 <= v < n_classes:
-        raise InputError(f"class index {int(v)} (in {text!r}) is out of range for {n_classes} classes; give 0 to "
-                         f"{n_classes - 1}")
+        raise InputError(f"class index {int(v)} (in {_in(text, where)}) is out of range for {n_classes} classes; give "
+                         f"0 to {n_classes - 1}")
     return int(v)
 
 
-def targets_for(rows: np.ndarray, unbatched: bool, y: np.ndarray, text: str) -> np.ndarray:
-    """Class indices (N,) int64 or probabilities (N, C) float64 for logit ``rows`` (N, C)."""
+def targets_for(rows: np.ndarray, unbatched: bool, y: np.ndarray, text: str, name: str | None = None) -> np.ndarray:
+    """Class indices (N,) int64 or probabilities (N, C) float64 for logit ``rows`` (N, C). ``name`` (check:
+    "TARGETS 'y.npy'") stands for the text in messages, which then say the row: a file's text is its whole array."""
     n, c = rows.shape
     given = rows[0].shape if unbatched else rows.shape
+    at = (lambda i: None) if name is None else (lambda i: f"{name}, row [{i}]")  # noqa: E731
     if y.shape == given:  # probabilities, one per class (torch's rule: the logits' shape)
         probs = y.reshape(n, c)
-        for row in probs:
-            check_probability_row(row, text)
+        for i, row in enumerate(probs):
+            check_probability_row(row, text, at(i))
         return probs.astype(np.float64)
     if y.ndim == 2 or (y.ndim == 1 and y.size != n and not (unbatched and y.size == 1)):
         shape = "one vector" if unbatched else f"{n} rows"
-        raise InputError(f"targets {text!r} of shape {tuple(y.shape)} do not fit logits of {shape} of {c} classes; "
+        what = name if name is not None else f"targets {text!r}"
+        raise InputError(f"{what} of shape {tuple(y.shape)} do not fit logits of {shape} of {c} classes; "
                          f"give a class index per row or a probability vector of {c} entries per row")
     flat = np.broadcast_to(y.reshape(-1), (n,)) if y.size == 1 else y.reshape(-1)
-    return np.array([class_index(float(v), c, text) for v in flat], dtype=np.int64)
+    return np.array([class_index(float(v), c, text, at(i)) for i, v in enumerate(flat)], dtype=np.int64)
 
 
 def class_weights(w: np.ndarray, n_classes: int, text: str) -> np.ndarray:
@@ -91,13 +106,16 @@ def check_label_smoothing(eps: float) -> float:
     return float(eps)
 
 
-def parse(logits: str, targets: str, weight: str = "1", label_smoothing: float = 0.0, reduction: str = "mean"):
-    """The compare inputs of softmax cross-entropy from what the user typed."""
+def parse(logits: str, targets: str, weight: str = "1", label_smoothing: float = 0.0, reduction: str = "mean",
+          names: tuple[str, str] | None = None):
+    """The compare inputs of softmax cross-entropy from what the user typed; ``names`` (check: "LOGITS 'x.npy'",
+    "TARGETS 'y.npy'") name the two in messages in place of their text."""
     from stabcli.core import inputs as parse_text
     from stabcli.losses.softmax import Inputs
 
-    rows, unbatched = logit_rows(parse_text.parse_array(logits, "logit"), logits)
-    y = targets_for(rows, unbatched, parse_text.parse_array(targets, "target"), targets)
+    name_x, name_y = names if names is not None else (None, None)
+    rows, unbatched = logit_rows(parse_text.parse_array(logits, "logit"), logits, name_x)
+    y = targets_for(rows, unbatched, parse_text.parse_array(targets, "target"), targets, name_y)
     w = class_weights(parse_text.parse_array(weight, "weight"), rows.shape[1], weight)
     return Inputs(rows, y, w, check_label_smoothing(label_smoothing), reduction, unbatched)
 
