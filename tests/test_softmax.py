@@ -282,3 +282,26 @@ def test_weighted_mean_is_a_step_of_the_trace():
     plain = CliRunner().invoke(cli, ["compare", "[[12,0,-12]]", "2", "--loss", "softmax", "--dtype", "float32",
                                      "--format", "json"]).output  # no weight: the mean of one row is the row
     assert all(s["name"] != "loss (mean)" for r in json.loads(plain)["results"] for s in r["steps"])
+
+
+def test_targets_swept_together_share_log_p_and_give_each_targets_own_rows(monkeypatch):
+    """A sweep judges every target on one chunk of logits and computes each method's log p once for them
+    (``formulas.evaluate_shared``): each row must equal, field for field, the row of a sweep of its target alone,
+    and log p must be computed once per (method, backend) and chunk, not once per target."""
+    import dataclasses
+
+    from stabcli.losses.softmax import formulas
+
+    grid = make_grid(min=-40.0, max=40.0, points=4001)
+    targets = [0, 1, (0.5, 0.5, 0.0)]
+    calls: list[str] = []
+    counted = {m: (lambda f, m=m: lambda ops, x: (calls.append(m), f(ops, x))[1])(f)
+               for m, f in formulas.LOG_P.items()}
+    monkeypatch.setattr(formulas, "LOG_P", counted)
+    together = run_sweep([F16], ["numpy", "torch"], targets, grid, loss="softmax", workers=1)
+    shared_calls = len(calls)
+    alone = [r for t in targets
+             for r in run_sweep([F16], ["numpy", "torch"], [t], grid, loss="softmax", workers=1).rows]
+    assert [repr(dataclasses.asdict(r)) for r in together.rows] == [repr(dataclasses.asdict(r)) for r in alone]
+    # one chunk (4001 < the chunk size), three shared methods, two backends: six log p, whatever the targets
+    assert shared_calls == 3 * 2

@@ -299,11 +299,13 @@ class Chunk:
     ``ref``/``grad_ref`` give the (nearest, for_rounding) pairs if known; ``cache``, {"loss": {}, "grad": {}} kept
     by the caller for one dtype and target, remembers mpmath's answers across chunks (the breakdown search asks
     for the same logits for every method). The streaming pass keeps none, so that its memory stays flat.
+    ``shared``: a dict kept while every target of a sweep is judged on these same logits, handed to the family's
+    ``evaluate`` (``LossFamily.run_formula``): what a method computes from the logits alone is computed once.
     """
 
     def __init__(self, xs: np.ndarray, s, tol: Tolerance, ref=None, grad_ref=None,
-                 cache: dict | None = None, family=None, given: tuple = (None, None)):
-        self.xs, self.s, self.tol = xs, s, tol  # s: the family's sweep case (target, weight, ...)
+                 cache: dict | None = None, family=None, given: tuple = (None, None), shared: dict | None = None):
+        self.xs, self.s, self.tol, self.shared = xs, s, tol, shared  # s: the family's sweep case (target, ...)
         self.family = get_family() if family is None else family
         self.xs64 = to_float64(xs)
         self._ref, self._grad_ref, self._cache = ref, grad_ref, cache or {}
@@ -380,7 +382,8 @@ def _exp_overflow(ev, ops, chunk: Chunk) -> np.ndarray:
 def _judge_loss(backend: str, method: str, chunk: Chunk):
     """Evaluate ``method`` on the chunk: (judgement, where the clamp changed the loss or None, evaluation, ops)."""
     fmt = chunk.s.fmt
-    ev, ops = chunk.family.evaluate(backend, fmt, method, chunk.s.arrays(chunk.xs), broadcast=False)
+    ev, ops = chunk.family.evaluate(backend, fmt, method, chunk.s.arrays(chunk.xs), broadcast=False,
+                                    shared=chunk.shared)
     loss = ops.to_numpy(ev.loss).reshape(chunk.xs.shape)
     changed = None if ev.clamp_changed is None else \
         np.broadcast_to(np.asarray(ev.clamp_changed, dtype=bool), chunk.xs.shape)
@@ -758,20 +761,33 @@ class _Plan:
 def _sweep_piece(plan: _Plan, start: int | None, stop: int | None, rows: list[SweepRow] | None = None,
                  progress: Callable[[int], None] | None = None) -> list[SweepRow]:
     """Sweep the positions [start, stop) (None: all) into ``rows`` (new ones if None) and return them."""
+    rows = plan.new_rows() if rows is None else rows
+    _sweep_cases([plan], [rows], start, stop, progress)
+    return rows
+
+
+def _sweep_cases(plans: list[_Plan], parts: list[list[SweepRow]], start: int | None = None,
+                 stop: int | None = None, progress: Callable[[int], None] | None = None) -> None:
+    """Sweep the positions [start, stop) (None: all) of one dtype for several targets at once, ``plans[i]`` into
+    ``parts[i]``: the plans differ only in their target (and the methods that target runs), so each chunk of
+    logits is made once and every target judged on it, the family free to share what does not depend on the
+    target (``Chunk.shared``)."""
     from stabcli.core import autocast as amp
 
-    rows = plan.new_rows() if rows is None else rows
-    s, fmt, family = plan.case, FORMATS[plan.fmt], plan.family
-    with np.errstate(all="ignore"), amp.use(plan.autocast):
-        for xs in logit_chunks(plan.grid, fmt, plan.chunk, start, stop):
-            chunk = Chunk(xs, s, plan.tol, family=family, given=plan.given)
-            for row in rows:
-                loss_nonfinite = _tally(row, chunk)
-                if plan.grad:
-                    _tally_grad(row, chunk, loss_nonfinite)
-            if progress is not None:
-                progress(xs.size)
-    return rows
+    first = plans[0]
+    fmt, family = FORMATS[first.fmt], first.family
+    cases = [plan.case for plan in plans]
+    with np.errstate(all="ignore"), amp.use(first.autocast):
+        for xs in logit_chunks(first.grid, fmt, first.chunk, start, stop):
+            shared: dict = {}
+            for plan, s, rows in zip(plans, cases, parts):
+                chunk = Chunk(xs, s, plan.tol, family=family, given=plan.given, shared=shared)
+                for row in rows:
+                    loss_nonfinite = _tally(row, chunk)
+                    if plan.grad:
+                        _tally_grad(row, chunk, loss_nonfinite)
+                if progress is not None:
+                    progress(xs.size)
 
 
 def _worker_piece(plan: _Plan, start: int, stop: int) -> list[SweepRow]:
@@ -921,6 +937,7 @@ def _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, metho
     refused: list[SweepRow] = []
     for fmt in formats:
         tol = Tolerance.for_format(fmt, rtol, atol)
+        cases, plans, parts = [], [], []
         for target in targets:
             s = family.sweep_case(fmt, target, weight, pos_weight, **options)
             pairs = []
@@ -934,11 +951,15 @@ def _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, metho
                     pairs.append((backend, method))
             plan = _Plan(fmt.name, tuple(pairs), s.target, s.weight, s.pos_weight, tol, grid, grad, chunk,
                          family.name, tuple(options.items()), autocast, (rtol, atol))
-            part = plan.new_rows()
-            if pool is not None and total_points(grid, fmt) >= PARALLEL_MIN_POINTS:
+            cases.append(s)
+            plans.append(plan)
+            parts.append(plan.new_rows())
+        if pool is not None and total_points(grid, fmt) >= PARALLEL_MIN_POINTS:
+            for plan, part in zip(plans, parts):
                 _sweep_parallel(pool, plan, part, workers, progress)
-            else:
-                _sweep_piece(plan, None, None, part, progress)
+        elif plans:
+            _sweep_cases(plans, parts, progress=progress)
+        for s, part in zip(cases, parts):
             cache: dict = {"loss": {}, "grad": {}}  # mpmath's answers, asked again by each row's search
             with np.errstate(all="ignore"):
                 for row in part:

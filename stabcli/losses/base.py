@@ -197,11 +197,12 @@ class LossFamily:
                 notes.append(note)
         return kept, notes
 
-    def evaluate(self, backend: str, fmt, method: str, arrays: dict, broadcast: bool = True):
+    def evaluate(self, backend: str, fmt, method: str, arrays: dict, broadcast: bool = True,
+                 shared: dict | None = None):
         """Run ``method`` on ``arrays`` (the inputs in the dtype); returns (Evaluation, ops), numerical warnings
         caught. The inputs are broadcast to one shape; with ``broadcast=False`` they keep their shapes (a sweep
         passes its constants as 0-d arrays, so that an operation on them alone is done once instead of once per
-        logit; every per-element result is the same)."""
+        logit; every per-element result is the same). ``shared``: see :meth:`run_formula`."""
         import numpy as np
 
         from stabcli.core.backends import make_ops
@@ -209,8 +210,15 @@ class LossFamily:
         ops = make_ops(backend, fmt)
         values = self.backend_inputs(ops, arrays, broadcast)
         with np.errstate(all="ignore"), ops.context():
-            ev = self.formula(method)(ops, *values)
+            ev = self.run_formula(method, ops, values, shared)
         return ev, ops
+
+    def run_formula(self, method: str, ops, values: list, shared: dict | None = None) -> Evaluation:
+        """``method``'s formula on ``values`` (:meth:`backend_inputs`). ``shared`` is a dict a sweep keeps for one
+        chunk of logits while it evaluates every target on them: a family whose methods compute a part from the
+        logits alone (softmax's log p) may keep that part there and reuse it for the next target, with the same
+        result. Default: ``shared`` is not used."""
+        return self.formula(method)(ops, *values)
 
     # inputs and reductions ---------------------------------------------------------------------------------
     def round_inputs(self, fmt, arrays: dict) -> dict:

@@ -173,6 +173,12 @@ class Softmax(LossFamily):
         return None
 
     # inputs and reductions ---------------------------------------------------------------------------------
+    def run_formula(self, method: str, ops, values: list, shared: dict | None = None):
+        """log p once for every target of a sweep's chunk (``formulas.evaluate_shared``)."""
+        if shared is None:
+            return super().run_formula(method, ops, values)
+        return formulas.evaluate_shared(method, ops, values, shared)
+
     def round_inputs(self, fmt, arrays: dict) -> dict:
         """Logits, probability targets and weights rounded to the dtype; class indices and ε kept as given."""
         t = arrays["targets"]

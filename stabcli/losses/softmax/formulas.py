@@ -44,7 +44,7 @@ def is_index(t) -> bool:
     return str(getattr(t, "dtype", "")).endswith("int64")
 
 
-def _assemble(ev: Evaluation, ops, logp, y, w, eps: float) -> Evaluation:
+def _assemble(ev: Evaluation, logp, ops, y, w, eps: float) -> Evaluation:
     """The loss of each row from its log-probabilities, as torch's cross_entropy assembles it (see the module)."""
     n_classes = logp.shape[-1]
     if is_index(y):
@@ -74,12 +74,15 @@ def naive(ops, x, y, w, eps) -> Evaluation:
     exp(x) overflows to inf from x = 11.09375 in float16 (88.72 in float32), and then inf/inf = NaN; a logit far
     below the others has exp(x) = 0, p = 0 and log p = -inf.
     """
+    return _assemble(*_naive_logp(ops, x), ops, y, w, float(eps))
+
+
+def _naive_logp(ops, x) -> tuple[Evaluation, object]:
     ev = Evaluation(None)
     e = ev.step("exp(x)", ops.exp(x), "exp", x)
     total = ev.step("sum = Σ exp(x)", ops.sum_last(e), "sum", e)
     p = ev.step("p = exp(x)/sum", e / total, "div", e, total)
-    logp = ev.step("log(p)", ops.log(p), "log", p)
-    return _assemble(ev, ops, logp, y, w, float(eps))
+    return ev, ev.step("log(p)", ops.log(p), "log", p)
 
 
 def log_of_softmax(ops, x, y, w, eps) -> Evaluation:
@@ -89,10 +92,13 @@ def log_of_softmax(ops, x, y, w, eps) -> Evaluation:
     rounds to p = 0, and log(0) = -inf: a finite loss becomes inf (class index) or 0·(-inf) = NaN (a probability
     target with a zero entry).
     """
+    return _assemble(*_log_of_softmax_logp(ops, x), ops, y, w, float(eps))
+
+
+def _log_of_softmax_logp(ops, x) -> tuple[Evaluation, object]:
     ev = Evaluation(None)
     p = ev.step("p = softmax(x)", ops.softmax(x), "softmax", x)
-    logp = ev.step("log(p)", ops.log(p), "log", p)
-    return _assemble(ev, ops, logp, y, w, float(eps))
+    return ev, ev.step("log(p)", ops.log(p), "log", p)
 
 
 def logsumexp(ops, x, y, w, eps) -> Evaluation:
@@ -102,14 +108,17 @@ def logsumexp(ops, x, y, w, eps) -> Evaluation:
     Its weak spot: for the top class log p = -log(1 + Σ small), and 1 + small rounds, so a tiny loss loses its
     relative accuracy (log1p would keep it).
     """
+    return _assemble(*_logsumexp_logp(ops, x), ops, y, w, float(eps))
+
+
+def _logsumexp_logp(ops, x) -> tuple[Evaluation, object]:
     ev = Evaluation(None)
     m = ev.step("m = max(x)", ops.max_last(x), "arith", x)
     z = ev.step("x - m", x - m, "sub", x, m)
     e = ev.step("exp(x - m)", ops.exp(z), "exp", z)
     total = ev.step("sum = Σ exp(x - m)", ops.sum_last(e), "sum", e)
     lse = ev.step("log(sum)", ops.log(total), "log", total)
-    logp = ev.step("log p = x - m - log(sum)", z - lse, "sub", z, lse)
-    return _assemble(ev, ops, logp, y, w, float(eps))
+    return ev, ev.step("log p = x - m - log(sum)", z - lse, "sub", z, lse)
 
 
 def _torch_weight(w):
@@ -151,3 +160,25 @@ METHODS: dict[str, Callable[..., Evaluation]] = {
     "torch_log_softmax_nll": torch_log_softmax_nll,
     "torch_cross_entropy": torch_cross_entropy,
 }
+
+# The methods that compute log p from the logits alone and then the loss from log p and the target: a sweep that
+# asks for several targets on the same logits computes log p once (``evaluate_shared``).
+LOG_P: dict[str, Callable[..., tuple[Evaluation, object]]] = {
+    "naive": _naive_logp,
+    "log_of_softmax": _log_of_softmax_logp,
+    "logsumexp": _logsumexp_logp,
+}
+
+
+def evaluate_shared(method: str, ops, values: list, shared: dict) -> Evaluation:
+    """``method`` on ``values`` (logits, target, weight, ε), log p taken from ``shared`` when an earlier target
+    on the same logits (and operation set) computed it, and kept there otherwise. The steps are the same as
+    :data:`METHODS`' (the log p steps are shared, the target's steps are this call's own)."""
+    x, y, w, eps = values
+    if method not in LOG_P:
+        return METHODS[method](ops, x, y, w, eps)
+    key = (method, ops.name, ops.fmt.name)
+    if key not in shared:
+        shared[key] = LOG_P[method](ops, x)
+    ev, logp = shared[key]
+    return _assemble(Evaluation(None, steps=list(ev.steps)), logp, ops, y, w, float(eps))
