@@ -13,6 +13,18 @@ import numpy as np
 PRECISION_BITS = 160  # 107 bits beyond float64: far more than rounding log1p/exp at that precision can cost
 
 
+def in_mpmath(formula, *values):
+    """``formula(mp, *values)`` at :data:`PRECISION_BITS`, each value as an mpmath number; NaN (mpmath's) when the
+    first value, the one a loss is a function of (a logit, a probability), is NaN."""
+    import mpmath
+
+    with mpmath.workprec(PRECISION_BITS):
+        mp = mpmath.mp
+        if math.isnan(values[0]):
+            return mp.nan
+        return formula(mp, *(mp.mpf(float(v)) for v in values))
+
+
 def reduce_exact(values: list, reduction: str):
     """Sum or mean of exact values (in mpmath), or the list itself for reduction 'none'."""
     import mpmath

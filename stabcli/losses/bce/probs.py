@@ -19,13 +19,13 @@ trace shows 1 - p = 0.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
 from stabcli.core.errors import InputError
+from stabcli.core.exact import in_mpmath
 from stabcli.core.formats import Format, to_float64
 from stabcli.losses.base import Evaluation, Step
 from stabcli.losses.bce import BCE, formulas
@@ -116,43 +116,29 @@ METHODS = {
 
 def exact_loss_p(p: float, y: float, w: float = 1.0, pw: float = 1.0):
     """-w·(pw·y·log p + (1-y)·log(1-p)) in mpmath: 0·log 0 = 0, and +inf where a log of 0 has a coefficient."""
-    import mpmath
-
-    from stabcli.core.exact import PRECISION_BITS
-
-    with mpmath.workprec(PRECISION_BITS):
-        mp = mpmath.mp
-        if math.isnan(p):
-            return mp.nan
-        pm, ym, wm, pwm = (mp.mpf(float(v)) for v in (p, y, w, pw))
-
+    def loss(mp, p, y, w, pw):
         def term(coef, q):
             if coef == 0:
                 return mp.zero
             return coef * (mp.ninf if q == 0 else mp.log(q))
 
-        inner = term(pwm * ym, pm) + term(1 - ym, 1 - pm)
-        return mp.zero if wm == 0 else -wm * inner
+        inner = term(pw * y, p) + term(1 - y, 1 - p)
+        return mp.zero if w == 0 else -w * inner
+
+    return in_mpmath(loss, p, y, w, pw)
 
 
 def exact_grad_p(p: float, y: float, w: float = 1.0, pw: float = 1.0):
     """d loss / d p = w·((1-y)/(1-p) - pw·y/p) in mpmath (a zero coefficient contributes 0; 1/0 = inf)."""
-    import mpmath
-
-    from stabcli.core.exact import PRECISION_BITS
-
-    with mpmath.workprec(PRECISION_BITS):
-        mp = mpmath.mp
-        if math.isnan(p):
-            return mp.nan
-        pm, ym, wm, pwm = (mp.mpf(float(v)) for v in (p, y, w, pw))
-
+    def grad(mp, p, y, w, pw):
         def term(coef, q):
             if coef == 0:
                 return mp.zero
             return mp.inf if q == 0 else coef / q
 
-        return wm * (term(1 - ym, 1 - pm) - term(pwm * ym, pm))
+        return w * (term(1 - y, 1 - p) - term(pw * y, p))
+
+    return in_mpmath(grad, p, y, w, pw)
 
 
 class BCEProbs(BCE):

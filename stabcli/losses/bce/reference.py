@@ -11,12 +11,11 @@ mpmath is imported inside the functions, so that ``stabcli --help`` never loads 
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import numpy as np
 
-from stabcli.core.exact import PRECISION_BITS, to_float64_nearest, to_float64_odd
+from stabcli.core.exact import in_mpmath, to_float64_nearest, to_float64_odd
 
 
 def _softplus(mp, t):
@@ -35,33 +34,23 @@ def _term(mp, coef, value):
 
 def exact_loss(x: float, y: float, w: float = 1.0, pw: float = 1.0):
     """The exact per-element loss as an mpmath number (mpf; inf at the limits; nan for a NaN logit)."""
-    import mpmath
+    def loss(mp, x, y, w, pw):
+        return _term(mp, w, _term(mp, pw * y, _softplus(mp, -x)) + _term(mp, 1 - y, _softplus(mp, x)))
 
-    with mpmath.workprec(PRECISION_BITS):
-        mp = mpmath.mp
-        if math.isnan(x):
-            return mp.nan
-        xm, ym, wm, pwm = (mp.mpf(float(v)) for v in (x, y, w, pw))
-        inner = _term(mp, pwm * ym, _softplus(mp, -xm)) + _term(mp, 1 - ym, _softplus(mp, xm))
-        return _term(mp, wm, inner)
+    return in_mpmath(loss, x, y, w, pw)
 
 
 def exact_grad(x: float, y: float, w: float = 1.0, pw: float = 1.0):
     """The exact d loss / d x = w·((1-y)·sigmoid(x) - pw·y·sigmoid(-x)) as an mpmath number."""
-    import mpmath
-
-    with mpmath.workprec(PRECISION_BITS):
-        mp = mpmath.mp
-        if math.isnan(x):
-            return mp.nan
-        xm, ym, wm, pwm = (mp.mpf(float(v)) for v in (x, y, w, pw))
-
+    def grad(mp, x, y, w, pw):
         def sigmoid(t):
             if mp.isinf(t):
                 return mp.one if t > 0 else mp.zero
             return 1 / (1 + mp.exp(-t))
 
-        return wm * ((1 - ym) * sigmoid(xm) - pwm * ym * sigmoid(-xm))
+        return w * ((1 - y) * sigmoid(x) - pw * y * sigmoid(-x))
+
+    return in_mpmath(grad, x, y, w, pw)
 
 
 # --- the fast, vectorised reference used by sweeps --------------------------------------------------------------
