@@ -262,3 +262,59 @@ def test_no_float8_note_names_the_familys_own_peers():
     assert "Keras" not in skipped_note(fmt, soft) and "scikit-learn" not in skipped_note(fmt, soft)
     assert skipped_note(fmt, soft).startswith("no peer rows in float8_e4m3fn: optax (jax) could compute in float8")
     assert all(name in skipped_note(fmt, bce) for name in ("Keras's torch backend", "optax", "scikit-learn"))
+
+
+def test_nan_where_the_exact_loss_is_beyond_e4m3fn_is_nan_not_ok():
+    # x = -96, y = 1, pos_weight 10: the exact loss is 10·softplus(96) = 960 (+ 10·log1p(e^-96), below 1e-40), beyond
+    # float8_e4m3fn's largest 448. e4m3fn has no inf, so ml_dtypes rounds 960 to NaN, and the NaN the numpy
+    # backend's logsumexp and softplus return (exp(96) = NaN there) used to match that NaN: status ok, 0 bits
+    # (final-combos: float8 x --pos-weight; and the same in check, "within tolerance everywhere" beside a NaN mean)
+    inp = Inputs(*(np.asarray(v, dtype=np.float64) for v in (-96.0, 1.0, 1.0, 10.0)), reduction="mean")
+    rows = rows_by(run_compare(inp, parse_dtypes(["float8_e4m3fn"]), ["numpy", "torch"]))
+    assert rows[("numpy", "float8_e4m3fn", "naive")].reference == 960.0
+    for method in ("naive", "clamped", "logsumexp", "softplus"):
+        row = rows[("numpy", "float8_e4m3fn", method)]
+        assert math.isnan(row.loss) and row.status == "nan" and row.error_bits == 8.0, method
+    # torch's cast saturates instead: 448, 512 away from 960, outside rtol 4·eps = 0.5 (448 < 960 - 480)
+    assert rows[("torch", "float8_e4m3fn", "softplus")].loss == 448.0
+    assert rows[("torch", "float8_e4m3fn", "softplus")].status == "inaccurate"
+
+
+def test_nan_where_the_exact_loss_is_inf_is_nan_in_e4m3fn_with_probs():
+    # --probs p = 0, y = 1: the exact loss -log 0 = inf, which e4m3fn rounds to NaN; naive's log(0) is NaN there
+    # (no -inf), and was judged ok against it (final-combos: --probs x float8_e4m3fn)
+    result = CliRunner().invoke(cli, ["compare", "0", "1", "--probs", "--dtype", "float8_e4m3fn", "--backend", "numpy",
+                                      "--format", "json"])
+    assert result.exit_code == 0, result.output
+    row = {r["method"]: r for r in json.loads(result.stdout)["results"]}["naive"]
+    assert row["reference"] == "inf" and row["loss"] == "nan" and row["status"] == "nan"
+
+
+def test_nan_in_nan_out_stays_ok_in_e4m3fn():
+    # the rule the fix keeps: a NaN loss where the exact value is NaN (NaN in) is the right answer
+    from stabcli.core.analysis import Reference, Tolerance, judge
+
+    fmt = FORMATS["float8_e4m3fn"]
+    ref = Reference.prepare(np.array([np.nan, 960.0, np.inf]), fmt, Tolerance.for_format(fmt))
+    codes = judge(fmt.round(np.array([np.nan, np.nan, np.nan])), ref).status
+    assert list(codes) == ["ok", "nan", "nan"]
+
+
+def test_check_counts_the_nan_beyond_e4m3fn_as_nan(tmp_path):
+    np.save(tmp_path / "x.npy", np.array([-96.0, 1.0], dtype=np.float32))
+    np.save(tmp_path / "y.npy", np.array([1.0, 1.0], dtype=np.float32))
+    result = CliRunner().invoke(cli, ["check", str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "--pos-weight", "10",
+                                      "--dtype", "float8_e4m3fn", "--backend", "numpy", "--no-grad",
+                                      "--format", "json"])
+    assert result.exit_code == 0, result.output
+    row = {r["method"]: r for r in json.loads(result.stdout)["results"]}["softplus"]
+    # x = 1: 10·softplus(-1) = 3.1326, in range and within tolerance; x = -96: 960, NaN in numpy (see above)
+    assert (row["count_ok"], row["count_nan"]) == (1, 1)
+
+
+def test_beyond_range_note_says_nan_in_a_format_without_inf():
+    inp = Inputs(*(np.asarray(v, dtype=np.float64) for v in (-96.0, 1.0, 1.0, 10.0)), reduction="mean")
+    notes = " ".join(run_compare(inp, parse_dtypes(["float8_e4m3fn"]), ["numpy"]).notes)
+    # the note said "an inf there means the loss overflowed float8_e4m3fn (status inf)": e4m3fn has no inf
+    assert "an inf there" not in notes
+    assert "960 is beyond float8_e4m3fn's largest value 448" in notes and "NaN in numpy (status nan)" in notes

@@ -367,9 +367,12 @@ def _compare(inputs, formats, backends, methods, rtol, atol, family, peers, auto
             largest = plain_notes.num(max(beyond, key=abs))
             what = f"the exact loss {largest}" if len(ref_nearest) == 1 else \
                 f"the exact loss of {len(beyond):,} of the {len(ref_nearest):,} elements (largest {largest})"
-            notes.append(f"{fmt.name}: {what} is beyond {fmt.name}'s largest "
-                         f"value {plain_notes.num(fmt.max)}: an inf there means the loss overflowed {fmt.name} "
-                         "(status inf), not that a formula broke")
+            shows = (f"an inf there means the loss overflowed {fmt.name} (status inf), not that a formula broke"
+                     if fmt.has_inf else  # float8_e4m3fn: ml_dtypes rounds an overflow to NaN, torch's cast to max
+                     f"no formula can return it; {fmt.name} has no inf, so the overflow is NaN in numpy (status "
+                     f"nan) and {plain_notes.num(fmt.max)} in torch (its cast saturates)")
+            notes.append(f"{fmt.name}: {what} is beyond {fmt.name}'s largest value {plain_notes.num(fmt.max)}: "
+                         f"{shows}")
         for backend in backends:
             for method in methods_to_run(family, backend, fmt, methods, options, notes):
                 rows.append(_row(family, backend, fmt, method, arrays, inputs.reduction, ref, gref, logits_in,

@@ -11,7 +11,9 @@
 * ``status``: ``nan`` or ``inf`` for a non-finite loss the reference does not share; else ``clamped`` where the
   -100 clamp changed the result; else ``inaccurate`` outside numpy's allclose rule
   |loss - ref| <= atol + rtol·|ref|; else ``ok``. A loss equal to its reference, even inf or NaN (the exact limit
-  of loss(+inf, 0), or NaN in, NaN out), is ``ok``.
+  of loss(+inf, 0), or NaN in, NaN out), is ``ok``; but a NaN loss whose exact value is a number (or ±inf) is
+  ``nan`` even where that value rounds to NaN in the dtype (float8_e4m3fn has no inf: beyond 448, ml_dtypes
+  rounds to NaN).
 * An infinite loss whose exact value is *finite* is ``inf`` even where that exact value also rounds to inf in the
   dtype: the loss overflowed (float16, x = -7000, pos_weight 10: the exact 70000 is beyond float16's 65504, and
   no formula can return it), and its error counts as the format's full width. Only an exact value that is itself
@@ -164,8 +166,10 @@ def judge(loss, ref: Reference, clamp_changed=None) -> Judgement:
         if ref.nearest_has_nan:
             same |= np.isnan(loss64) & np.isnan(ref.nearest)
         same_in_dtype = loss64 == ref.in_dtype64
-        if ref.in_dtype_has_nan:
-            same_in_dtype |= np.isnan(loss64) & np.isnan(ref.in_dtype64)
+        if ref.in_dtype_has_nan:  # NaN matches NaN only where the exact value is NaN too (NaN in, NaN out): in a
+            # format with no inf (float8_e4m3fn) a value beyond its range, even inf, rounds to NaN, and a NaN loss
+            # there is no more right than an inf one where the format has inf
+            same_in_dtype |= np.isnan(loss64) & np.isnan(ref.in_dtype64) & np.isnan(ref.nearest)
         overflowed = np.isinf(loss64) & ref.exact_finite  # an exact finite value that rounds to inf is no excuse
         if overflowed.any():
             same = same & ~overflowed
