@@ -134,6 +134,12 @@ def test_nested_lists_and_broadcasting():
         (["1", "1", "--atol", "nan"], "--atol"),
         (["1", "--bogus"], "--bogus"),
         (["1"], "TARGETS"),
+        # --steps traces one loss: with several it was silently dropped (final-combos)
+        (["9,1", "0,1", "--steps"], "with 2 logits"),
+        (["9", "0,1", "--steps"], "with 2 logits"),  # one logit, two targets: two losses
+        (["9", "0", "--reduction", "none", "--steps"], "with --reduction none"),
+        (["[[1,2,3],[3,2,1]]", "0", "--loss", "softmax", "--steps"], "with 2 rows"),
+        (["0.3,0.2", "1", "--probs", "--steps"], "with 2 probabilities"),
     ],
 )
 def test_bad_input_is_one_error_line_exit_2(args, needle):

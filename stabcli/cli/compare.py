@@ -22,8 +22,9 @@ from stabcli.cli import options
 @options.tolerance_options
 @options.format_option
 @click.option("--steps/--no-steps", default=None,
-              help="For a single logit: --steps shows every dtype's and backend's trace step by step; --no-steps "
-                   "none (JSON and CSV then leave the steps out too). [default: the answer, one table of every "
+              help="For a single logit (refused for several): --steps shows every dtype's and backend's trace step "
+                   "by step; --no-steps none (JSON and CSV then leave the steps out too). [default: the answer, one "
+                   "table of every "
                    "dtype, method and backend, and the float32/torch trace]")
 @click.option("--peers", is_flag=True,
               help="Also run the peer libraries' real losses where installed (Keras 3 on torch, optax on jax, "
@@ -76,6 +77,11 @@ def compare(logits, targets, loss, dtypes, backends, weight, pos_weight, reducti
             raise options.UserError("--peers takes logits; drop --probs or --peers")
     inp = family.parse_inputs(logits, targets, reduction.lower(), weight=weight, pos_weight=pos_weight,
                               label_smoothing=label_smoothing)
+    if steps and (inp.size > 1 or inp.reduction == "none"):  # the trace is of one loss; it was dropped unsaid
+        noun = "rows" if family.name == "softmax" else ("probabilities" if probs else "logits")
+        what = f"{inp.size:,} {noun}" if inp.size > 1 else "--reduction none"
+        raise options.UserError(f"--steps traces a single loss (one logit, or one row with --loss softmax, reduced "
+                                f"by mean or sum); with {what} compare shows tables only: drop --steps")
     formats = parse_dtypes([spec.dtype] if spec is not None else dtypes)
     chosen = options.backends(backends)
     if "torch" in chosen and click.get_current_context().find_root().info_name == "stabcli":
