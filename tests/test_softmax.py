@@ -305,3 +305,34 @@ def test_targets_swept_together_share_log_p_and_give_each_targets_own_rows(monke
     assert [repr(dataclasses.asdict(r)) for r in together.rows] == [repr(dataclasses.asdict(r)) for r in alone]
     # one chunk (4001 < the chunk size), three shared methods, two backends: six log p, whatever the targets
     assert shared_calls == 3 * 2
+
+
+def test_a_shift_beyond_the_dtype_says_so_and_its_breakdowns_read_right():
+    # --shift 1e5 is inf in float16 (largest 65504): every row [inf, inf, inf] whatever g, every loss NaN. The
+    # sweep said nothing of it, and its breakdown cells, the smallest float16 subnormal 2^-24 =
+    # 5.960464477539063e-08 written out, were cut by rich to "-5.960464477539063…", which reads as -5.96
+    # (final-combos: --shift x float16)
+    out = run("sweep", "--loss", "softmax", "--shift", "1e5", "--dtype", "float16", "--dtype", "bfloat16",
+              "--backend", "numpy", "--target", "0", "--points", "101", "--no-grad")
+    assert out.exit_code == 0, out.output
+    text = " ".join(out.output.split())
+    assert "note: float16: --shift 100000 is beyond float16's largest value 65504, so it is inf there" in text
+    assert "note: bfloat16" not in text  # 1e5 is a bfloat16 number (99840): nothing to say there
+    assert "…" not in out.output
+    assert "-6e-08" in out.output  # np.float16(-2**-24) prints as -6e-08, which identifies it in float16
+    e4 = run("sweep", "--loss", "softmax", "--shift", "-1e3", "--dtype", "float8_e4m3fn", "--points", "11",
+             "--no-grad", "--format", "json")
+    assert e4.exit_code == 0, e4.output
+    assert any("so it is NaN there (the format has no inf)" in n for n in json.loads(e4.stdout)["notes"])
+
+
+def test_logit_text_keeps_short_exact_values_and_shortens_long_ones():
+    from stabcli.present.common import logit_text
+
+    # the float16 breakdowns of the README stay exact (thresholds: 8.3203125, -17.34375)
+    assert logit_text(8.3203125, "float16").plain == "8.3203125"
+    assert logit_text(-17.34375, "float16").plain == "-17.34375"
+    # 2^-24 and bfloat16's 2^-133 (9.183549615799121e-41): the digits that identify them in their format
+    assert logit_text(-2.0 ** -24, "float16").plain == "-6e-08"
+    assert logit_text(2.0 ** -133, "bfloat16").plain == "9.18355e-41"
+    assert logit_text(2.0 ** -24, "float64").plain == "5.960464477539063e-08"  # float64: exact, as before

@@ -969,6 +969,7 @@ def _run(formats, backends, targets, grid, weight, pos_weight, rtol, atol, metho
                         row.training = training_breaks(row, s, tol, cache, family)
             rows.extend(part)
     for fmt in formats:
+        notes.extend(family.sweep_notes(fmt, options))
         evaluated = next((r.points for r in rows if r.dtype == fmt.name), None)
         note = None if evaluated is None else dropped_note(grid, fmt, evaluated)
         if note is not None:

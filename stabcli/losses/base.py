@@ -365,6 +365,11 @@ class LossFamily:
     def check_sweep(self, targets, weight, pos_weight, options: dict) -> None:
         """Refuse sweep inputs this family cannot take, with an ``InputError`` naming the value."""
 
+    def sweep_notes(self, fmt, options: dict) -> list[str]:
+        """Notes on this family's own sweep ``options`` in the format ``fmt``, for what the counts alone do not say
+        (softmax: a --shift beyond the format's range makes every row inf). Default: none."""
+        return []
+
     def sweep_case(self, fmt, target, weight=1.0, pos_weight: float = 1.0, **options):
         """The inputs of one (dtype, target) of a sweep: ``fmt``, ``target``, ``weight``, ``pos_weight``,
         ``arrays(xs)``, ``reference(xs, cache, fmt=None)``, ``grad_reference(xs, cache)`` (each (nearest,

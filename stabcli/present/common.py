@@ -75,13 +75,23 @@ def csv_cell(v) -> str:
 
 
 def logit_text(v, dtype: str | None = None) -> Text:
-    """A breakdown logit: exact for 16-bit formats and float64; for float32 the shortest digits that identify the
-    float32 value (16.635532 is 16.63553237915039 in float32). JSON and CSV carry every value in full."""
+    """A breakdown logit: exact for 8- and 16-bit formats and float64; for float32 the shortest digits that
+    identify the float32 value (16.635532 is 16.63553237915039 in float32). JSON and CSV carry every value in full.
+
+    An 8- or 16-bit value whose exact decimal is long (a subnormal: float16's -5.960464477539063e-08) gets the
+    digits that identify it in its format (-6e-08) instead: in a narrow column rich cut the exact text to
+    "-5.960464477539063…", which reads as -5.96."""
     if v is None:
         return Text("-", style="dim")
     if dtype == "float32":
         return Text(str(np.float32(v)))
-    return Text(repr(float(v)).removesuffix(".0") if abs(v) < 1e16 else f"{v:g}")
+    text = repr(float(v)).removesuffix(".0") if abs(v) < 1e16 else f"{v:g}"
+    if dtype is not None and dtype != "float64" and ("e" in text or len(text) > 16) and math.isfinite(v):
+        from stabcli.core.formats import FORMATS
+
+        if dtype in FORMATS:
+            text = str(np.dtype(FORMATS[dtype].np_dtype).type(v))
+    return Text(text)
 
 
 def count_text(n: int, style: str) -> Text:

@@ -259,6 +259,19 @@ class Softmax(LossFamily):
 
         check_sweep(targets, weight, pos_weight, options)
 
+    def sweep_notes(self, fmt, options: dict) -> list[str]:
+        from stabcli.losses import plain_notes
+
+        shift = float(options.get("shift", 0.0))
+        rounded = float(to_float64(fmt.round(np.array(shift))))
+        if np.isfinite(rounded):
+            return []
+        value = plain_notes.num(rounded) if fmt.has_inf else "NaN"
+        return [f"{fmt.name}: --shift {plain_notes.num(shift)} is beyond {fmt.name}'s largest value "
+                f"{plain_notes.num(fmt.max)}, so it is {value} there"
+                f"{'' if fmt.has_inf else ' (the format has no inf)'}: every logit of every row is {value} whatever "
+                "g, so the counts there say nothing about g; give a --shift within the dtype's range"]
+
     def sweep_case(self, fmt, target, weight=1.0, pos_weight=1.0, classes=DEFAULT_CLASSES, shift=0.0,
                    label_smoothing=0.0) -> SweepCase:
         w = tuple(float(v) for v in np.broadcast_to(np.asarray(weight, dtype=np.float64), (int(classes),)))
