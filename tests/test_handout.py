@@ -273,3 +273,15 @@ def test_step_7_says_the_true_gradient_shrinks_beyond_the_first_logit():
     # point, DESIGN.md): sigmoid(16.63553237915039) - 1 = -5.96e-8 (mpmath: -1/(1 + mp.exp(16.63553237915039)))
     out = flat(run("demo", "--step", "7", env={"COLUMNS": "80"}).output)
     assert "the true gradient there runs from -5.96e-8 (at x = 16.635532) toward 0" in out
+
+
+@pytest.mark.parametrize("flags, named", [(["--quiz"], "--quiz"), (["--pause"], "--pause"),
+                                          (["--pause", "--quiz"], "--pause and --quiz")])
+def test_export_refuses_the_live_demo_flags_and_writes_nothing(tmp_path, flags, named):
+    # demo --export handout.md --quiz wrote the handout and said nothing of --quiz (final-combos)
+    out = tmp_path / "handout.md"
+    result = run("demo", "--export", str(out), *flags)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and f"drop {named}" in lines[0]
+    assert list(tmp_path.iterdir()) == []

@@ -87,6 +87,11 @@ def demo(step, pause, dtype, quiz, export):
         lesson.check_step(step)
     numbers = [step] if step is not None else list(range(1, lesson.STEP_COUNT + 1))
     if export is not None:
+        live = [flag for flag, on in (("--pause", pause), ("--quiz", quiz)) if on]
+        if live:  # both act on the live walk-through only; the handout was written without a word on them
+            raise options.UserError(f"{' and '.join(live)} shape{'' if len(live) > 1 else 's'} the live demo; "
+                                    "--export writes the handout, which always has the questions and an answer "
+                                    f"key: drop {' and '.join(live)}")
         _export(export, dtype.lower(), numbers)
         return
     from stabcli.present import demo_view as render
