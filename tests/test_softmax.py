@@ -336,3 +336,19 @@ def test_logit_text_keeps_short_exact_values_and_shortens_long_ones():
     assert logit_text(-2.0 ** -24, "float16").plain == "-6e-08"
     assert logit_text(2.0 ** -133, "bfloat16").plain == "9.18355e-41"
     assert logit_text(2.0 ** -24, "float64").plain == "5.960464477539063e-08"  # float64: exact, as before
+
+
+def test_rows_of_logits_give_way_before_numbers_and_statuses_in_80_columns():
+    # --autocast float16 --reduction none: the losses come back in float32 with more digits, and rich cut every
+    # column evenly, the statuses to "inaccura…" and the reference to "6.1442e…" (final-combos). The row
+    # [12, 0, -12] with target 0 has the exact loss log(1 + e^-12 + e^-24) = 6.1442e-6 (mpmath, mp.dps = 30:
+    # mp.log(1 + mp.exp(-12) + mp.exp(-24)) = 6.14423122884629...e-6); autocast's float32 logsumexp cancels
+    # (12.000006 - 12) to 6.1989e-6: inaccurate
+    out = run("compare", "[[12,0,-12],[1e4,0,0]]", "0,1", "--loss", "softmax", "--autocast", "float16",
+              "--reduction", "none")
+    assert out.exit_code == 0, out.output
+    lines = out.output.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    loss_rows = [line.split() for line in lines if line.strip().startswith("logsumexp") and "[" in line]
+    assert loss_rows and loss_rows[0][-4:] == ["6.1989e-6", "6.1442e-6", "16.9", "inaccurate"]
+    assert "inaccura…" not in out.output

@@ -134,9 +134,12 @@ def element_table(title: str, rows, xs: list, value: str, ref: str, bits: str, s
                   variable: str = "x") -> Table:
     """Per-element results (reduction 'none', or per-element gradients): a row per method and element."""
     table = Table(title=title, title_justify="left", pad_edge=False, box=box.SIMPLE_HEAD)
+    # Rows of class logits (softmax) are the one column that may give way when the table is too wide: cut with an
+    # ellipsis there, rather than rich cutting every column evenly, the numbers and statuses too ("inaccura…")
+    vectors = any(getattr(r, value) is not None and len(getattr(r, value)) < len(xs) for r in rows)
     for name, justify in (("method", "left"), (variable, "right"), (value, "right"), ("reference", "right"),
                           ("bits", "right"), ("status", "left")):
-        table.add_column(name, justify=justify, no_wrap=True)
+        table.add_column(name, justify=justify, no_wrap=not (vectors and name == variable))
     backend = None
     for r in rows:
         values = getattr(r, value)
@@ -157,7 +160,10 @@ def element_table(title: str, rows, xs: list, value: str, ref: str, bits: str, s
             per_row = len(xs) // len(values) if len(xs) % len(values) == 0 else 0
             if per_row > 1:  # a row of class logits per element (softmax): show the row
                 x = xs[i * per_row:(i + 1) * per_row]
-            table.add_row("  " + r.method if i == 0 else "", value_text(x, alarm=False) if per_row > 1 else fit(x),
+            cell = value_text(x, alarm=False) if per_row > 1 else fit(x)
+            if vectors and isinstance(cell, Text):
+                cell.no_wrap, cell.overflow = True, "ellipsis"
+            table.add_row("  " + r.method if i == 0 else "", cell,
                           value_text(v), value_text(rv, alarm=False),
                           Text(short(e, 3)), status_text(st))
     return table
