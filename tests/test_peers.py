@@ -160,6 +160,23 @@ def test_sweep_with_peers_over_a_grid_is_fine():
     assert rows and all(r["points"] == 101 for r in rows)
 
 
+def test_softmax_sweep_with_peers_runs_the_peer_rows():
+    # sweep --loss softmax --peers raised KeyError: 'optax_softmax_ce' (a traceback, exit 1): the shared-log p path
+    # looked every method up in the family's own formulas, which the peers are not among (final-combos)
+    result = CliRunner().invoke(cli, ["sweep", "--loss", "softmax", "--peers", "--dtype", "float16", "--points", "101",
+                                      "--target", "0", "--target", "2", "--format", "json"])
+    assert result.exit_code == 0 and result.exception is None, result.output
+    doc = json.loads(result.stdout)
+    peer = {(r["method"], r["target"]) for r in doc["results"] if r["backend"] == "peers"}
+    assert ("optax_softmax_ce", 0) in peer and ("optax_softmax_ce", 2) in peer
+    # the same peer row, swept for one target alone, gives the same counts (the shared path changes nothing)
+    alone = CliRunner().invoke(cli, ["sweep", "--loss", "softmax", "--peers", "--dtype", "float16", "--points", "101",
+                                     "--target", "2", "--format", "json"])
+    row = {(r["backend"], r["method"], r["target"]): r for r in doc["results"]}
+    for r in json.loads(alone.stdout)["results"]:
+        assert {k: v for k, v in r.items()} == row[(r["backend"], r["method"], r["target"])]
+
+
 def test_the_default_view_names_each_library_and_version():
     # the answer-first view (no --steps) had the peer rows but not which library and version made them
     result = CliRunner().invoke(cli, ["compare", "1e10", "0", "--dtype", "float32", "--peers", "--no-steps"],

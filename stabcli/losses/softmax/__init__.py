@@ -174,8 +174,9 @@ class Softmax(LossFamily):
 
     # inputs and reductions ---------------------------------------------------------------------------------
     def run_formula(self, method: str, ops, values: list, shared: dict | None = None):
-        """log p once for every target of a sweep's chunk (``formulas.evaluate_shared``)."""
-        if shared is None:
+        """log p once for every target of a sweep's chunk (``formulas.evaluate_shared``); the other methods, the
+        peer libraries' among them (--peers), as :meth:`LossFamily.run_formula` runs them."""
+        if shared is None or method not in formulas.LOG_P:
             return super().run_formula(method, ops, values)
         return formulas.evaluate_shared(method, ops, values, shared)
 
