@@ -318,3 +318,19 @@ def test_beyond_range_note_says_nan_in_a_format_without_inf():
     # the note said "an inf there means the loss overflowed float8_e4m3fn (status inf)": e4m3fn has no inf
     assert "an inf there" not in notes
     assert "960 is beyond float8_e4m3fn's largest value 448" in notes and "NaN in numpy (status nan)" in notes
+
+
+def test_e4m3fn_saturation_thresholds_under_a_tight_tolerance_say_why_they_moved():
+    # float8_e4m3fn has no inf: torch's naive loss where sigmoid saturates is a finite 448, measured as the first
+    # logit out of tolerance. With --rtol 0 --atol 0 ordinary rounding leaves the tolerance first, near 0, and the
+    # reasons said "differs" (row 2) and "torch computes sigmoid in float32 ... its exp(-x) overflows at 88.72"
+    # (row 4), which is not why (final-combos: thresholds --rtol/--atol x float8)
+    rows = {t.name: t for t in run_thresholds([FORMATS["float8_e4m3fn"]], rtol=0.0, atol=0.0)}
+    for name in ("sigmoid rounds to 1.0, correctly rounded", "sigmoid underflows to 0, correctly rounded"):
+        t = rows[name]
+        assert abs(t.measured) < abs(t.predicted), name  # 3.5 and -7 predicted (tests/test_floats.py)
+        assert t.explanation.startswith("float8_e4m3fn has no inf, so this shows as a finite, saturated 448"), name
+    # with the default tolerance both agree exactly, as before
+    default = {t.name: t for t in run_thresholds([FORMATS["float8_e4m3fn"]])}
+    assert [default[n].explanation for n in ("sigmoid rounds to 1.0, correctly rounded",
+                                             "sigmoid underflows to 0, correctly rounded")] == ["agrees exactly"] * 2
