@@ -352,3 +352,15 @@ def test_rows_of_logits_give_way_before_numbers_and_statuses_in_80_columns():
     loss_rows = [line.split() for line in lines if line.strip().startswith("logsumexp") and "[" in line]
     assert loss_rows and loss_rows[0][-4:] == ["6.1989e-6", "6.1442e-6", "16.9", "inaccurate"]
     assert "inaccura…" not in out.output
+
+
+def test_thresholds_with_rtol_0_predict_every_gap_for_logsumexp():
+    # thresholds --loss softmax --rtol 0 raised ZeroDivisionError (mpmath, eps/rtol): a traceback (final-combos).
+    # With rtol = 0 no rounding error is within tolerance: g > ln((C-1)/(e^(eps/0) - 1)) = ln 0 = -inf, every gap,
+    # as BCE's estimate gives +inf for x < ln(e^(eps/0) - 1) (losses/bce/thresholds.py, _lse_estimate)
+    out = run("thresholds", "--loss", "softmax", "--dtype", "float16", "--rtol", "0", "--atol", "0", "--format", "json")
+    assert out.exit_code == 0 and out.exception is None, out.output
+    rows = json.loads(out.stdout)["results"]
+    lse = next(r for r in rows if r["name"].startswith("logsumexp loses relative accuracy"))
+    assert lse["predicted"] == "-inf" and lse["measured"] is not None
+    assert lse["explanation"].startswith("with rtol 0 no rounding error is within tolerance, so every gap is predicted")

@@ -263,6 +263,9 @@ def explain(t: Threshold, fmt: Format) -> str:
         return "not reached in the swept range"
     if t.measured == t.predicted:
         return "agrees exactly"
+    if t.name.startswith("logsumexp") and math.isinf(t.predicted):  # --rtol 0: e^(eps/0) = inf
+        return ("with rtol 0 no rounding error is within tolerance, so every logit is predicted; the measured one is "
+                "the first whose loss is neither the exact value correctly rounded nor within atol of it")
     if t.name.startswith("BCELoss gradient collapses: p(1-p)"):
         return ("the clamp fires at the predicted logit, but there the gradient -(1-p)·p(1-p)/ε is still within rtol "
                 "of -1; it leaves the tolerance once p(1-p)/ε < 1 - rtol, about rtol (an ulp or two) further out")

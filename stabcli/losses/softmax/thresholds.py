@@ -47,7 +47,8 @@ def predict(fmt: Format, rtol: float | None = None, classes: int = DEFAULT_CLASS
         t_p1 = mp.log(2 / tiny)
         t_grad_op = p * ln2 - mp.log(1 + mp.mpf(2) ** -p)
         t_grad_fused = mp.log((c - 1) * (mp.mpf(2) ** (p + 1) - 1))
-        lse = float(mp.log((c - 1) / mp.expm1(mp.mpf(eps) / rtol)))
+        # rtol = 0 (--rtol 0): no rounding error is within tolerance, e^(eps/0) = inf and the bound is ln 0 = -inf
+        lse = float(mp.log((c - 1) / mp.expm1(mp.mpf(eps) / rtol))) if rtol > 0 else -math.inf
         if fmt.has_inf:
             overflow = ("exp(g) overflows: naive's inf/inf is NaN (class 0)",
                         "g ≥ ln(2^emax·(2 - 2^-p)): exp(g) reaches max + ulp(max)/2 and rounds to inf; inf/inf = NaN "
@@ -107,6 +108,9 @@ def explain(t: Threshold, fmt: Format) -> str:
         return "not reached in the swept range"
     if t.measured == t.predicted:
         return "agrees exactly"
+    if t.name.startswith("logsumexp") and math.isinf(t.predicted):  # --rtol 0: e^(eps/0) = inf
+        return ("with rtol 0 no rounding error is within tolerance, so every gap is predicted; the measured one is "
+                "the first whose loss is neither the exact value correctly rounded nor within atol of it")
     if t.name.startswith("logsumexp"):
         return ("the prediction is where a typical error of one eps exceeds the tolerance; the first gap where the "
                 "actual rounding errors add up to more lies a little further out")
