@@ -57,6 +57,11 @@ class NumpyOps:
     def const(self, value: float):
         return self.dtype.type(value)
 
+    def scalar(self, value: float):
+        """A coefficient the formula has as a Python number (label smoothing's 1-ε and ε/C): numpy rounds it to
+        the dtype before it multiplies (NEP 50), so it is :meth:`const`."""
+        return self.dtype.type(value)
+
     def to_numpy(self, a) -> np.ndarray:
         return np.asarray(a, dtype=self.dtype)
 
@@ -140,6 +145,12 @@ class TorchOps:
 
     def const(self, value: float):
         return self.torch.tensor(value, dtype=self.dtype)
+
+    def scalar(self, value: float):
+        """A coefficient the formula has as a Python number (label smoothing's 1-ε and ε/C): torch keeps it a
+        double Scalar, as cross_entropy's C++ keeps label_smoothing, and never rounds it to the tensor's dtype (a
+        float16 1-ε = 0.8999 under autocast made a float32 loss 1e-4 off)."""
+        return float(value)
 
     def to_numpy(self, a) -> np.ndarray:
         a = a.detach()
@@ -316,6 +327,9 @@ class TorchFloat8Ops(TorchOps):
 
     def const(self, value: float) -> Float8Tensor:
         return self.wrap(self.round(self.torch.tensor(value, dtype=self.torch.float32)))
+
+    def scalar(self, value: float) -> Float8Tensor:
+        return self.const(value)
 
     def to_numpy(self, a) -> np.ndarray:
         t = (a.t if isinstance(a, Float8Tensor) else a).detach()

@@ -58,11 +58,11 @@ def _assemble(ev: Evaluation, logp, ops, y, w, eps: float) -> Evaluation:
         wlogp = w * logp
         smooth = ev.step("smooth = -Σ w·log p", -ops.sum_last(wlogp)[..., 0], "sum", wlogp)
         ev.loss = ev.step("loss = (1-ε)·nll + ε/C·smooth",
-                          ops.const(1 - eps) * nll + ops.const(eps / n_classes) * smooth, "loss", nll, smooth)
+                          ops.scalar(1 - eps) * nll + ops.scalar(eps / n_classes) * smooth, "loss", nll, smooth)
         return ev
     q = y
     if eps != 0:
-        q = ev.step("q' = (1-ε)·q + ε/C", y * ops.const(1 - eps) + ops.const(eps / n_classes), "arith", y)
+        q = ev.step("q' = (1-ε)·q + ε/C", y * ops.scalar(1 - eps) + ops.scalar(eps / n_classes), "arith", y)
     terms = ev.step("log p·q'·w" if eps != 0 else "log p·q·w", logp * q * w, "mul", q * w, logp)
     ev.loss = ev.step("loss = -Σ (log p·q·w)", -ops.sum_last(terms)[..., 0], "loss", terms)
     return ev
