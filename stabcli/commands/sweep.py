@@ -771,22 +771,30 @@ def _sweep_cases(plans: list[_Plan], parts: list[list[SweepRow]], start: int | N
     """Sweep the positions [start, stop) (None: all) of one dtype for several targets at once, ``plans[i]`` into
     ``parts[i]``: the plans differ only in their target (and the methods that target runs), so each chunk of
     logits is made once and every target judged on it, the family free to share what does not depend on the
-    target (``Chunk.shared``)."""
+    target (``Chunk.shared``). The chunk is walked method by method, every target's row of a (backend, method)
+    in turn, and the shared values are dropped before the next: memory holds one method's shared values, as a
+    sweep of one target holds one method's steps (kept for every method at once, --classes 1000 doubled it)."""
     from stabcli.core import autocast as amp
 
     first = plans[0]
     fmt, family = FORMATS[first.fmt], first.family
     cases = [plan.case for plan in plans]
+    pairs = list(dict.fromkeys((row.backend, row.method) for rows in parts for row in rows))
     with np.errstate(all="ignore"), amp.use(first.autocast):
         for xs in logit_chunks(first.grid, fmt, first.chunk, start, stop):
             shared: dict = {}
-            for plan, s, rows in zip(plans, cases, parts):
-                chunk = Chunk(xs, s, plan.tol, family=family, given=plan.given, shared=shared)
-                for row in rows:
-                    loss_nonfinite = _tally(row, chunk)
-                    if plan.grad:
-                        _tally_grad(row, chunk, loss_nonfinite)
-                if progress is not None:
+            chunks = [Chunk(xs, s, plan.tol, family=family, given=plan.given, shared=shared)
+                      for plan, s in zip(plans, cases)]
+            for pair in pairs:
+                for plan, chunk, rows in zip(plans, chunks, parts):
+                    for row in rows:
+                        if (row.backend, row.method) == pair:
+                            loss_nonfinite = _tally(row, chunk)
+                            if plan.grad:
+                                _tally_grad(row, chunk, loss_nonfinite)
+                shared.clear()
+            if progress is not None:
+                for _ in plans:
                     progress(xs.size)
 
 
