@@ -217,7 +217,9 @@ class LossFamily:
         """``method``'s formula on ``values`` (:meth:`backend_inputs`). ``shared`` is a dict a sweep keeps for one
         chunk of logits while it evaluates every target on them: a family whose methods compute a part from the
         logits alone (softmax's log p) may keep that part there and reuse it for the next target, with the same
-        result. Default: ``shared`` is not used."""
+        result. The sweep judges one (backend, method) for every target, then empties the dict before the next,
+        so that one method's part is held at a time: key what is kept by method and operation set, and never
+        change a kept value in place. Default: ``shared`` is not used."""
         return self.formula(method)(ops, *values)
 
     # inputs and reductions ---------------------------------------------------------------------------------
