@@ -1,0 +1,39 @@
+"""stabcli as a script uses it: --format json and csv across options (strict JSON, CSV cells that round-trip,
+the same number in both). Each test pins a defect found by piping the real commands."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from click.testing import CliRunner
+
+from stabcli.cli import cli
+
+
+def run(*args: str) -> str:
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def strict(text: str):
+    def refuse(token):
+        raise ValueError(f"non-strict JSON token {token}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_compare_csv_leaves_a_refused_rows_missing_numbers_empty_as_json_has_null():
+    # --autocast float16 refuses torch_bce (torch's BCELoss ban); JSON has loss null, the CSV cell was 'None'
+    args = ("compare", "9", "0", "--autocast", "float16", "--backend", "torch")
+    doc = strict(run(*args, "--format", "json"))
+    row = next(r for r in doc["results"] if r["method"] == "torch_bce")
+    assert row["status"] == "refused" and row["loss"] is None and row["grad"] is None
+    rows = {r["method"]: r for r in csv.DictReader(io.StringIO(run(*args, "--format", "csv")))}
+    refused = rows["torch_bce"]
+    assert refused["status"] == "refused"
+    for key in ("loss", "abs_error", "rel_error", "error_bits", "grad", "grad_reference", "grad_abs_error",
+                "grad_error_bits"):
+        assert refused[key] == "", (key, refused[key])
+    assert "None" not in run(*args, "--format", "csv")
