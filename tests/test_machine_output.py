@@ -37,3 +37,26 @@ def test_compare_csv_leaves_a_refused_rows_missing_numbers_empty_as_json_has_nul
                 "grad_error_bits"):
         assert refused[key] == "", (key, refused[key])
     assert "None" not in run(*args, "--format", "csv")
+
+
+def test_compare_json_rows_of_several_elements_have_one_key_set_a_refused_row_included():
+    # README: `steps` and `verdict` are there for a single element only; a row autocast refused had `steps: []`,
+    # `verdict` and `grad_verdict` for several elements too, where no other row has them
+    doc = strict(run("compare", "9,1e5", "0,1", "--autocast", "bfloat16", "--backend", "torch",
+                     "--reduction", "none", "--format", "json"))
+    keys = {r["method"]: set(r) for r in doc["results"]}
+    assert keys["torch_bce"] == keys["naive"] | {"message"}, keys["torch_bce"] ^ keys["naive"]
+    assert not {"steps", "verdict", "grad_verdict"} & keys["torch_bce"]
+    # ... and for one element every row has them, the refused one with an empty trace
+    one = strict(run("compare", "9", "0", "--autocast", "bfloat16", "--backend", "torch", "--format", "json"))
+    refused = next(r for r in one["results"] if r["method"] == "torch_bce")
+    assert refused["steps"] == [] and refused["verdict"].startswith("refused: ")
+    assert all({"steps", "verdict", "grad_verdict"} <= set(r) for r in one["results"])
+
+
+def test_compare_csv_message_is_torchs_message_on_one_line_as_check_and_sweep_write_it():
+    args = ("compare", "9", "0", "--autocast", "float16", "--backend", "torch")
+    message = next(r["message"] for r in strict(run(*args, "--format", "json"))["results"] if "message" in r)
+    rows = list(csv.DictReader(io.StringIO(run(*args, "--format", "csv"))))
+    cell = next(r["message"] for r in rows if r["message"])
+    assert cell == " ".join(message.split()) and "  " not in cell
