@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 
 from click.testing import CliRunner
 
@@ -60,3 +61,19 @@ def test_compare_csv_message_is_torchs_message_on_one_line_as_check_and_sweep_wr
     rows = list(csv.DictReader(io.StringIO(run(*args, "--format", "csv"))))
     cell = next(r["message"] for r in rows if r["message"])
     assert cell == " ".join(message.split()) and "  " not in cell
+
+
+def test_float_json_spells_nan_as_every_other_field_and_keeps_the_sign_of_a_typed_zero():
+    # exact_decimal was "NaN" where `stored`, `value` and `rounded_once` (and every other document) say "nan"
+    doc = strict(run("float", "nan", "--dtype", "float16", "--format", "json"))
+    row = doc["results"][0]
+    assert doc["value"] == row["stored"] == row["rounded_once"] == row["exact_decimal"] == "nan"
+    inf = strict(run("float", "-inf", "--dtype", "float16", "--format", "json"))["results"][0]
+    assert inf["stored"] == inf["rounded_once"] == inf["exact_decimal"] == "-inf"
+    # -0 typed, rounded once, is -0 (IEEE 754 negation of 0), as stored; rounded_once was +0.0
+    zero = strict(run("float", "-0", "--dtype", "float16", "--dtype", "float8_e4m3fn", "--format", "json"))
+    for r in zero["results"]:
+        assert r["exact_decimal"] == "-0" and math.copysign(1, r["stored"]) == -1
+        assert math.copysign(1, r["rounded_once"]) == -1, r
+    rows = list(csv.DictReader(io.StringIO(run("float", "-0", "--dtype", "float16", "--format", "csv"))))
+    assert rows[0]["stored"] == rows[0]["rounded_once"] == "-0.0"
