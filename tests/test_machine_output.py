@@ -77,3 +77,20 @@ def test_float_json_spells_nan_as_every_other_field_and_keeps_the_sign_of_a_type
         assert math.copysign(1, r["rounded_once"]) == -1, r
     rows = list(csv.DictReader(io.StringIO(run("float", "-0", "--dtype", "float16", "--format", "csv"))))
     assert rows[0]["stored"] == rows[0]["rounded_once"] == "-0.0"
+
+
+def test_compare_csv_says_what_each_rows_gradient_is_taken_with_respect_to():
+    # --probs: naive/clamped/torch_bce differentiate with respect to p, the logit methods with respect to
+    # x = logit(p); JSON's grad_wrt said so, the CSV had no such column (check's CSV has it)
+    args = ("compare", "0.8,0.2", "1,0", "--probs", "--dtype", "float32", "--backend", "numpy")
+    doc = strict(run(*args, "--format", "json"))
+    rows = list(csv.DictReader(io.StringIO(run(*args, "--format", "csv"))))
+    assert [r["grad_wrt"] for r in rows] == [r["grad_wrt"] for r in doc["results"]] == ["p", "p", "x", "x"]
+    # d/dp of the mean loss at p = 0.8, y = 1 is -1/(2p) = -0.625 in float32; d/dx is (p - y)/2 = -0.1
+    grads = {r["method"]: float(r["grad"].split(";")[0]) for r in rows}
+    assert grads["naive"] == -0.625 and abs(grads["softplus"] + 0.1) < 1e-6
+    # without --probs the column is there too, and says x (the same columns under every option)
+    plain = list(csv.reader(io.StringIO(run("compare", "1", "0", "--backend", "numpy", "--dtype", "float32",
+                                            "--format", "csv"))))
+    assert plain[0] == list(csv.reader(io.StringIO(run(*args, "--format", "csv"))))[0]
+    assert {row[plain[0].index("grad_wrt")] for row in plain[1:]} == {"x"}
