@@ -94,3 +94,26 @@ def test_compare_csv_says_what_each_rows_gradient_is_taken_with_respect_to():
                                             "--format", "csv"))))
     assert plain[0] == list(csv.reader(io.StringIO(run(*args, "--format", "csv"))))[0]
     assert {row[plain[0].index("grad_wrt")] for row in plain[1:]} == {"x"}
+
+
+def test_check_softmax_means_leave_out_nan_rows_as_bce_files_do(tmp_path):
+    # check's `mean_loss`/`mean_reference` leave out the elements whose input is NaN and count them in
+    # `mean_excludes_nan_inputs` (README); --loss softmax (compare's engine) averaged the NaN row in: mean nan,
+    # and said 0 were left out
+    import numpy as np
+
+    np.save(tmp_path / "x.npy", np.array([[np.nan, 0, 0], [0, 0, 0]], dtype=np.float32))
+    np.save(tmp_path / "y.npy", np.array([0, 0]))
+    doc = strict(run("check", str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "--loss", "softmax",
+                     "--dtype", "float32", "--format", "json"))
+    for r in doc["results"]:
+        assert r["mean_excludes_nan_inputs"] == 1, r
+        # the row [0, 0, 0] with class 0: -log(1/3); mpmath.log(3) = 1.0986122886681098, here rounded to float64
+        assert r["mean_reference"] == 1.0986122886681098, r
+        assert abs(r["mean_loss"] - 1.0986122886681098) < 1e-6, r
+    # every row NaN: nothing to average, the means are nan (as the file engine's)
+    np.save(tmp_path / "n.npy", np.array([[np.nan, 0, 0]], dtype=np.float32))
+    np.save(tmp_path / "m.npy", np.array([0]))
+    doc = strict(run("check", str(tmp_path / "n.npy"), str(tmp_path / "m.npy"), "--loss", "softmax",
+                     "--dtype", "float32", "--backend", "numpy", "--format", "json"))
+    assert {(r["mean_loss"], r["mean_excludes_nan_inputs"]) for r in doc["results"]} == {("nan", 1)}
