@@ -569,10 +569,16 @@ def from_comparison(comparison, logits, targets, worst: int = WORST, grad: bool 
             for key in COUNT_KEYS:
                 row.counts[key] = statuses.count(key)
             row.count_overflow = int(r.events.get("overflow", 0))  # compare's count: elements where an exp overflowed
-            losses = np.array(r.loss, dtype=np.float64)
-            refs = np.array(r.reference, dtype=np.float64)
+            xs = comparison.dtype_notes[[d.dtype for d in comparison.dtype_notes].index(r.dtype)].logits
+            per_row = len(xs) // max(row.points, 1)
+            # the means leave out the elements whose input is NaN (NaN in is NaN out), as the file engine's do
+            keep = ~np.isnan(np.asarray(xs, dtype=np.float64).reshape(row.points, -1)).any(axis=1)
+            row.nan_inputs = int(np.count_nonzero(~keep))
+            losses = np.array(r.loss, dtype=np.float64)[keep]
+            refs = np.array(r.reference, dtype=np.float64)[keep]
             with np.errstate(all="ignore"):
-                row.mean_loss, row.mean_reference = float(np.mean(losses)), float(np.mean(refs))
+                row.mean_loss = float(np.mean(losses)) if losses.size else math.nan
+                row.mean_reference = float(np.mean(refs)) if refs.size else math.nan
             row.max_abs_error = float(np.max(r.abs_error))
             row.max_error_bits = float(np.max(r.error_bits))
             if grad and isinstance(r.grad_status, list):
@@ -583,8 +589,6 @@ def from_comparison(comparison, logits, targets, worst: int = WORST, grad: bool 
                                    "inaccurate": sum(s in ("inaccurate", "clamped") for s in gs)}
                 row.grad_max_error_bits = float(np.max(r.grad_error_bits))
             order = sorted(range(row.points), key=lambda i: (-rank[statuses[i]], -r.error_bits[i], i))[:worst]
-            xs = comparison.dtype_notes[[d.dtype for d in comparison.dtype_notes].index(r.dtype)].logits
-            per_row = len(xs) // max(row.points, 1)
             for i in order:
                 ys = np.asarray(comparison.inputs.targets).reshape(row.points, -1)[i]
                 x = xs[i * per_row] if per_row == 1 else xs[i * per_row:(i + 1) * per_row]  # a row of class logits

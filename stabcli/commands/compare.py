@@ -177,8 +177,9 @@ class _Exact:
     scalar: bool
 
 
-def _refused_row(backend, fmt, method, logits_in, overflow, ref: _Exact, message: str) -> Row:
-    """A method that torch.autocast refuses (binary_cross_entropy on CUDA): its status and torch's message."""
+def _refused_row(backend, fmt, method, logits_in, overflow, ref: _Exact, message: str, single: bool) -> Row:
+    """A method that torch.autocast refuses (binary_cross_entropy on CUDA): its status and torch's message (and,
+    for a single element, as every row then has, an empty trace and a verdict)."""
     none = None if ref.scalar else [None] * len(ref.nearest)
     status = "refused" if ref.scalar else ["refused"] * len(ref.nearest)
     row = Row(backend=backend, dtype=fmt.name, method=method, input=logits_in, input_overflow=overflow,
@@ -186,8 +187,9 @@ def _refused_row(backend, fmt, method, logits_in, overflow, ref: _Exact, message
               error_bits=none, status=status, events={"overflow": 0, "divide_by_zero": 0, "invalid": 0})
     row.message = message
     row.compute_dtype = None
-    row.steps = []
-    row.verdict = f"refused: {message.splitlines()[0]}"
+    if single:
+        row.steps = []
+        row.verdict = f"refused: {message.splitlines()[0]}"
     return row
 
 
@@ -212,7 +214,7 @@ def _row(family, backend, fmt, method, arrays, reduction, ref: _Exact, gref: _Ex
     try:
         ev, ops = family.evaluate(backend, fmt, method, arrays)
     except AutocastRefused as exc:
-        return _refused_row(backend, fmt, method, logits_in, overflow, ref, str(exc))
+        return _refused_row(backend, fmt, method, logits_in, overflow, ref, str(exc), single)
     with np.errstate(all="ignore"), ops.context():  # a library method reduces as the library does (under autocast)
         loss = ops.to_numpy(ev.reduced(ops, reduction,
                                        lambda losses: family.reduce(ops, losses, reduction, arrays)))

@@ -285,8 +285,9 @@ def describe(exact: Fraction | None, value64: float, fmt: Format) -> Stored:
     error = error_ulps = None
     tie = overflow = underflow = False
     rounded_once = stored
-    if q is not None:
+    if q is not None and q != 0:  # a typed zero keeps its sign (-0 is -0), which a Fraction cannot carry
         rounded_once = round_exact(q, fmt)
+    if q is not None:
         overflow = overflows(q, fmt)
         underflow = q != 0 and stored == 0
         if math.isfinite(stored):
@@ -333,7 +334,7 @@ def exact_decimal(value: float, limit: int = 40) -> str:
     from decimal import Decimal
 
     if not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")  # as JSON spells them
     if value == 0:
         return "-0" if math.copysign(1, value) < 0 else "0"
     d = Decimal(value)

@@ -64,7 +64,10 @@ def dumps(document: dict) -> str:
 
 
 def csv_cell(v) -> str:
-    """A CSV cell: true/false, 'inf'/'-inf'/'nan', a float's shortest round-trip text."""
+    """A CSV cell: true/false, 'inf'/'-inf'/'nan', a float's shortest round-trip text, and an empty cell for a
+    missing value (JSON's null)."""
+    if v is None:
+        return ""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, (list, tuple)):  # a vector (a softmax probability target): its entries joined by ';'

@@ -70,8 +70,8 @@ def compare_json(comparison) -> str:
 
 
 CSV_COLUMNS = ("backend", "dtype", "method", "index", "input", "input_overflow", "loss", "reference", "abs_error",
-               "rel_error", "error_bits", "status", "compute_dtype", "message", "overflow", "divide_by_zero", "invalid", "grad", "grad_reference",
-               "grad_abs_error", "grad_error_bits", "grad_status")
+               "rel_error", "error_bits", "status", "compute_dtype", "message", "overflow", "divide_by_zero", "invalid",
+               "grad_wrt", "grad", "grad_reference", "grad_abs_error", "grad_error_bits", "grad_status")
 
 
 def compare_csv(comparison) -> str:
@@ -92,7 +92,8 @@ def compare_csv(comparison) -> str:
             writer.writerow([csv_cell(v) for v in (
                 r.backend, r.dtype, r.method, i if per_element else "", inp, r.input_overflow,
                 pick(r.loss), pick(r.reference), pick(r.abs_error), pick(r.rel_error), pick(r.error_bits),
-                pick(r.status), r.compute_dtype or "", (r.message or "").replace("\n", " "), r.events["overflow"], r.events["divide_by_zero"], r.events["invalid"],
+                pick(r.status), r.compute_dtype or "", " ".join((r.message or "").split()),
+                r.events["overflow"], r.events["divide_by_zero"], r.events["invalid"], r.grad_wrt,
                 gpick(r.grad), gpick(r.grad_reference), gpick(r.grad_abs_error), gpick(r.grad_error_bits),
                 gpick(r.grad_status))])
     return out.getvalue()
