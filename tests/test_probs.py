@@ -29,7 +29,12 @@ def test_seed_004_probabilities():
     result = run("compare", "0.8,0.2,0.4", "1,0,0", "--probs", "--dtype", "float32", "--format", "json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
-    assert doc["probs"] == [0.8, 0.2, 0.4] and "logits" not in doc
+    assert doc["probs"] == [0.8, 0.2, 0.4]
+    # DESIGN.md's "logits": the logits the logit methods start from, logit(p) = log(p/(1-p)) of p as typed (float64),
+    # here against mpmath at 30 digits, correctly rounded to float64 or one ulp off
+    with mpmath.workdps(30):
+        want = [float(mpmath.log(mpmath.mpf(v) / (1 - mpmath.mpf(v)))) for v in (0.8, 0.2, 0.4)]
+    assert all(abs(got - w) <= abs(w) * 2**-52 for got, w in zip(doc["logits"], want)), (doc["logits"], want)
     rows = {(r["backend"], r["method"]): r for r in doc["results"]}
     for key in (("numpy", "naive"), ("torch", "naive"), ("torch", "torch_bce")):
         assert abs(rows[key]["loss"] - exact) <= 2 * 2**-24 * exact, key  # float32: within 2 ulps

@@ -68,7 +68,10 @@ class ProbsInputs:
         return {"probs": self.probs, "targets": self.targets, "weight": self.weight, "pos_weight": self.pos_weight}
 
     def as_json(self) -> dict:
-        return {"probs": np.atleast_1d(self.probs).tolist(), "targets": np.atleast_1d(self.targets).tolist(),
+        """The inputs as compare's JSON shows them: the probabilities as given, and under DESIGN.md's ``logits``
+        the logits the logit methods start from (logit(p) in float64, ±inf at p = 1 and 0)."""
+        return {"probs": np.atleast_1d(self.probs).tolist(), "logits": np.atleast_1d(self.logits).tolist(),
+                "targets": np.atleast_1d(self.targets).tolist(),
                 "weight": self.weight.tolist(), "pos_weight": self.pos_weight.tolist()}
 
 
