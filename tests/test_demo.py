@@ -451,3 +451,18 @@ def test_ctrl_c_at_a_prompt_stops_the_demo(monkeypatch):
     assert result.exit_code == 130  # the shell's convention for Ctrl-C (issue 16), no longer 1 and "Aborted!"
     assert result.stderr.strip().splitlines()[-1] == "Interrupted."
     assert re.findall(r"Step (\d) of 8 ·", result.stdout) == ["1"]
+
+
+def test_step_3_names_the_saturation_point_as_step_7_does(built):
+    """Step 3 said 'from x = 16.63553237915039 on' (the float64 text of a float32 number, 17 digits) where step 7
+    says 'from x ≥ 16.635532' for the same logit. Both now show the shortest text that identifies it in the dtype.
+    The point is DESIGN.md's op-by-op saturation logit: float32 16.63553237915039, float16 7.625."""
+    for dtype, short, full in (("float32", "16.635532", 16.63553237915039), ("float16", "7.625", 7.625)):
+        step3 = built[dtype][2]
+        sat = next(q for q in step3.quotes if q.source == "threshold")
+        assert sat.value == full
+        assert float(np.float32(float(short))) == full or dtype != "float32"
+        text = flat(" ".join(step3.paragraphs))
+        assert f"computed op by op, it does so from x = {short} on;" in text
+    assert "16.63553237915039" not in flat(" ".join(built["float32"][2].paragraphs))
+    assert "from x ≥ 16.635532," in flat(" ".join(built["float32"][6].after))

@@ -299,11 +299,11 @@ class _Builder:
                                                     "method": method, "target": target, "field": field}, digits)
         return self._add(q) if shown else q
 
-    def threshold(self, dtype: str, name: str) -> Quote:
+    def threshold(self, dtype: str, name: str, digits: int | str | None = None) -> Quote:
         from stabcli.losses.bce.thresholds import predict
 
         t = next(t for t in predict(FORMATS[dtype]) if t.name == name)
-        return self._add(Quote(t.predicted, "threshold", {"dtype": dtype, "name": name}, None))
+        return self._add(Quote(t.predicted, "threshold", {"dtype": dtype, "name": name}, digits))
 
     def grad_epsilon(self, dtype: str) -> Quote:
         from stabcli.losses.bce.grad_thresholds import grad_epsilon
@@ -481,10 +481,11 @@ def _step3(b: _Builder) -> DemoStep:
         ("torch_bce", "BCELoss(p, y)", "torch's BCELoss"),
     ])
     below = b.constant(d, "below_one", digits=d)
-    sat = b.threshold(d, "sigmoid rounds to 1.0, op by op")
+    # digits=d: float32's 16.635532, as step 7 says it, not the float64 text 16.63553237915039
+    sat = b.threshold(d, "sigmoid rounds to 1.0, op by op", digits=d)
     return b.step("Step by step: why BCELoss(sigmoid(1e10), 1) is 0", [
         f"sigmoid(1e10) = 1/(1 + e^-1e10) is closer to 1 than the largest {d} number below 1, {below}, so it "
-        f"rounds to exactly 1.0 (computed op by op it does so from x = {sat} on; {float_command(1.0, d)} shows "
+        f"rounds to exactly 1.0 (computed op by op, it does so from x = {sat} on; {float_command(1.0, d)} shows "
         f"the {d} numbers around 1). From then on p carries no information: 1 - p is 0. Target 1, in torch:",
     ], [
         DemoTable(["naive", "value", "what happened"], naive),
