@@ -466,3 +466,14 @@ def test_step_3_names_the_saturation_point_as_step_7_does(built):
         assert f"computed op by op, it does so from x = {short} on;" in text
     assert "16.63553237915039" not in flat(" ".join(built["float32"][2].paragraphs))
     assert "from x ≥ 16.635532," in flat(" ".join(built["float32"][6].after))
+
+
+def test_step_6_in_bfloat16_says_why_dl_dp_is_not_1e12():
+    """Step 6 in bfloat16 said 'dL/dp = (p-y)/1e-12 = 9.96432e11', which reads as an arithmetic slip: 1e-12 is
+    stored as 141/128·2^-40 = 1.00187e-12 in bfloat16, and 1/1.00187e-12 = 9.98138e11 rounds to 232/128·2^39 =
+    9.96432e11 (mpmath: e = mpf(141)/128*2**-40; 1/e). The note now says so; float32 (1e12) needs no aside."""
+    text = flat(" ".join(demo.build_steps("bfloat16")[5].after))
+    assert ("dL/dp = (p-y)/1e-12 = 9.96432e11 (1e-12 is 1.00187e-12 in bfloat16, and the quotient is rounded to "
+            "bfloat16) by p(1-p) = 0") in text
+    f32 = flat(" ".join(demo.build_steps("float32")[5].after))
+    assert "dL/dp = (p-y)/1e-12 = 1e12 by p(1-p) = 0" in f32
