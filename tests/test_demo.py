@@ -477,3 +477,15 @@ def test_step_6_in_bfloat16_says_why_dl_dp_is_not_1e12():
             "bfloat16) by p(1-p) = 0") in text
     f32 = flat(" ".join(demo.build_steps("float32")[5].after))
     assert "dL/dp = (p-y)/1e-12 = 1e12 by p(1-p) = 0" in f32
+
+
+def test_step_3_says_what_the_minus_zero_in_its_table_is(built):
+    """Step 3's table prints torch's BCELoss as -0 (IEEE 754: (1 - 1)·(-100) = +0·(-100) = -0, the sign of a
+    product of zeros is the xor of the signs) while the text says 'the loss is 0'; the text now says -0 = 0."""
+    for dtype in CHECKED_DTYPES:
+        step3 = built[dtype][2]
+        bce = next(q for q in step3.quotes
+                   if q.call.get("method") == "torch_bce" and q.call["field"].startswith("step:"))
+        assert bce.value == 0 and math.copysign(1.0, bce.value) == -1.0 and bce.text() == "-0"
+        text = flat(" ".join(step3.after))
+        assert "(The table prints -0: 0·(-100) is a zero with a minus sign, and -0 = 0.)" in text

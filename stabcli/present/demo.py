@@ -480,6 +480,10 @@ def _step3(b: _Builder) -> DemoStep:
         ("clamped", "loss = w·(diff)", "loss"),
         ("torch_bce", "BCELoss(p, y)", "torch's BCELoss"),
     ])
+    # the rows print torch's -0 (IEEE's signed zero: 0·(-100) is -0): say that it is 0, as the text says
+    signed = [row[1] for row in clamp if isinstance(row[1].value, float) and row[1].value == 0
+              and math.copysign(1.0, row[1].value) < 0]
+    minus0 = " (The table prints -0: 0·(-100) is a zero with a minus sign, and -0 = 0.)" if signed else ""
     below = b.constant(d, "below_one", digits=d)
     # digits=d: float32's 16.635532, as step 7 says it, not the float64 text 16.63553237915039
     sat = b.threshold(d, "sigmoid rounds to 1.0, op by op", digits=d)
@@ -493,7 +497,7 @@ def _step3(b: _Builder) -> DemoStep:
     ], [
         "The naive formula needs log(1 - p) = log(0) = -inf and multiplies it by 1 - y = 0: 0·(-inf) is NaN. "
         "BCELoss clamps each log at -100 first (torch's Loss.cpp), so the term is 0·(-100) = 0 and the loss "
-        "is 0. The answer is right, but only by accident: the clamp hides the NaN.",
+        f"is 0. The answer is right, but only by accident: the clamp hides the NaN.{minus0}",
     ])
 
 
