@@ -451,3 +451,41 @@ def test_ctrl_c_at_a_prompt_stops_the_demo(monkeypatch):
     assert result.exit_code == 130  # the shell's convention for Ctrl-C (issue 16), no longer 1 and "Aborted!"
     assert result.stderr.strip().splitlines()[-1] == "Interrupted."
     assert re.findall(r"Step (\d) of 8 ·", result.stdout) == ["1"]
+
+
+def test_step_3_names_the_saturation_point_as_step_7_does(built):
+    """Step 3 said 'from x = 16.63553237915039 on' (the float64 text of a float32 number, 17 digits) where step 7
+    says 'from x ≥ 16.635532' for the same logit. Both now show the shortest text that identifies it in the dtype.
+    The point is DESIGN.md's op-by-op saturation logit: float32 16.63553237915039, float16 7.625."""
+    for dtype, short, full in (("float32", "16.635532", 16.63553237915039), ("float16", "7.625", 7.625)):
+        step3 = built[dtype][2]
+        sat = next(q for q in step3.quotes if q.source == "threshold")
+        assert sat.value == full
+        assert float(np.float32(float(short))) == full or dtype != "float32"
+        text = flat(" ".join(step3.paragraphs))
+        assert f"computed op by op, it does so from x = {short} on;" in text
+    assert "16.63553237915039" not in flat(" ".join(built["float32"][2].paragraphs))
+    assert "from x ≥ 16.635532," in flat(" ".join(built["float32"][6].after))
+
+
+def test_step_6_in_bfloat16_says_why_dl_dp_is_not_1e12():
+    """Step 6 in bfloat16 said 'dL/dp = (p-y)/1e-12 = 9.96432e11', which reads as an arithmetic slip: 1e-12 is
+    stored as 141/128·2^-40 = 1.00187e-12 in bfloat16, and 1/1.00187e-12 = 9.98138e11 rounds to 232/128·2^39 =
+    9.96432e11 (mpmath: e = mpf(141)/128*2**-40; 1/e). The note now says so; float32 (1e12) needs no aside."""
+    text = flat(" ".join(demo.build_steps("bfloat16")[5].after))
+    assert ("dL/dp = (p-y)/1e-12 = 9.96432e11 (1e-12 is 1.00187e-12 in bfloat16, and the quotient is rounded to "
+            "bfloat16) by p(1-p) = 0") in text
+    f32 = flat(" ".join(demo.build_steps("float32")[5].after))
+    assert "dL/dp = (p-y)/1e-12 = 1e12 by p(1-p) = 0" in f32
+
+
+def test_step_3_says_what_the_minus_zero_in_its_table_is(built):
+    """Step 3's table prints torch's BCELoss as -0 (IEEE 754: (1 - 1)·(-100) = +0·(-100) = -0, the sign of a
+    product of zeros is the xor of the signs) while the text says 'the loss is 0'; the text now says -0 = 0."""
+    for dtype in CHECKED_DTYPES:
+        step3 = built[dtype][2]
+        bce = next(q for q in step3.quotes
+                   if q.call.get("method") == "torch_bce" and q.call["field"].startswith("step:"))
+        assert bce.value == 0 and math.copysign(1.0, bce.value) == -1.0 and bce.text() == "-0"
+        text = flat(" ".join(step3.after))
+        assert "(The table prints -0: 0·(-100) is a zero with a minus sign, and -0 = 0.)" in text

@@ -233,10 +233,10 @@ GRAD_RULES = [
     (r"1e-12 is 0 in float16, so \(p-y\)/max\(p\(1-p\), 0\) = (\S+), and sigmoid's backward multiplies it by "
      r"p\(1-p\) = 0: \(?-?inf\)?·0 = NaN",
      lambda r, m: r.dtype == "float16" and math.isnan(_g(r)) and math.isinf(float(m[1])) and p_of(r) in (0, 1)),
-    (r"p saturated at (\S+): sigmoid's backward multiplies dL/dp = \(p-y\)/1e-12 = (\S+) by p\(1-p\) = 0: (\S+) "
-     r"where the true gradient is (\S+)",
-     lambda r, m: p_of(r) in (0, 1) and same(m[1], p_of(r)) and same(m[3], _g(r)) and same(m[4], r.grad_reference)
-     and r.grad_status == "clamped"),
+    (r"p saturated at (\S+): sigmoid's backward multiplies dL/dp = \(p-y\)/1e-12 = (\S+)(?: \(1e-12 is (\S+) in "
+     r"(\w+), and the quotient is rounded to (\w+)\))? by p\(1-p\) = 0: (\S+) where the true gradient is (\S+)",
+     lambda r, m: p_of(r) in (0, 1) and same(m[1], p_of(r)) and same(m[6], _g(r)) and same(m[7], r.grad_reference)
+     and r.grad_status == "clamped" and _saturated_quotient(r, m)),
     (r"the denominator max\(p\(1-p\), 1e-12\) is clamped, so the gradient is \(p-y\)·p\(1-p\)/1e-12 = (\S+) "
      r"instead of p-y = (\S+)",
      lambda r, m: r.grad_status == "clamped" and step_value(r, "grad: p(1-p)") < 1e-12 and same(m[1], _g(r))
@@ -265,6 +265,25 @@ GRAD_RULES = [
     (r"finite but wrong: the true gradient is (\S+)",
      lambda r, m: math.isfinite(_g(r)) and r.grad_status == "inaccurate" and same(m[1], r.grad_reference)),
 ]
+
+
+def _saturated_quotient(r, m) -> bool:
+    """dL/dp = (p-y)/1e-12 as the note shows it, against the trace's step "grad: dL/dp". Without the aside it is
+    (p-y)/1e-12 itself (|p-y| is 1 or 0.5 on this grid: p is 0 or 1, y is 0, 0.5 or 1); with it, the aside names
+    what torch stores 1e-12 as in the kernel's format and the quotient differs visibly from (p-y)/1e-12 (bfloat16:
+    1e-12 is 141/128·2^-40 = 1.00187e-12, and 1/1.00187e-12 = 9.98138e11 rounds to 232/128·2^39 = 9.96432e11;
+    mpmath: mpf(141)/128*2**-40, 1/that)."""
+    import torch
+
+    dldp = step_value(r, "grad: dL/dp")
+    if not same(m[2], dldp):
+        return False
+    unit = fmt_number(abs(dldp) * 1e-12, 6)
+    if m[3] is None:
+        return unit in ("1", "0.5")
+    kernel = torch.float32 if m[4] == "float32" else FORMATS[m[4]].torch_dtype
+    return (m[5] == r.dtype and same(m[3], float(torch.tensor(1e-12, dtype=kernel).double()))
+            and unit not in ("1", "0.5"))
 
 
 def _torch_sigmoid(row) -> float:

@@ -299,11 +299,11 @@ class _Builder:
                                                     "method": method, "target": target, "field": field}, digits)
         return self._add(q) if shown else q
 
-    def threshold(self, dtype: str, name: str) -> Quote:
+    def threshold(self, dtype: str, name: str, digits: int | str | None = None) -> Quote:
         from stabcli.losses.bce.thresholds import predict
 
         t = next(t for t in predict(FORMATS[dtype]) if t.name == name)
-        return self._add(Quote(t.predicted, "threshold", {"dtype": dtype, "name": name}, None))
+        return self._add(Quote(t.predicted, "threshold", {"dtype": dtype, "name": name}, digits))
 
     def grad_epsilon(self, dtype: str) -> Quote:
         from stabcli.losses.bce.grad_thresholds import grad_epsilon
@@ -480,11 +480,16 @@ def _step3(b: _Builder) -> DemoStep:
         ("clamped", "loss = w·(diff)", "loss"),
         ("torch_bce", "BCELoss(p, y)", "torch's BCELoss"),
     ])
+    # the rows print torch's -0 (IEEE's signed zero: 0·(-100) is -0): say that it is 0, as the text says
+    signed = [row[1] for row in clamp if isinstance(row[1].value, float) and row[1].value == 0
+              and math.copysign(1.0, row[1].value) < 0]
+    minus0 = " (The table prints -0: 0·(-100) is a zero with a minus sign, and -0 = 0.)" if signed else ""
     below = b.constant(d, "below_one", digits=d)
-    sat = b.threshold(d, "sigmoid rounds to 1.0, op by op")
+    # digits=d: float32's 16.635532, as step 7 says it, not the float64 text 16.63553237915039
+    sat = b.threshold(d, "sigmoid rounds to 1.0, op by op", digits=d)
     return b.step("Step by step: why BCELoss(sigmoid(1e10), 1) is 0", [
         f"sigmoid(1e10) = 1/(1 + e^-1e10) is closer to 1 than the largest {d} number below 1, {below}, so it "
-        f"rounds to exactly 1.0 (computed op by op it does so from x = {sat} on; {float_command(1.0, d)} shows "
+        f"rounds to exactly 1.0 (computed op by op, it does so from x = {sat} on; {float_command(1.0, d)} shows "
         f"the {d} numbers around 1). From then on p carries no information: 1 - p is 0. Target 1, in torch:",
     ], [
         DemoTable(["naive", "value", "what happened"], naive),
@@ -492,7 +497,7 @@ def _step3(b: _Builder) -> DemoStep:
     ], [
         "The naive formula needs log(1 - p) = log(0) = -inf and multiplies it by 1 - y = 0: 0·(-inf) is NaN. "
         "BCELoss clamps each log at -100 first (torch's Loss.cpp), so the term is 0·(-100) = 0 and the loss "
-        "is 0. The answer is right, but only by accident: the clamp hides the NaN.",
+        f"is 0. The answer is right, but only by accident: the clamp hides the NaN.{minus0}",
     ])
 
 

@@ -456,8 +456,12 @@ def grad_note(row, gradient, fmt: Format) -> str:
         if math.isinf(g) and math.isinf(dldp) and prod != 0:
             return f"sigmoid's backward multiplies dL/dp = {num(dldp)} by p(1-p) = {num6(prod)}: still {num(g)}"
         if status == "clamped" and prod == 0:
-            return (f"p saturated at {num(p)}: sigmoid's backward multiplies dL/dp = (p-y)/1e-12 = {num6(dldp)} by "
-                    f"p(1-p) = 0: {num(g)} where the true gradient is {num(ref)}")
+            # (p-y)/1e-12 = 9.96432e11 reads as a slip where 1e-12 is stored as 1.00187e-12 (bfloat16): say so
+            kernel = gradient.details.get("kernel", fmt.name)
+            aside = ("" if num6(dldp) == num6((p - y) / 1e-12) or num6(eps) == "1e-12" else
+                     f" (1e-12 is {num6(eps)} in {kernel}, and the quotient is rounded to {fmt.name})")
+            return (f"p saturated at {num(p)}: sigmoid's backward multiplies dL/dp = (p-y)/1e-12 = {num6(dldp)}{aside} "
+                    f"by p(1-p) = 0: {num(g)} where the true gradient is {num(ref)}")
         if status == "clamped":
             return (f"the denominator max(p(1-p), 1e-12) is clamped, so the gradient is (p-y)·p(1-p)/1e-12 = "
                     f"{num(g)} instead of p-y = {num(ref)}")
