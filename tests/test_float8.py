@@ -237,6 +237,26 @@ def test_torch_bce_backward_trace_is_the_float32_kernels():
         assert row["grad"] == 0.0
 
 
+def test_torch_bce_dl_dp_is_rounded_by_torchs_own_float8_cast():
+    # x = 40, y = 0: p rounds to 1, so the float32 kernel's dL/dp = (1 - 0)/1e-12 = 1e12, which autograd's cast
+    # rounds to the format as torch casts: float8_e4m3fn saturates to 448, float8_e5m2 overflows to inf (torch itself
+    # below). sigmoid's backward then gives 448·0 = 0 (e4m3fn) and inf·0 = NaN (e5m2), the gradients torch returns.
+    # The trace said dL/dp = NaN (ml_dtypes' rounding) beside "multiplies dL/dp = NaN by p(1-p) = 0: 0" (final)
+    import torch
+
+    for name, want_grad in (("float8_e4m3fn", 0.0), ("float8_e5m2", "nan")):
+        cast = float(torch.tensor(1e12, dtype=torch.float32).to(FORMATS[name].torch_dtype).float())
+        out = CliRunner().invoke(cli, ["compare", "40", "0", "--dtype", name, "--backend", "torch",
+                                       "--format", "json"]).output
+        row = next(r for r in json.loads(out)["results"] if r["method"] == "torch_bce")
+        steps = {s["name"]: s for s in row["steps"]}
+        dldp = steps["grad: dL/dp = (p-y)/max(...)"]["value"]
+        assert (dldp == "inf" and cast == np.inf) or dldp == cast == 448.0, (name, dldp, cast)
+        assert row["grad"] == want_grad, (name, row["grad"])
+        if want_grad == 0.0:
+            assert "saturated" in steps["dloss/dx"]["note"] and "NaN" not in steps["dloss/dx"]["note"]
+
+
 def test_probs_logit_of_one_in_e4m3fn_says_it_became_nan():
     # --probs, p = 0.9999999 rounds to 1 in float8_e4m3fn (its largest value below 1 is 0.9375: 1.111₂ × 2^-1), so
     # logit(p) = inf, which e4m3fn cannot hold (no inf, ml_dtypes' round gives NaN): the logit forms get NaN. The

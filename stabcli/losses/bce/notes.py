@@ -360,6 +360,8 @@ def grad_steps(row, gradient, fmt: Format) -> list[tuple[str, float, str]]:
             note_dldp = f"(p-y)/0 = {num(dldp)}"
         elif not math.isfinite(dldp) and math.isfinite(exact):
             note_dldp = f"(p-y)/p(1-p) = {num6(exact)} overflows {fmt.name} (max {num(fmt.max)})"
+        elif abs(dldp) == fmt.max and abs(exact) > fmt.max:
+            note_dldp = f"(p-y)/p(1-p) = {num6(exact)} is beyond {fmt.name}'s {num(fmt.max)}: torch's cast saturates it"
         else:
             note_dldp = ""
         steps.append(("grad: dL/dp = (p-y)/max(...)", dldp, note_dldp))
@@ -370,8 +372,10 @@ def grad_steps(row, gradient, fmt: Format) -> list[tuple[str, float, str]]:
 
 def _bce_dldp(gradient, fmt: Format) -> tuple[float, float]:
     """BCELoss's backward dL/dp = (p-y)/max(p(1-p), ε) as its kernel computes it, each operation rounded to the
-    format the kernel runs in (the dtype's; float32 under autocast and for torch's float8), the result to the dtype,
-    and the same quotient in float64 (what it would be without the dtype's overflow)."""
+    format the kernel runs in (the dtype's; float32 under autocast and for torch's float8), the result to the dtype
+    (by torch's own cast for its float8, as autograd rounds the gradient it sends back: float8_e4m3fn saturates
+    to ±448 where ml_dtypes gives NaN), and the same quotient in float64 (what it would be without the dtype's
+    overflow)."""
     from stabcli.core.formats import FORMATS
 
     p, y, denom = _detail(gradient, "p"), _detail(gradient, "y"), _detail(gradient, "denominator")
@@ -379,7 +383,12 @@ def _bce_dldp(gradient, fmt: Format) -> tuple[float, float]:
     dt = kfmt.np_dtype.type
     with np.errstate(all="ignore"):
         dldp = float(to_float64(np.asarray((dt(p) - dt(y)) / dt(denom), dtype=kfmt.np_dtype)))
-        dldp = float(to_float64(fmt.round(dldp)))
+        if fmt.bits == 8 and kfmt.name == "float32":
+            import torch
+
+            dldp = float(torch.tensor(dldp, dtype=torch.float32).to(fmt.torch_dtype).float())
+        else:
+            dldp = float(to_float64(fmt.round(dldp)))
         exact = float(np.float64(p - y) / np.float64(denom))
     return dldp, exact
 
@@ -458,8 +467,12 @@ def grad_note(row, gradient, fmt: Format) -> str:
         if status == "clamped" and prod == 0:
             # (p-y)/1e-12 = 9.96432e11 reads as a slip where 1e-12 is stored as 1.00187e-12 (bfloat16): say so
             kernel = gradient.details.get("kernel", fmt.name)
-            aside = ("" if num6(dldp) == num6((p - y) / 1e-12) or num6(eps) == "1e-12" else
-                     f" (1e-12 is {num6(eps)} in {kernel}, and the quotient is rounded to {fmt.name})")
+            if abs(dldp) == fmt.max and abs((p - y) / eps) > fmt.max:  # torch's float8_e4m3fn cast saturates
+                aside = f" (saturated: {num6((p - y) / eps)} is beyond {fmt.name}'s {num(fmt.max)})"
+            elif num6(dldp) == num6((p - y) / 1e-12) or num6(eps) == "1e-12":
+                aside = ""
+            else:
+                aside = f" (1e-12 is {num6(eps)} in {kernel}, and the quotient is rounded to {fmt.name})"
             return (f"p saturated at {num(p)}: sigmoid's backward multiplies dL/dp = (p-y)/1e-12 = {num6(dldp)}{aside} "
                     f"by p(1-p) = 0: {num(g)} where the true gradient is {num(ref)}")
         if status == "clamped":
