@@ -25,8 +25,9 @@ from click.testing import CliRunner
 from rich.console import Console
 
 from stabcli.cli import cli
-from stabcli.commands.floats import run_float, torch_cast, torch_differs
+from stabcli.commands.floats import run_float, torch_differs
 from stabcli.core import floats
+from stabcli.core.floats import torch_cast
 from stabcli.core.formats import FORMATS, parse_dtypes, round_float64, to_float64
 
 F8 = ("float8_e4m3fn", "float8_e5m2")

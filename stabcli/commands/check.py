@@ -245,19 +245,20 @@ def _stream(check: Check, family, fmt: Format, note: InputNote, chunk: int):
 
 def _check_values(check: Check, family, x64: np.ndarray, y64: np.ndarray, start: int) -> None:
     """Targets in [0, 1] (no NaN); with --probs, probabilities in [0, 1]: else one line naming the file and index."""
-    bad = np.flatnonzero(~((y64 >= 0) & (y64 <= 1)))
+    _in_unit_interval(y64, "TARGETS", check.targets.name, check, start, "targets are probabilities in [0, 1] (no NaN)")
+    if family.probabilities:
+        _in_unit_interval(x64, "LOGITS", check.logits.name, check, start,
+                          "with --probs it holds probabilities p in [0, 1] (leave --probs out for logits)")
+
+
+def _in_unit_interval(values: np.ndarray, argument: str, name: str, check: Check, start: int, allowed: str) -> None:
+    """One line naming the file, the first value outside [0, 1] (NaN included) and its index, if there is one."""
+    bad = np.flatnonzero(~((values >= 0) & (values <= 1)))
     if bad.size:
         i = int(bad[0])
         where = tensorfile.fmt_index(start + i, check.shape)
-        raise InputError(f"TARGETS {shown(check.targets.name)} holds {tensorfile.fmt_value(y64[i])} at index {where}; "
-                         "targets are probabilities in [0, 1] (no NaN)")
-    if family.probabilities:
-        bad = np.flatnonzero(~((x64 >= 0) & (x64 <= 1)))
-        if bad.size:
-            i = int(bad[0])
-            where = tensorfile.fmt_index(start + i, check.shape)
-            raise InputError(f"LOGITS {shown(check.logits.name)} holds {tensorfile.fmt_value(x64[i])} at index {where}; "
-                             "with --probs it holds probabilities p in [0, 1] (leave --probs out for logits)")
+        value = tensorfile.fmt_value(values[i])
+        raise InputError(f"{argument} {shown(name)} holds {value} at index {where}; {allowed}")
 
 
 def _distinct_pairs(check: Check, family, fmt: Format, note: InputNote, progress, chunk: int):

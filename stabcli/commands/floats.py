@@ -42,21 +42,13 @@ def torch_differs(value64: float, stored: float, fmt: Format) -> bool:
     return twice != stored and not (math.isnan(twice) and math.isnan(stored))
 
 
-def torch_cast(value64: float, fmt: Format) -> float:
-    """What torch makes of a float64 tensor holding ``value64`` cast to ``fmt`` (a real torch call)."""
-    import torch
-
-    t = torch.tensor([value64], dtype=torch.float64).to(fmt.torch_dtype)
-    return float(t.to(torch.float64)[0])
-
-
 def run_float(text: str, value: float, formats: list[Format]) -> FloatReport:
     """``text`` (already parsed to ``value`` by the number parser every command uses) in every format."""
     report = FloatReport(text, value, floats.exact_input(text, value))
     for fmt in formats:
         row = floats.describe(report.exact, value, fmt)
         if torch_differs(value, row.value, fmt):
-            got = torch_cast(value, fmt)
+            got = floats.torch_cast(value, fmt)
             if not (got == row.value or (math.isnan(got) and math.isnan(row.value))):
                 row.torch_value = got
                 row.torch_how = "saturates" if not fmt.has_inf and abs(got) == fmt.max else "through float32"

@@ -354,3 +354,12 @@ __all__ = ["Bits", "Constants", "KINDS", "Stored", "as_dtype", "bits_of", "const
            "exact_input", "exp_overflow_logit", "from_bits", "kind_of", "max_is_even", "neighbours",
            "overflow_threshold", "overflow_value", "overflows", "round_exact", "sigmoid_one_logit", "ulp",
            "underflow_threshold"]
+
+
+def torch_cast(value64: float, fmt: Format) -> float:
+    """What torch makes of a float64 tensor holding ``value64`` cast to ``fmt`` (a real torch call): as ``fmt.round``
+    except where torch differs, e.g. its float8_e4m3fn cast saturates to ±448 where ml_dtypes gives NaN."""
+    import torch
+
+    t = torch.tensor([value64], dtype=torch.float64).to(fmt.torch_dtype)
+    return float(t.to(torch.float64)[0])

@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from stabcli.core.floats import torch_cast
 from stabcli.core.formats import FORMATS, Format, to_float64
 from stabcli.core.numbers import float_command, fmt_number
 from stabcli.losses import plain_notes
@@ -383,10 +384,8 @@ def _bce_dldp(gradient, fmt: Format) -> tuple[float, float]:
     dt = kfmt.np_dtype.type
     with np.errstate(all="ignore"):
         dldp = float(to_float64(np.asarray((dt(p) - dt(y)) / dt(denom), dtype=kfmt.np_dtype)))
-        if fmt.bits == 8 and kfmt.name == "float32":
-            import torch
-
-            dldp = float(torch.tensor(dldp, dtype=torch.float32).to(fmt.torch_dtype).float())
+        if fmt.bits == 8 and kfmt.name == "float32":  # a float32 value: one rounding from float64 or float32 alike
+            dldp = torch_cast(dldp, fmt)
         else:
             dldp = float(to_float64(fmt.round(dldp)))
         exact = float(np.float64(p - y) / np.float64(denom))

@@ -171,12 +171,10 @@ LOG_P: dict[str, Callable[..., tuple[Evaluation, object]]] = {
 
 
 def evaluate_shared(method: str, ops, values: list, shared: dict) -> Evaluation:
-    """``method`` on ``values`` (logits, target, weight, ε), log p taken from ``shared`` when an earlier target
+    """``method`` (one of :data:`LOG_P`) on ``values`` (logits, target, weight, ε), log p taken from ``shared`` when an earlier target
     on the same logits (and operation set) computed it, and kept there otherwise. The steps are the same as
     :data:`METHODS`' (the log p steps are shared, the target's steps are this call's own)."""
     x, y, w, eps = values
-    if method not in LOG_P:
-        return METHODS[method](ops, x, y, w, eps)
     key = (method, ops.name, ops.fmt.name)
     if key not in shared:
         shared[key] = LOG_P[method](ops, x)
